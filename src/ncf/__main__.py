@@ -1,0 +1,5 @@
+import sys
+
+from ncf.cli import main
+
+sys.exit(main())

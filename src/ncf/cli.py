@@ -1,0 +1,336 @@
+"""`ncf` command line: a thin shell over the library. Errors exit 2 with one line, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PROTOCOL_CHOICES = ("holdout", "leave-one-out", "temporal")
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32,16,8, got {text!r}") from None
+
+
+def _negatives(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}") from None
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user-col", default=None, help="user id column (default: user, or userId/user_id if present)")
+    p.add_argument("--item-col", default=None, help="item id column (default: item, or movieId/item_id if present)")
+    p.add_argument("--rating-col", default=None, help="rating column (optional)")
+    p.add_argument("--timestamp-col", default=None, help="timestamp column (optional)")
+    p.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as positives")
+    p.add_argument("--sep", default=None, help="field separator (sniffed when omitted)")
+
+
+def load_data(spec: str, args: argparse.Namespace) -> Any:
+    """Interactions from 'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file."""
+    from ncf.data.io import load_interactions
+    from ncf.data.movielens import load_movielens, movielens_100k
+    from ncf.errors import DataError
+
+    min_rating = getattr(args, "min_rating", None)
+    if spec == "ml-100k":
+        return movielens_100k(min_rating=min_rating)
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(f"data file {spec} does not exist; give a CSV/TSV/Parquet path or 'ml-100k'")
+    explicit = any(getattr(args, a, None) for a in ("user_col", "item_col"))
+    looks_movielens = path.suffix == ".zip" or path.is_dir() or path.name in ("ratings.dat", "ratings.csv")
+    if looks_movielens and not explicit:
+        return load_movielens(path, min_rating=min_rating)
+    user, item = args.user_col, args.item_col
+    if user is None or item is None:
+        user, item = _guess_columns(path, args.sep, user, item)
+    return load_interactions(
+        path,
+        user=user,
+        item=item,
+        rating=args.rating_col,
+        timestamp=args.timestamp_col,
+        min_rating=min_rating,
+        sep=args.sep,
+    )
+
+
+def _guess_columns(path: Path, sep: str | None, user: str | None, item: str | None) -> tuple[str, str]:
+    """Default column names; the loader reports the columns found if they are wrong."""
+    import pandas as pd
+
+    cols: list[str] = []
+    try:
+        if path.suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            cols = list(pq.read_schema(path).names)
+        else:
+            cols = list(pd.read_csv(path, sep=sep, engine="python", nrows=0).columns)
+    except Exception:  # noqa: BLE001 - the loader gives the real error
+        pass
+    lower = {c.lower().strip(): c for c in cols}
+
+    def pick(given: str | None, names: Sequence[str]) -> str:
+        if given is not None:
+            return given
+        for n in names:
+            if n.lower() in lower:
+                return lower[n.lower()]
+        return names[0]
+
+    return pick(user, ("user", "user_id", "userid", "userId")), pick(item, ("item", "item_id", "itemid", "movieId"))
+
+
+def _split_for(protocol: str, data: Any, seed: int, holdout_n: int) -> tuple[Any, Any]:
+    from ncf import split
+
+    if protocol == "holdout":
+        return split.holdout(data, n=holdout_n, by="random", seed=seed)
+    if protocol == "leave-one-out":
+        by = "timestamp" if data.timestamps is not None else "random"
+        return split.leave_one_out(data, by=by, seed=seed)
+    return split.temporal(data, quantile=0.8)
+
+
+def _fmt_metrics(res: dict[str, Any]) -> str:
+    keys = [k for k in res if isinstance(res[k], float)]
+    return "  ".join(f"{k}={res[k]:.4f}" for k in keys)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ncf import NCF, evaluate
+
+    data = load_data(args.data, args)
+    test = None
+    if args.test_protocol:
+        data, test = _split_for(args.test_protocol, data, args.seed or 0, args.holdout_n)
+        print(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
+    params = {
+        k: getattr(args, k)
+        for k in ("model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
+                  "weight_decay", "dropout", "patience", "seed", "alpha")
+        if getattr(args, k) is not None
+    }  # fmt: skip
+    model = NCF(**params, pretrain=args.pretrain, device=args.device, verbose=not args.quiet, tensorboard=args.tensorboard)
+    model.fit(data, validation=None if args.no_validation else "auto")
+    out = model.save(args.out)
+    print(f"trained {model.model} in {model.fit_seconds_:.1f}s (best epoch {model.best_epoch_}); saved to {out}")
+    if model.validation_metrics_:
+        print("validation: " + "  ".join(f"{k}={v:.4f}" for k, v in model.validation_metrics_.items()))
+    if test is not None:
+        res = evaluate(model, test, k=args.k)
+        print(f"test ({res['protocol']} ranking, seen items excluded, {res['users']} users): {_fmt_metrics(res)}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ncf import evaluate
+    from ncf.loading import load_model
+
+    model = load_model(args.model_dir)
+    test = load_data(args.test, args)
+    res = evaluate(model, test, k=args.k, protocol=args.protocol, negatives=args.sampled_negatives)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(f"{res['protocol']} protocol, {res['users']} users, {res['test_interactions']} test interactions")
+        print(_fmt_metrics(res))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from ncf.batch import write_recommendations
+    from ncf.errors import ConfigError
+    from ncf.loading import load_model
+
+    model = load_model(args.model_dir)
+    if not args.all_users and not args.user:
+        raise ConfigError("give --user ID (repeatable) or --all-users")
+    users = None if args.all_users else model.user_map_.coerce(args.user)
+    if args.out:
+        n = write_recommendations(model, args.out, users=users, k=args.k, filter_seen=not args.include_seen)
+        print(f"wrote {n} rows (user,item,rank,score) to {args.out}")
+        return 0
+    ids, scores = model.recommend(users if users is not None else model.user_map_.ids, k=args.k,
+                                  filter_seen=not args.include_seen)  # fmt: skip
+    raw_users = users if users is not None else list(model.user_map_.ids)
+    print("user,item,rank,score")
+    for u, row_i, row_s in zip(raw_users, ids, scores):
+        for r, (i, s) in enumerate(zip(row_i, row_s), 1):
+            if i is not None:
+                print(f"{u},{i},{r},{s:.6f}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from ncf import NCF, evaluate, split
+    from ncf.baselines import Popularity
+    from ncf.data.movielens import movielens_100k
+
+    t0 = time.perf_counter()
+    print("1/4 loading MovieLens-100k (fetched and verified on first use) ...")
+    data = movielens_100k()
+    train, test = split.leave_one_out(data, by="timestamp")
+    print(f"    {data.n_users} users, {data.n_items} items, {len(data)} ratings -> every rating is a positive")
+    print(f"    leave-one-out by time: {len(test)} test interactions (each user's latest), {len(train)} for training")
+    print("2/4 training NeuMF (a validation item per user is held out of training for early stopping) ...")
+    model = NCF(seed=args.seed, verbose=True).fit(train)
+    print(f"    {model.fit_seconds_:.1f}s, best epoch {model.best_epoch_}, {model.validation_metrics_}")
+    print("3/4 test metrics, full ranking over every item the user has not rated (seen items excluded):")
+    pop = Popularity().fit(train)
+    rows = []
+    for name, m in (("NeuMF", model), ("popularity", pop)):
+        r = evaluate(m, test, k=10)
+        rows.append((name, r))
+    cols = ["hr@10", "ndcg@10", "recall@10", "mrr", "auc", "coverage@10"]
+    print("    " + f"{'model':<12}" + "".join(f"{c:>12}" for c in cols))
+    for name, r in rows:
+        print("    " + f"{name:<12}" + "".join(f"{r[c]:>12.4f}" for c in cols))
+    user = data.user_map.ids[0]
+    print(f"4/4 user {user}: films they rated highly, and the top 10 NeuMF recommends (none of which they rated)")
+    md = data.item_metadata
+    df = data.to_frame()
+    liked = df[(df["user"] == user)].sort_values(["rating", "timestamp"], ascending=False).head(10)
+    ids, scores = model.recommend(user, k=10)
+
+    def title(i: Any) -> str:
+        return str(md.loc[i, "title"]) if md is not None and i in md.index else str(i)
+
+    print(f"    {'rated highly':<45} | {'recommended':<45} score")
+    for (it, rating), rec, sc in zip(liked[["item", "rating"]].itertuples(index=False), ids, scores):
+        print(f"    {title(it)[:38]:<38} ({rating:.0f}/5) | {title(rec)[:45]:<45} {sc:6.2f}")
+    out = Path(args.out)
+    model.save(out)
+    print(f"saved the model to {out}/ ; try: ncf recommend {out} --user {user} -k 5")
+    print(f"done in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_cmd == "fetch":
+        from ncf.data.movielens import fetch_movielens_100k
+
+        where = fetch_movielens_100k()
+        print(f"MovieLens-100k verified and cached in {where}")
+        return 0
+    from ncf.data.describe import describe, format_description
+
+    data = load_data(args.source, args)
+    print(format_description(describe(data)))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ncf.errors import ConfigError
+
+    raise ConfigError("`ncf serve` is not built yet (see the serving issue); use the Python API meanwhile")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ncf import __version__
+
+    p = argparse.ArgumentParser(prog="ncf", description="Neural Collaborative Filtering: train, evaluate, recommend.")
+    p.add_argument("--version", action="version", version=f"ncf {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save its bundle")
+    t.add_argument("--data", required=True, help="'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file")
+    _add_data_args(t)
+    t.add_argument("--model", choices=("gmf", "mlp", "neumf"), default=None)
+    t.add_argument("--pretrain", action="store_true", help="NeuMF: pretrain GMF and MLP, fuse, fine-tune")
+    t.add_argument("--alpha", type=float, default=None, help="pretraining trade-off between GMF and MLP (0.5)")
+    t.add_argument("--factors", type=int, default=None)
+    t.add_argument("--layers", type=_int_list, default=None, help="e.g. 64,32,16,8")
+    t.add_argument("--negatives", type=_negatives, default=None, help="negatives per positive, or 'all'")
+    t.add_argument("--loss", choices=("bce", "bpr"), default=None)
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--learning-rate", type=float, default=None)
+    t.add_argument("--weight-decay", type=float, default=None)
+    t.add_argument("--dropout", type=float, default=None)
+    t.add_argument("--patience", type=int, default=None)
+    t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    t.add_argument("--test-protocol", choices=PROTOCOL_CHOICES, default=None,
+                   help="hold out a test part first and print test metrics at the end")  # fmt: skip
+    t.add_argument("--holdout-n", type=int, default=10, help="test items per user for --test-protocol holdout")
+    t.add_argument("-k", type=int, default=10, help="cutoff for test metrics")
+    t.add_argument("--tensorboard", default=None, metavar="DIR", help="write TensorBoard logs to DIR")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--out", required=True, help="folder for the model bundle")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a saved model on held-out data")
+    e.add_argument("model_dir")
+    e.add_argument("--test", required=True, help="held-out interactions (same formats as train --data)")
+    _add_data_args(e)
+    e.add_argument("--protocol", choices=("full", "sampled", "full-unfiltered"), default="full")
+    e.add_argument("--sampled-negatives", type=int, default=99)
+    e.add_argument("-k", type=int, default=10)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("recommend", help="top-k items for users")
+    r.add_argument("model_dir")
+    r.add_argument("--user", action="append", help="raw user id (repeatable)")
+    r.add_argument("--all-users", action="store_true")
+    r.add_argument("-k", type=int, default=10)
+    r.add_argument("--out", default=None, help="FILE.csv or FILE.parquet (streams users in chunks)")
+    r.add_argument("--include-seen", action="store_true", help="do not filter items seen in training")
+    r.set_defaults(func=cmd_recommend)
+
+    q = sub.add_parser("quickstart", help="fetch ML-100k, train NeuMF, evaluate against popularity, recommend")
+    q.add_argument("--seed", type=int, default=42)
+    q.add_argument("--out", default="runs/quickstart")
+    q.set_defaults(func=cmd_quickstart)
+
+    d = sub.add_parser("data", help="fetch or describe data")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    f = dsub.add_parser("fetch", help="fetch and verify a built-in dataset")
+    f.add_argument("name", choices=("ml-100k",))
+    ds = dsub.add_parser("describe", help="users, items, density, count quantiles, rating histogram")
+    ds.add_argument("source", help="'ml-100k' or a data file")
+    _add_data_args(ds)
+    d.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("serve", help="HTTP API over a saved model")
+    s.add_argument("model_dir")
+    s.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ncf.errors import NcfError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NcfError as e:
+        print(f"ncf: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"ncf: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ncf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

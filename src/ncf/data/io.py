@@ -1,0 +1,546 @@
+"""Load interaction logs (CSV/TSV/.dat, Parquet or a DataFrame) into :class:`Interactions`.
+
+Parsing is vectorised end to end: text files go through Arrow's CSV reader (or pandas'
+python engine for unusual multi-character separators), ids are read as text and turned
+into ``int64`` only when every id is a plain integer without leading zeros, so ``"007"``
+stays ``"007"``. Every problem with the input raises :class:`~ncf.errors.DataError` with a
+one-line message naming the file, the column and, where possible, the first bad row.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from collections.abc import Callable, Hashable, Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ncf.data.ids import IdMap, _as_id_array
+from ncf.data.interactions import Interactions
+from ncf.errors import ConfigError, DataError
+
+__all__ = ["load_interactions"]
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_SAMPLE_BYTES = 64 * 1024
+_SNIFF_LINES = 50
+_SNIFF_DELIMITERS = ",\t;|"
+_INT_RE = r"-?(?:0|[1-9][0-9]{0,17})"  # at most 18 digits: always fits in int64
+
+Source = str | PathLike[str] | pd.DataFrame
+ColumnKey = Hashable
+Where = Callable[[int], str]  # position -> "row 3" / "index 'x'"
+
+
+# -- public ----------------------------------------------------------------------------
+def load_interactions(
+    source: Source,
+    *,
+    user: ColumnKey,
+    item: ColumnKey,
+    rating: ColumnKey | None = None,
+    timestamp: ColumnKey | None = None,
+    min_rating: float | None = None,
+    sep: str | None = None,
+) -> Interactions:
+    """Read user-item interactions from a file or a DataFrame.
+
+    Parameters
+    ----------
+    source:
+        Path to a delimited text file (``.csv``, ``.tsv``, ``.txt``, ``.dat`` or any
+        other suffix), to a Parquet file (``.parquet``/``.pq``), or a pandas DataFrame.
+    user, item:
+        Columns holding the raw user and item ids: header names, or ``int`` positions
+        (0-based) for a headerless text file. For Parquet and DataFrames an ``int`` is a
+        column label if one exists, else a position.
+    rating:
+        Optional numeric rating column.
+    timestamp:
+        Optional timestamp column: numbers (epoch seconds) or date/time strings (ISO 8601
+        or another consistent format; naive times are taken as UTC). Stored as float
+        seconds since the epoch.
+    min_rating:
+        Keep only rows with ``rating >= min_rating`` (needs ``rating``). Without it every
+        row is a positive interaction.
+    sep:
+        Field separator of a text file. ``None`` sniffs it from the first lines (comma,
+        tab, semicolon, pipe, or ``::``). Multi-character separators such as MovieLens'
+        ``"::"`` are taken literally.
+
+    Returns
+    -------
+    Interactions
+        Duplicated (user, item) pairs are merged keeping the latest timestamp. ``report``
+        holds ``source``, ``rows_read``, ``rows_below_min_rating`` and
+        ``duplicates_merged``; ``item_metadata`` is ``None``.
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, unknown column, empty data, missing ids, non-numeric
+        or non-finite ratings/timestamps, or no rows left after ``min_rating``.
+
+    Notes
+    -----
+    Ids from text files are strings unless every id of the column is a plain integer
+    (no leading zeros, no sign other than ``-``, at most 18 digits); then they are
+    ``int64``. Surrounding whitespace is stripped. Ids from Parquet files and DataFrames
+    keep their types. Row numbers in messages count data rows from 1, header excluded.
+    """
+    label = "DataFrame" if isinstance(source, pd.DataFrame) else str(source)
+    roles: dict[str, ColumnKey] = {"user": user, "item": item}
+    if rating is not None:
+        roles["rating"] = rating
+    if timestamp is not None:
+        roles["timestamp"] = timestamp
+    _check_roles(label, roles, min_rating)
+
+    if isinstance(source, pd.DataFrame):
+        frame, where, info = _from_frame(source, roles, label)
+    else:
+        if not isinstance(source, (str, PathLike)):
+            raise DataError(
+                f"load_interactions: source must be a file path or a pandas DataFrame, got {type(source).__name__}"
+            )
+        path = Path(source)
+        if not path.exists():
+            raise DataError(f"{label}: file not found")
+        if path.is_dir():
+            raise DataError(f"{label}: is a directory, not a file; pass the path of the ratings file")
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            frame, where, info = _from_parquet(path, roles, label)
+        else:
+            frame, where, info = _from_text(path, roles, label, sep)
+    return _build(frame, roles, label, where, min_rating, info)
+
+
+# -- argument checks -------------------------------------------------------------------
+def _check_roles(label: str, roles: dict[str, ColumnKey], min_rating: float | None) -> None:
+    for role, key in roles.items():
+        if isinstance(key, bool) or not isinstance(key, Hashable):
+            raise ConfigError(f"{label}: {role}= must be a column name or an int position, got {key!r}")
+    seen: dict[ColumnKey, str] = {}
+    for role, key in roles.items():
+        if key in seen:
+            raise DataError(f"{label}: {seen[key]} and {role} both name column {key!r}; they must be different columns")
+        seen[key] = role
+    if min_rating is not None:
+        if "rating" not in roles:
+            raise DataError(f"{label}: min_rating={min_rating!r} needs a rating column; pass rating=<column name>")
+        if isinstance(min_rating, bool) or not isinstance(min_rating, (int, float, np.integer, np.floating)):
+            raise ConfigError(f"{label}: min_rating must be a number, got {min_rating!r}")
+        if not np.isfinite(min_rating):
+            raise ConfigError(f"{label}: min_rating must be finite, got {min_rating!r}")
+
+
+def _resolve(label: str, roles: dict[str, ColumnKey], names: list[Any], *, by_label: bool) -> dict[str, int]:
+    """Positions of each role's column in ``names``; unknown or duplicated names raise."""
+    out: dict[str, int] = {}
+    for role, key in roles.items():
+        hits = [k for k, n in enumerate(names) if n == key and type(n) is type(key)] if by_label else []
+        if len(hits) > 1:
+            raise DataError(f"{label}: column {key!r} ({role}) appears {len(hits)} times in the header; rename one")
+        if hits:
+            out[role] = hits[0]
+        elif isinstance(key, (int, np.integer)) and 0 <= int(key) < len(names):
+            out[role] = int(key)
+        else:
+            shown = ", ".join(repr(n) for n in names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
+            if isinstance(key, (int, np.integer)):
+                msg = f"{label}: {role} column position {key} is out of range; the data has {len(names)} columns: {shown}"
+            else:
+                msg = f"{label}: {role} column {key!r} not found; columns found: {shown}"
+            raise DataError(msg)
+    pos_to_role: dict[int, str] = {}
+    for role, pos in out.items():
+        if pos in pos_to_role:
+            raise DataError(
+                f"{label}: {pos_to_role[pos]} and {role} both name column {names[pos]!r}; "
+                "they must be different columns"
+            )
+        pos_to_role[pos] = role
+    return out
+
+
+# -- sources ---------------------------------------------------------------------------
+def _rows_where(offset: int = 1) -> Where:
+    return lambda pos: f"row {pos + offset}"
+
+
+def _from_frame(df: pd.DataFrame, roles: dict[str, ColumnKey], label: str) -> tuple[pd.DataFrame, Where, dict]:
+    cols = _resolve(label, roles, list(df.columns), by_label=True)
+    frame = pd.DataFrame({role: df.iloc[:, pos].reset_index(drop=True) for role, pos in cols.items()})
+    index = df.index
+
+    def where(pos: int) -> str:
+        return f"row {pos + 1} (index {index[pos]!r})"
+
+    return frame, where, {"format": "dataframe", "typed_ids": True}
+
+
+def _from_parquet(path: Path, roles: dict[str, ColumnKey], label: str) -> tuple[pd.DataFrame, Where, dict]:
+    try:
+        import pyarrow.parquet as pq
+
+        names = list(pq.read_schema(path).names)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{label}: cannot read as Parquet ({_one_line(e)})") from e
+    cols = _resolve(label, roles, names, by_label=True)
+    wanted = sorted(set(cols.values()))
+    try:
+        table = pq.read_table(path, columns=[names[p] for p in wanted])
+        df = table.to_pandas()
+    except Exception as e:
+        raise DataError(f"{label}: cannot read as Parquet ({_one_line(e)})") from e
+    frame = pd.DataFrame({role: df.iloc[:, wanted.index(pos)] for role, pos in cols.items()}).reset_index(drop=True)
+    return frame, _rows_where(), {"format": "parquet", "typed_ids": True}
+
+
+def _from_text(
+    path: Path, roles: dict[str, ColumnKey], label: str, sep: str | None
+) -> tuple[pd.DataFrame, Where, dict]:
+    positional = [isinstance(k, (int, np.integer)) for k in roles.values()]
+    if any(positional) and not all(positional):
+        raise DataError(
+            f"{label}: give all columns as header names or all as int positions (headerless file), not a mix"
+        )
+    header = not any(positional)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(_SAMPLE_BYTES)
+            truncated = bool(fh.read(1))
+    except OSError as e:
+        raise DataError(f"{label}: cannot read file ({_one_line(e)})") from e
+    text = raw.decode("utf-8-sig", errors="replace")
+    lines = text.splitlines()
+    if truncated and len(lines) > 1:
+        lines = lines[:-1]  # the last sampled line may be cut off
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        raise DataError(f"{label}: file is empty")
+    if sep is None:
+        sep = _sniff(lines[:_SNIFF_LINES], label)
+    elif not isinstance(sep, str) or not sep:
+        raise ConfigError(f"{label}: sep must be a non-empty string, got {sep!r}")
+
+    first = _split_line(lines[0], sep)
+    if header:
+        names: list[Any] = [n.strip() for n in first]
+    else:
+        names = list(range(len(first)))
+    cols = _resolve(label, roles, names, by_label=header)
+    if header and len(lines) == 1 and not truncated:
+        raise DataError(f"{label}: no data rows (the file has only a header line)")
+
+    frame = None
+    if len(sep) == 1:
+        frame = _read_arrow(path, label, sep, len(names), cols, header, stride=1)
+    elif sep == sep[0] * len(sep) and sep[0] not in "\r\n\"":
+        # "::" -> split on ":" and keep every second field (fast C path); falls back to
+        # the python engine when a field itself contains the character.
+        frame = _read_arrow(path, label, sep[0], len(names), cols, header, stride=len(sep))
+    if frame is None:
+        frame = _read_python(path, label, sep, len(names), cols, header)
+    if len(frame) == 0:
+        raise DataError(f"{label}: no data rows" + (" (the file has only a header line)" if header else ""))
+    return frame, _rows_where(), {"format": "text", "sep": sep, "typed_ids": False}
+
+
+def _sniff(lines: list[str], label: str) -> str:
+    if all("::" in ln for ln in lines):
+        return "::"
+    sample = "\n".join(lines)
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=_SNIFF_DELIMITERS).delimiter
+    except csv.Error:
+        found = None
+    if found and all(found in ln for ln in lines):
+        return found
+    # Fallback: the candidate present in every line with the same count.
+    for cand in _SNIFF_DELIMITERS:
+        counts = {ln.count(cand) for ln in lines}
+        if len(counts) == 1 and counts.pop() > 0:
+            return cand
+    raise DataError(f"{label}: cannot detect the field separator from the first lines; pass sep=',' (or '\\t', ...)")
+
+
+def _split_line(line: str, sep: str) -> list[str]:
+    if len(sep) == 1:
+        return next(csv.reader([line], delimiter=sep))
+    return line.split(sep)
+
+
+def _read_arrow(
+    path: Path,
+    label: str,
+    delim: str,
+    n_fields: int,
+    cols: dict[str, int],
+    header: bool,
+    stride: int,
+) -> pd.DataFrame | None:
+    """Read the needed columns with Arrow; ids as strings, other columns type-inferred."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    n_raw = n_fields * stride - (stride - 1)
+    names = [f"c{k}" for k in range(n_raw)]
+    gaps = [f"c{k}" for k in range(n_raw) if k % stride] if stride > 1 else []
+    want = {role: f"c{pos * stride}" for role, pos in cols.items()}
+    types = {want[r]: pa.string() for r in ("user", "item")}
+    types.update({g: pa.string() for g in gaps})
+    table = None
+    for encoding in ("utf8", "latin-1"):
+        try:
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0, encoding=encoding),
+                parse_options=pacsv.ParseOptions(delimiter=delim, quote_char='"' if stride == 1 else False),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=sorted(set(want.values()) | set(gaps), key=lambda c: int(c[1:])),
+                    column_types=types,
+                    null_values=[],
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            break
+        except pa.ArrowInvalid as e:
+            msg = str(e)
+            if encoding == "utf8" and "utf8" in msg.lower():
+                continue
+            if stride > 1:
+                return None
+            raise DataError(f"{label}: malformed line ({_one_line(msg)}); every line needs {n_fields} fields") from e
+    if table is None:  # pragma: no cover - latin-1 decodes any byte
+        raise DataError(f"{label}: cannot decode the file as UTF-8 or Latin-1")
+    for g in gaps:
+        col = table.column(g)
+        if col.null_count or pc.any(pc.not_equal(col, "")).as_py():
+            return None
+    df = table.select(list(want.values())).to_pandas()
+    return pd.DataFrame({role: df[c] for role, c in want.items()})
+
+
+def _read_python(
+    path: Path, label: str, sep: str, n_fields: int, cols: dict[str, int], header: bool
+) -> pd.DataFrame:
+    """pandas' python engine for literal multi-character separators; everything as text."""
+    last: Exception | None = None
+    for encoding in ("utf-8-sig", "latin-1"):
+        try:
+            df = pd.read_csv(
+                path,
+                sep=re.escape(sep),
+                engine="python",
+                header=None,
+                skiprows=1 if header else 0,
+                names=list(range(n_fields)),
+                usecols=sorted(set(cols.values())),
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
+                quoting=csv.QUOTE_NONE,
+                encoding=encoding,
+                on_bad_lines="error",
+            )
+            break
+        except UnicodeDecodeError as e:
+            last = e
+        except (pd.errors.ParserError, ValueError) as e:
+            raise DataError(f"{label}: malformed line ({_one_line(e)}); every line needs {n_fields} fields") from e
+    else:  # pragma: no cover - latin-1 decodes any byte
+        raise DataError(f"{label}: cannot decode the file ({last})")
+    return pd.DataFrame({role: df[pos].fillna("") for role, pos in cols.items()})
+
+
+# -- conversion ------------------------------------------------------------------------
+def _build(
+    frame: pd.DataFrame,
+    roles: Mapping[str, ColumnKey],
+    label: str,
+    where: Where,
+    min_rating: float | None,
+    info: dict[str, Any],
+) -> Interactions:
+    n = len(frame)
+    if n == 0:
+        raise DataError(f"{label}: no rows")
+    ids = {}
+    for role in ("user", "item"):
+        what = f"{label}: {role} column {roles[role]!r}"
+        ids[role] = _typed_ids(frame[role], what, where) if info["typed_ids"] else _text_ids(frame[role], what, where)
+    ratings = None
+    if "rating" in roles:
+        ratings = _numbers(frame["rating"], f"{label}: rating column {roles['rating']!r}", where, "rating")
+    timestamps = None
+    if "timestamp" in roles:
+        timestamps = _timestamps(frame["timestamp"], f"{label}: timestamp column {roles['timestamp']!r}", where)
+
+    below = 0
+    if min_rating is not None:
+        assert ratings is not None
+        keep = ratings >= min_rating
+        below = int(n - keep.sum())
+        if below == n:
+            raise DataError(
+                f"{label}: no rows left after min_rating={min_rating!r} "
+                f"(ratings range from {ratings.min():g} to {ratings.max():g})"
+            )
+        if below:
+            ids = {k: v[keep] for k, v in ids.items()}
+            ratings = ratings[keep]
+            timestamps = None if timestamps is None else timestamps[keep]
+
+    user_map, u = IdMap.from_values(ids["user"], name="user")
+    item_map, i = IdMap.from_values(ids["item"], name="item")
+    report: dict[str, Any] = {
+        "source": label,
+        "format": info["format"],
+        "rows_read": n,
+        "rows_below_min_rating": below,
+        "duplicates_merged": 0,
+        "columns": {k: _jsonable(v) for k, v in roles.items()},
+    }
+    if "sep" in info:
+        report["sep"] = info["sep"]
+    if min_rating is not None:
+        report["min_rating"] = float(min_rating)
+    return Interactions.from_indices(user_map, item_map, u, i, timestamps, ratings, report=report)
+
+
+def _jsonable(v: Any) -> Any:
+    return int(v) if isinstance(v, (int, np.integer)) else str(v)
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _text_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
+    """Ids read as text: strip, refuse empties, int64 when every id is a plain integer."""
+    s = s.astype(str).str.strip()
+    empty = (s == "").to_numpy(dtype=bool)
+    if empty.any():
+        raise DataError(f"{what}: missing (empty) id at {where(_first_bad(empty))}")
+    if s.str.fullmatch(_INT_RE).all():
+        return s.astype("int64").to_numpy()
+    return s.to_numpy(dtype=object)
+
+
+def _typed_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
+    """Ids from a typed source (DataFrame/Parquet): keep their type, strip strings."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(object)
+    missing = s.isna().to_numpy(dtype=bool)
+    if missing.any():
+        raise DataError(f"{what}: missing id at {where(_first_bad(missing))}")
+    if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
+        try:
+            arr, kind = _as_id_array(s.to_numpy(dtype=object), "id")
+        except DataError as e:
+            raise DataError(f"{what}: {e}") from e
+        if kind == "int":
+            return arr
+        s = pd.Series(arr, dtype=object).str.strip()
+        empty = (s == "").to_numpy(dtype=bool)
+        if empty.any():
+            raise DataError(f"{what}: missing (empty) id at {where(_first_bad(empty))}")
+        return s.to_numpy(dtype=object)
+    try:
+        arr, _ = _as_id_array(s.to_numpy(), "id")
+    except DataError as e:
+        raise DataError(f"{what}: {e}") from e
+    return arr
+
+
+def _describe_bad(raw: Any) -> str:
+    if raw is None or (isinstance(raw, float) and np.isnan(raw)) or raw is pd.NA or raw is pd.NaT:
+        return "is missing"
+    if isinstance(raw, str):
+        if not raw.strip():
+            return "is missing (empty)"
+        try:
+            float(raw)
+        except ValueError:
+            return f"is not a number: {raw!r}"
+        return f"is not finite: {raw!r}"
+    if isinstance(raw, (float, np.floating)):
+        return f"is not finite: {raw!r}"
+    return f"is not a number: {raw!r}"
+
+
+def _numbers(s: pd.Series, what: str, where: Where, noun: str) -> np.ndarray:
+    """Float64 values of a numeric (or numeric-text) column; first bad row raises."""
+    if pd.api.types.is_bool_dtype(s.dtype) or (
+        pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype)
+    ):
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        text = s.str.strip() if pd.api.types.is_string_dtype(s.dtype) else s
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        pos = _first_bad(bad)
+        raw = s.iloc[pos]
+        raise DataError(f"{what}: {noun} at {where(pos)} {_describe_bad(raw)}")
+    return values
+
+
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def _dt_seconds(dt: pd.Series) -> np.ndarray:
+    if getattr(dt.dt, "tz", None) is None:
+        dt = dt.dt.tz_localize("UTC")
+    return ((dt - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _timestamps(s: pd.Series, what: str, where: Where) -> np.ndarray:
+    """Float epoch seconds from numbers, datetimes or date/time strings."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        values = _dt_seconds(s)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise DataError(f"{what}: timestamp at {where(_first_bad(bad))} is missing")
+        return values
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return _numbers(s, what, where, "timestamp")
+    text = s.astype(str).str.strip() if pd.api.types.is_string_dtype(s.dtype) else s
+    numeric = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = np.isfinite(numeric)
+    if ok.all():
+        return numeric
+    first = text.iloc[0]
+    if ok[0] or first is None or (isinstance(first, str) and not first.strip()):
+        # Numbers (epoch seconds) column: name the first entry that is not one.
+        return _numbers(s, what, where, "timestamp")
+    best = None
+    for fmt in ("ISO8601", None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                dt = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
+            except (ValueError, TypeError):
+                continue
+        values = _dt_seconds(dt)
+        if best is None or np.isfinite(values).sum() > np.isfinite(best).sum():
+            best = values
+        if np.isfinite(values).all():
+            return values
+    bad = ~np.isfinite(best) if best is not None else np.ones(len(s), dtype=bool)
+    pos = _first_bad(bad)
+    raw = s.iloc[pos]
+    desc = "is missing (empty)" if isinstance(raw, str) and not raw.strip() else f"is not a date/time: {raw!r}"
+    raise DataError(f"{what}: timestamp at {where(pos)} {desc}")
+
+
+def _one_line(e: object) -> str:
+    return " ".join(str(e).split())

@@ -1,0 +1,360 @@
+"""NCF: the estimator users hold (fit / recommend / similar_items / score / save / load)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ncf import nn as ncf_nn
+from ncf.base import Recommender
+from ncf.data.interactions import Interactions
+from ncf.errors import BundleError, ConfigError, DataError
+from ncf.training import Callback, TrainConfig, train_module
+
+MODELS = ("gmf", "mlp", "neumf")
+LOSSES = ("bce", "bpr")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"auto" picks CUDA when present, else CPU; anything else must exist."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device == {device!r}, must be 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device == {device!r} but CUDA is not available here; use device='cpu' or 'auto'")
+    return dev
+
+
+class NCF(Recommender):
+    """Neural Collaborative Filtering (GMF, MLP or NeuMF) for implicit feedback.
+
+    Parameters
+    ----------
+    model:
+        ``"neumf"`` (GMF + MLP towers), ``"gmf"`` or ``"mlp"``.
+    factors:
+        Predictive factors of the GMF part (>= 1).
+    layers:
+        MLP sizes: ``layers[0]`` is the concatenated [user; item] embedding size (even),
+        the rest are the hidden layers, e.g. ``(64, 32, 16, 8)``.
+    negatives:
+        Uniform negatives per positive, re-drawn each epoch; or ``"all"`` to use every
+        unobserved pair as a negative (the seed notebook's setup; small data only).
+    loss:
+        ``"bce"`` (pointwise, the paper's) or ``"bpr"`` (pairwise).
+    epochs, batch_size, learning_rate:
+        Training length and Adam settings (SparseAdam for embeddings when ``sparse``).
+    weight_decay:
+        L2 coefficient on the embedding rows each batch touches.
+    dropout:
+        Dropout after each MLP hidden layer, in [0, 1).
+    patience:
+        Epochs without validation improvement before stopping; the best epoch's
+        weights are restored.
+    pretrain, alpha:
+        Train GMF and MLP first and fuse them into NeuMF with trade-off ``alpha``
+        (the paper's pretraining), then fine-tune.
+    metric:
+        Validation metric for early stopping, e.g. ``"ndcg@10"``, ``"hr@10"``.
+    sparse:
+        Sparse embedding gradients (optimizer cost scales with the batch).
+    seed:
+        Drives weight init, negatives, shuffling and the validation carve-out.
+    device:
+        ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
+
+    Notes
+    -----
+    ``fit`` forgets any earlier fit. Learned attributes end in ``_``: ``module_``,
+    ``train_`` (the interactions used for seen-item filtering), ``history_``,
+    ``validation_metrics_``.
+    """
+
+    name = "ncf"
+
+    def __init__(
+        self,
+        model: str = "neumf",
+        factors: int = 8,
+        layers: Sequence[int] = (64, 32, 16, 8),
+        negatives: int | str = 4,
+        loss: str = "bce",
+        epochs: int = 20,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        dropout: float = 0.0,
+        patience: int = 3,
+        pretrain: bool = False,
+        alpha: float = 0.5,
+        metric: str = "ndcg@10",
+        sparse: bool = True,
+        seed: int | None = None,
+        device: str | torch.device | None = None,
+        verbose: bool = False,
+        tensorboard: str | os.PathLike[str] | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.model = model
+        self.factors = factors
+        self.layers = layers
+        self.negatives = negatives
+        self.loss = loss
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.patience = patience
+        self.pretrain = pretrain
+        self.alpha = alpha
+        self.metric = metric
+        self.sparse = sparse
+        self.seed = seed
+        self.device = device
+        self.verbose = verbose
+        self.tensorboard = tensorboard
+        self.callbacks = callbacks
+
+    # -- parameters ------------------------------------------------------------------
+    PARAMS = (
+        "model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
+        "weight_decay", "dropout", "patience", "pretrain", "alpha", "metric", "sparse", "seed",
+    )  # fmt: skip
+
+    def get_params(self) -> dict[str, Any]:
+        p = {k: getattr(self, k) for k in self.PARAMS}
+        p["layers"] = list(p["layers"])
+        return p
+
+    def _validate(self) -> None:
+        def need_int(name: str, lo: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ConfigError(f"{name} == {v!r}, must be an integer >= {lo}")
+
+        if self.model not in MODELS:
+            raise ConfigError(f"model == {self.model!r}, must be one of {', '.join(MODELS)}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss == {self.loss!r}, must be one of {', '.join(LOSSES)}")
+        need_int("factors", 1)
+        need_int("epochs", 1)
+        need_int("batch_size", 1)
+        need_int("patience", 0)
+        layers = list(self.layers)
+        if not layers or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in layers):
+            raise ConfigError(f"layers == {self.layers!r}, must be positive integers, e.g. (64, 32, 16, 8)")
+        if layers[0] % 2:
+            raise ConfigError(f"layers[0] == {layers[0]}, must be even: it is the [user; item] embedding size")
+        if self.negatives == "all":
+            if self.loss == "bpr":
+                raise ConfigError("negatives='all' needs loss='bce'; BPR pairs each positive with sampled negatives")
+        elif isinstance(self.negatives, bool) or not isinstance(self.negatives, (int, np.integer)) or self.negatives < 1:
+            raise ConfigError(f"negatives == {self.negatives!r}, must be an integer >= 1 or 'all'")
+        for name, lo, hi, lo_open in (
+            ("learning_rate", 0.0, 10.0, True),
+            ("weight_decay", 0.0, 1e6, False),
+            ("dropout", 0.0, 1.0, False),
+            ("alpha", 0.0, 1.0, False),
+        ):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if name == "dropout" else v <= hi)
+            if not ok:
+                lo_b = "(" if lo_open else "["
+                hi_b = ")" if name == "dropout" else "]"
+                raise ConfigError(f"{name} == {v!r}, must be in {lo_b}{lo}, {hi}{hi_b}")
+        base = str(self.metric).split("@")[0]
+        if base not in ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc"):
+            raise ConfigError(f"metric == {self.metric!r}, must be like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'")
+        if self.pretrain and self.model != "neumf":
+            raise ConfigError("pretrain=True only applies to model='neumf'")
+
+    # -- fitting ---------------------------------------------------------------------
+    def _config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=float(self.learning_rate),
+            weight_decay=float(self.weight_decay),
+            negatives=self.negatives if self.negatives == "all" else int(self.negatives),
+            loss=self.loss,
+            patience=self.patience,
+            metric=self.metric,
+            seed=self.seed_,
+        )
+
+    def _build(self, kind: str, n_users: int, n_items: int) -> torch.nn.Module:
+        return ncf_nn.build(kind, n_users, n_items, self.factors, tuple(self.layers), self.dropout, self.sparse)
+
+    def fit(self, train: Interactions, validation: Interactions | str | None = "auto") -> NCF:
+        """Train on ``train``; returns self.
+
+        ``validation="auto"`` carves one interaction per user out of ``train`` (the
+        latest by time when timestamps exist, else random) for early stopping; an
+        :class:`Interactions` is used as given; ``None`` trains exactly ``epochs`` epochs.
+        The carved-out items still count as seen for recommendation.
+        """
+        from ncf import split
+
+        self._validate()
+        if not isinstance(train, Interactions):
+            raise DataError(f"train must be an ncf Interactions (use ncf.load_interactions), got {type(train).__name__}")
+        if len(train) == 0:
+            raise DataError("train has no interactions; nothing to learn from")
+        for attr in ("module_", "history_", "validation_metrics_", "train_"):
+            self.__dict__.pop(attr, None)
+        self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        self.device_ = resolve_device(self.device)
+        fit_data = train
+        if isinstance(validation, str):
+            if validation != "auto":
+                raise ConfigError(f"validation == {validation!r}, must be 'auto', an Interactions, or None")
+            by = "random" if train.timestamps is None or _split_by(train) == "random" else "timestamp"
+            fit_data, val = split.carve_validation(train, by, n=1, seed=self.seed_)
+            val = val if len(val) else None
+        elif validation is None:
+            val = None
+        elif isinstance(validation, Interactions):
+            val = validation.reindex(train.user_map, train.item_map)
+        else:
+            raise ConfigError(f"validation must be 'auto', an Interactions, or None; got {type(validation).__name__}")
+
+        writer = None
+        if self.tensorboard is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
+            writer = SummaryWriter(str(self.tensorboard))
+        cfg = self._config()
+        history: dict[str, Any] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_)
+            n_users, n_items = train.shape
+            kw = dict(device=self.device_, callbacks=self.callbacks, progress=self.verbose, writer=writer)
+            if self.model == "neumf" and self.pretrain:
+                gmf = self._build("gmf", n_users, n_items)
+                res_g = train_module(gmf, fit_data, val, cfg, tag="gmf", **kw)
+                mlp = self._build("mlp", n_users, n_items)
+                res_m = train_module(mlp, fit_data, val, cfg, tag="mlp", **kw)
+                module = ncf_nn.NeuMF.from_pretrained(gmf, mlp, self.alpha, dropout=self.dropout, sparse=self.sparse)
+                # The paper fine-tunes the fused model gently (it switches to SGD); a smaller
+                # Adam step keeps the pretrained towers from being undone in the first epoch.
+                ft = TrainConfig(**{**cfg.__dict__, "learning_rate": cfg.learning_rate * 0.1})
+                res = train_module(module, fit_data, val, ft, tag="neumf", **kw)
+                history = {"gmf": res_g.to_dict(), "mlp": res_m.to_dict(), "neumf": res.to_dict()}
+            else:
+                module = self._build(self.model, n_users, n_items)
+                res = train_module(module, fit_data, val, cfg, tag=self.model, **kw)
+                history = {self.model: res.to_dict()}
+        if writer is not None:
+            metric_key = f"hparam/val_{self.metric}"
+            hp = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in self.get_params().items()}
+            writer.add_hparams({k: v for k, v in hp.items() if v is not None}, {metric_key: res.best_metric or 0.0})
+            writer.close()
+        self.module_ = module.eval()
+        self.history_ = history
+        self.best_epoch_ = res.best_epoch
+        self.validation_metrics_ = {f"val_{self.metric}": res.best_metric} if res.best_metric is not None else {}
+        self.fit_seconds_ = sum(h["seconds"] for h in history.values())
+        self.created_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        self.train_ = train
+        return self
+
+    # -- scoring ---------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return self.device_
+
+    def _bytes_per_user(self) -> int:
+        width = max(self.layers[1] if len(self.layers) > 1 else self.layers[0], 1) if self.model != "gmf" else 1
+        return self.train_.n_items * 4 * (3 + 2 * width)
+
+    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module_.score_block(users)
+
+    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            out = [self.module_(users[s : s + 65536], items[s : s + 65536]) for s in range(0, len(users), 65536)]
+            return torch.cat(out) if out else torch.zeros(0, device=users.device)
+
+    def _item_vectors(self) -> np.ndarray:
+        with torch.inference_mode():
+            return self.module_.item_vectors().float().cpu().numpy()
+
+    # -- persistence -----------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save config, id maps, seen interactions and weights to ``path`` (a folder); atomic."""
+        from ncf.persist import save_bundle
+
+        self._check_fitted()
+        extra = {
+            "created": self.created_,
+            "validation_metrics": self.validation_metrics_,
+            "best_epoch": self.best_epoch_,
+            "fit_seconds": self.fit_seconds_,
+            "data_fingerprint": self.train_.fingerprint(),
+            "seed": self.seed_,
+        }
+        return save_bundle(
+            path, model_class="NCF", config=self.get_params(), weights=self.module_.state_dict(),
+            train=self.train_, extra=extra,
+        )  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = "cpu") -> NCF:
+        """Load a bundle saved by :meth:`save`; runs no code from the files."""
+        from ncf.persist import load_bundle
+
+        b = load_bundle(path)
+        if b.model_class != "NCF":
+            raise BundleError(f"{b.path} holds a {b.model_class} model, not NCF; load it with ncf.load_model()")
+        params = {k: v for k, v in b.config.items() if k in cls.PARAMS}
+        est = cls(**params, device=device)
+        try:
+            est._validate()
+        except ConfigError as e:
+            raise BundleError(f"{b.path}: stored config is invalid ({e})") from None
+        est.device_ = resolve_device(device)
+        est.seed_ = int(b.extra.get("seed", 0))
+        n_users, n_items = b.train.shape
+        module = est._build(est.model, n_users, n_items)
+        try:
+            module.load_state_dict(b.weights, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()
+            raise BundleError(
+                f"{b.path}: weights do not match the stored config and id maps "
+                f"({n_users} users, {n_items} items): {' '.join(first[:3])[:300]}"
+            ) from None
+        if not all(torch.isfinite(t).all() for t in b.weights.values()):
+            raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
+        est.module_ = module.to(est.device_).eval()
+        est.train_ = b.train
+        est.history_ = {}
+        est.created_ = b.extra.get("created", "")
+        est.validation_metrics_ = b.extra.get("validation_metrics", {})
+        est.best_epoch_ = b.extra.get("best_epoch", 0)
+        est.fit_seconds_ = b.extra.get("fit_seconds", 0.0)
+        est.bundle_extra_ = b.extra
+        return est
+
+    def __repr__(self) -> str:
+        p = self.get_params()
+        shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k in ("model", "factors", "layers", "negatives", "epochs"))
+        return f"NCF({shown})"
+
+
+def _split_by(data: Interactions) -> str | None:
+    sp = data.report.get("split") or {}
+    return (sp.get("params") or {}).get("by")

@@ -1,0 +1,187 @@
+"""Model bundles: one safetensors file per model, written atomically, loaded without pickle.
+
+A bundle is a folder holding ``model.safetensors``. The file's tensors are the weights
+(``weights.*``), the id maps (``users.*``, ``items.*``) and the training interactions used
+for seen-item filtering (``train.*``); its string metadata holds JSON: the estimator's
+config, versions, and optional item metadata. safetensors stores raw little-endian
+buffers and a JSON header, so loading parses data and never executes code.
+
+Saving writes a temporary file beside the target, fsyncs it, and renames it over the old
+one (atomic on POSIX), then fsyncs the folder: a crash at any point leaves either the old
+bundle or the new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ncf.data.ids import IdMap
+from ncf.data.interactions import Interactions
+from ncf.errors import BundleError
+
+FORMAT = "ncf-bundle"
+FORMAT_VERSION = 1
+FILENAME = "model.safetensors"
+
+
+def bundle_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".safetensors" else p / FILENAME
+
+
+def atomic_write_bytes(target: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then atomically move the result onto ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _interaction_tensors(prefix: str, data: Interactions) -> dict[str, torch.Tensor]:
+    out = {
+        f"{prefix}.user_idx": torch.as_tensor(data.user_idx.astype(np.int64)),
+        f"{prefix}.item_idx": torch.as_tensor(data.item_idx.astype(np.int64)),
+    }
+    if data.timestamps is not None:
+        out[f"{prefix}.timestamps"] = torch.as_tensor(data.timestamps.astype(np.float64))
+    return out
+
+
+def save_bundle(
+    path: str | os.PathLike[str],
+    *,
+    model_class: str,
+    config: dict[str, Any],
+    weights: dict[str, torch.Tensor],
+    train: Interactions,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a bundle; returns the file written."""
+    from safetensors.torch import save_file
+
+    import ncf
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name, t in weights.items():
+        tensors[f"weights.{name}"] = t.detach().to("cpu").contiguous()
+    for axis, m in (("users", train.user_map), ("items", train.item_map)):
+        for name, arr in m.to_arrays().items():
+            tensors[f"{axis}.{name}"] = torch.as_tensor(np.ascontiguousarray(arr))
+    tensors.update(_interaction_tensors("train", train))
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "ncf_version": ncf.__version__,
+        "model_class": model_class,
+        "config": json.dumps(config),
+        "extra": json.dumps(extra or {}, default=str),
+    }
+    if train.item_metadata is not None:
+        md = train.item_metadata.reset_index()
+        meta["item_metadata"] = md.to_json(orient="split", index=False)
+    target = bundle_file(path)
+    atomic_write_bytes(target, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    return target
+
+
+class Bundle:
+    """A loaded bundle: config, id maps, train interactions and weight tensors."""
+
+    def __init__(
+        self,
+        meta: dict[str, str],
+        tensors: dict[str, torch.Tensor],
+        path: Path,
+    ) -> None:
+        self.path = path
+        self.model_class = meta["model_class"]
+        self.format_version = int(meta["format_version"])
+        self.ncf_version = meta.get("ncf_version", "?")
+        try:
+            self.config: dict[str, Any] = json.loads(meta["config"])
+            self.extra: dict[str, Any] = json.loads(meta.get("extra", "{}"))
+        except json.JSONDecodeError as e:
+            raise BundleError(f"{path}: the bundle's config is not valid JSON ({e}); the file is corrupt") from None
+        self.weights = {k[len("weights.") :]: v for k, v in tensors.items() if k.startswith("weights.")}
+        try:
+            user_map = IdMap.from_arrays(_prefixed(tensors, "users"), name="user")
+            item_map = IdMap.from_arrays(_prefixed(tensors, "items"), name="item")
+            tr = _prefixed(tensors, "train")
+            item_md = None
+            if "item_metadata" in meta:
+                item_md = pd.read_json(_io_string(meta["item_metadata"]), orient="split")
+                item_md = item_md.set_index(item_md.columns[0])
+            self.train = Interactions.from_indices(
+                user_map, item_map, tr["user_idx"], tr["item_idx"], tr.get("timestamps"), item_metadata=item_md
+            )
+        except (KeyError, ValueError) as e:
+            raise BundleError(f"{path}: the bundle's id maps or interactions are missing or inconsistent ({e})") from None
+
+
+def _io_string(s: str) -> Any:
+    import io
+
+    return io.StringIO(s)
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, np.ndarray]:
+    p = prefix + "."
+    out = {k[len(p) :]: v.numpy() for k, v in tensors.items() if k.startswith(p)}
+    if not out:
+        raise KeyError(f"no '{prefix}' tensors")
+    return out
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Read and check a bundle. Raises :class:`BundleError` with the reason and the fix."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    f = bundle_file(path)
+    if not f.exists():
+        hint = " (it is a folder without model.safetensors)" if Path(path).is_dir() else ""
+        raise BundleError(f"no model bundle at {path}{hint}; train one with `ncf train ... --out DIR` or NCF.save(DIR)")
+    try:
+        with safe_open(str(f), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise BundleError(f"{f} is a safetensors file but not an ncf model bundle (format {meta.get('format')!r})")
+        try:
+            version = int(meta.get("format_version", "0"))
+        except ValueError:
+            raise BundleError(f"{f}: unreadable format_version {meta.get('format_version')!r}") from None
+        if version > FORMAT_VERSION:
+            raise BundleError(
+                f"{f} has bundle format {version}, newer than this ncf understands ({FORMAT_VERSION}); "
+                f"upgrade ncf (it was written by ncf {meta.get('ncf_version', '?')})"
+            )
+        tensors = load_file(str(f))
+    except BundleError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise BundleError(f"{f} is not a readable model bundle ({e}); it may be truncated or corrupt") from None
+    for key in ("model_class", "config"):
+        if key not in meta:
+            raise BundleError(f"{f}: bundle metadata lacks {key!r}; the file is corrupt")
+    return Bundle(meta, tensors, f)

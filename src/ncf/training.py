@@ -1,0 +1,212 @@
+"""The trainer: per-epoch sample tensors, sparse/dense optimisers, early stopping.
+
+The nn.Module holds parameters and ``forward`` only; everything about batches,
+negatives, optimisers, devices, logging and stopping lives here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ncf.data.interactions import Interactions
+from ncf.errors import ModelDivergedError
+
+Callback = Callable[[int, dict[str, Any]], Any]
+"""Called after every epoch with (epoch, logs); returning True stops training."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    negatives: int | str = 4
+    loss: str = "bce"
+    patience: int = 3
+    metric: str = "ndcg@10"
+    seed: int = 0
+    min_delta: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_metric: float | None
+    stopped_early: bool
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_optimizers(module: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
+    """SparseAdam for sparse embeddings (cost scales with the batch), Adam for the rest."""
+    sparse, dense = [], []
+    for m in module.modules():
+        if isinstance(m, nn.Embedding):
+            (sparse if m.sparse else dense).append(m.weight)
+    emb_ids = {id(p) for p in sparse} | {id(p) for p in dense}
+    dense += [p for p in module.parameters() if id(p) not in emb_ids]
+    opts: list[torch.optim.Optimizer] = []
+    if sparse:
+        opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+    if dense:
+        opts.append(torch.optim.Adam(dense, lr=lr))
+    return opts
+
+
+class EpochSamples:
+    """Builds each epoch's (users, items, labels) tensors by indexing, never per sample."""
+
+    def __init__(self, train: Interactions, negatives: int | str, loss: str, device: torch.device) -> None:
+        from ncf.sampling import NegativeSampler, all_negatives
+
+        self.device = device
+        self.loss = loss
+        self.negatives = negatives
+        self.pos_u = torch.as_tensor(train.user_idx, device=device)
+        self.pos_i = torch.as_tensor(train.item_idx, device=device)
+        if negatives == "all":
+            nu, ni = all_negatives(train)
+            self.all_u = torch.cat([self.pos_u, torch.as_tensor(nu, device=device)])
+            self.all_i = torch.cat([self.pos_i, torch.as_tensor(ni, device=device)])
+            self.all_y = torch.cat([torch.ones(len(self.pos_u), device=device), torch.zeros(len(nu), device=device)])
+        else:
+            self.sampler = NegativeSampler(train, device=device)
+
+    def epoch(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        if self.negatives == "all":
+            perm = torch.randperm(len(self.all_u), generator=gen, device=self.device)
+            return self.all_u[perm], self.all_i[perm], self.all_y[perm]
+        n = int(self.negatives)
+        neg = self.sampler.sample(self.pos_u, n, gen)  # (P, n), re-drawn every epoch
+        if self.loss == "bpr":
+            u = self.pos_u.repeat_interleave(n)
+            perm = torch.randperm(len(u), generator=gen, device=self.device)
+            return u[perm], self.pos_i.repeat_interleave(n)[perm], neg.reshape(-1)[perm]
+        u = torch.cat([self.pos_u, self.pos_u.repeat_interleave(n)])
+        i = torch.cat([self.pos_i, neg.reshape(-1)])
+        y = torch.zeros(len(u), device=self.device)
+        y[: len(self.pos_u)] = 1.0
+        perm = torch.randperm(len(u), generator=gen, device=self.device)
+        return u[perm], i[perm], y[perm]
+
+
+def train_module(
+    module: nn.Module,
+    train: Interactions,
+    validation: Interactions | None,
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    writer: Any = None,
+    tag: str = "",
+) -> TrainResult:
+    """Train ``module`` in place and restore the best validation epoch's weights."""
+    from tqdm.auto import tqdm
+
+    from ncf.evaluation import evaluate_scores
+
+    t0 = time.perf_counter()
+    module.to(device)
+    samples = EpochSamples(train, cfg.negatives, cfg.loss, device)
+    opts = make_optimizers(module, cfg.learning_rate)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    bce = nn.BCEWithLogitsLoss()
+    metric_name = cfg.metric
+    k = int(metric_name.split("@")[1]) if "@" in metric_name else 10
+    base_metric = metric_name.split("@")[0]
+
+    history: list[dict[str, Any]] = []
+    best_metric: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = 0
+    bad_epochs = 0
+    stopped = False
+    bar = tqdm(range(1, cfg.epochs + 1), desc=tag or "train", disable=not progress, leave=False, unit="epoch")
+    for epoch in bar:
+        module.train()
+        tensors = samples.epoch(gen)
+        n = len(tensors[0])
+        total = torch.zeros((), device=device)
+        for s in range(0, n, cfg.batch_size):
+            batch = [t[s : s + cfg.batch_size] for t in tensors]
+            u, i = batch[0], batch[1]
+            if cfg.loss == "bpr":
+                j = batch[2]
+                diff = module(u, i) - module(u, j)
+                loss = -nn.functional.logsigmoid(diff).mean()
+                items_touched = torch.cat([i, j])
+                users_touched = torch.cat([u, u])
+            else:
+                loss = bce(module(u, i), batch[2])
+                items_touched, users_touched = i, u
+            if cfg.weight_decay > 0:
+                # L2 on the embedding rows this batch touched: scales with the batch, not the catalogue.
+                loss = loss + cfg.weight_decay * module.embedding_l2(users_touched, items_touched) / len(u)
+            for o in opts:
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            for o in opts:
+                o.step()
+            total += loss.detach() * len(u)
+        epoch_loss = float(total) / max(1, n)  # one CPU-GPU sync per epoch, not per batch
+        logs: dict[str, Any] = {"epoch": epoch, "loss": epoch_loss, "seconds": time.perf_counter() - t0}
+        if not math.isfinite(epoch_loss) or not all(torch.isfinite(p).all() for p in module.parameters()):
+            if best_state is not None:
+                module.load_state_dict(best_state)
+            raise ModelDivergedError(
+                f"training diverged at epoch {epoch} (loss {epoch_loss}); lower the learning rate "
+                f"(now {cfg.learning_rate}) or add regularisation (weight_decay, now {cfg.weight_decay})"
+                + (f"; the best model so far (epoch {best_epoch}) was restored" if best_state is not None else "")
+            )
+        if validation is not None and len(validation):
+            module.eval()
+            with torch.inference_mode():
+                res = evaluate_scores(
+                    module.score_block, None, train, validation, k=k, metrics=[base_metric], device=device
+                )
+            value = float(res[metric_name if base_metric not in ("mrr", "auc") else base_metric])
+            logs[f"val_{metric_name}"] = value
+            if best_metric is None or value > best_metric + cfg.min_delta:
+                best_metric, best_epoch, bad_epochs = value, epoch, 0
+                best_state = copy.deepcopy(module.state_dict())
+            else:
+                bad_epochs += 1
+        else:
+            best_epoch = epoch
+        history.append(logs)
+        bar.set_postfix({k2: (round(v, 4) if isinstance(v, float) else v) for k2, v in logs.items() if k2 != "epoch"})
+        if writer is not None:
+            prefix = f"{tag}/" if tag else ""
+            writer.add_scalar(f"{prefix}loss", epoch_loss, epoch)
+            if f"val_{metric_name}" in logs:
+                writer.add_scalar(f"{prefix}val_{metric_name}", logs[f"val_{metric_name}"], epoch)
+        stop_requested = any(cb(epoch, logs) is True for cb in callbacks)
+        if stop_requested or (validation is not None and cfg.patience >= 0 and bad_epochs > cfg.patience):
+            stopped = epoch < cfg.epochs
+            break
+    bar.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return TrainResult(history, best_epoch, best_metric, stopped, time.perf_counter() - t0)
+
+
+def seed_everything_local(seed: int) -> np.random.Generator:
+    """One seed drives numpy and torch; returns the numpy generator."""
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
