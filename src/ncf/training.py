@@ -51,7 +51,9 @@ class TrainResult:
 
 
 def make_optimizers(module: nn.Module, lr: float) -> list[torch.optim.Optimizer]:
-    """SparseAdam for sparse embeddings (cost scales with the batch), Adam for the rest."""
+    """Row-wise lazy Adam for sparse embeddings (cost scales with the batch), Adam for the rest."""
+    from ncf.optim import RowAdam
+
     sparse, dense = [], []
     for m in module.modules():
         if isinstance(m, nn.Embedding):
@@ -60,7 +62,7 @@ def make_optimizers(module: nn.Module, lr: float) -> list[torch.optim.Optimizer]
     dense += [p for p in module.parameters() if id(p) not in emb_ids]
     opts: list[torch.optim.Optimizer] = []
     if sparse:
-        opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+        opts.append(RowAdam(sparse, lr=lr))
     if dense:
         opts.append(torch.optim.Adam(dense, lr=lr))
     return opts

@@ -50,7 +50,7 @@ def _as_id_array(values: Any, what: str = "id") -> tuple[np.ndarray, IdKind]:
         types = pd.Series(arr, dtype=object).map(type)
         if types.isin([int, np.int64, np.int32]).all():
             return arr.astype(np.int64), "int"
-        is_str = types == str
+        is_str = types == str  # noqa: E721 - elementwise on a Series
         if is_str.all():
             return arr, "str"
         bad = arr[~is_str.to_numpy()][:5]

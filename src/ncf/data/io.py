@@ -153,7 +153,9 @@ def _resolve(label: str, roles: dict[str, ColumnKey], names: list[Any], *, by_la
         else:
             shown = ", ".join(repr(n) for n in names[:30]) + (f", ... ({len(names)} in all)" if len(names) > 30 else "")
             if isinstance(key, (int, np.integer)):
-                msg = f"{label}: {role} column position {key} is out of range; the data has {len(names)} columns: {shown}"
+                msg = (
+                    f"{label}: {role} column position {key} is out of range; the data has {len(names)} columns: {shown}"
+                )
             else:
                 msg = f"{label}: {role} column {key!r} not found; columns found: {shown}"
             raise DataError(msg)
@@ -241,7 +243,7 @@ def _from_text(
     frame = None
     if len(sep) == 1:
         frame = _read_arrow(path, label, sep, len(names), cols, header, stride=1)
-    elif sep == sep[0] * len(sep) and sep[0] not in "\r\n\"":
+    elif sep == sep[0] * len(sep) and sep[0] not in '\r\n"':
         # "::" -> split on ":" and keep every second field (fast C path); falls back to
         # the python engine when a field itself contains the character.
         frame = _read_arrow(path, label, sep[0], len(names), cols, header, stride=len(sep))
@@ -262,11 +264,12 @@ def _sniff(lines: list[str], label: str) -> str:
         found = None
     if found and all(found in ln for ln in lines):
         return found
-    # Fallback: the candidate present in every line with the same count.
-    for cand in _SNIFF_DELIMITERS:
-        counts = {ln.count(cand) for ln in lines}
-        if len(counts) == 1 and counts.pop() > 0:
-            return cand
+    # Fallback: a candidate present in the first line, preferring one with the same count
+    # on every line, then the most frequent (a ragged file then fails with a clear
+    # "malformed line" message instead of a guess).
+    present = [c for c in _SNIFF_DELIMITERS if c in lines[0]]
+    if present:
+        return max(present, key=lambda c: (len({ln.count(c) for ln in lines}) == 1, lines[0].count(c)))
     raise DataError(f"{label}: cannot detect the field separator from the first lines; pass sep=',' (or '\\t', ...)")
 
 
@@ -318,7 +321,11 @@ def _read_arrow(
                 continue
             if stride > 1:
                 return None
-            raise DataError(f"{label}: malformed line ({_one_line(msg)}); every line needs {n_fields} fields") from e
+            row = _first_ragged_row(path, encoding, delim, n_fields, header)
+            at = f" at {row}" if row else ""
+            raise DataError(
+                f"{label}: malformed line{at} ({_one_line(msg)}); every line needs {n_fields} fields"
+            ) from e
     if table is None:  # pragma: no cover - latin-1 decodes any byte
         raise DataError(f"{label}: cannot decode the file as UTF-8 or Latin-1")
     for g in gaps:
@@ -329,9 +336,26 @@ def _read_arrow(
     return pd.DataFrame({role: df[c] for role, c in want.items()})
 
 
-def _read_python(
-    path: Path, label: str, sep: str, n_fields: int, cols: dict[str, int], header: bool
-) -> pd.DataFrame:
+def _first_ragged_row(path: Path, encoding: str, delim: str, n_fields: int, header: bool) -> str | None:
+    """Error path only: the first data row whose field count is wrong, as "row N"."""
+    try:
+        with open(path, encoding="utf-8-sig" if encoding == "utf8" else encoding, newline="") as fh:
+            rows = csv.reader(fh, delimiter=delim)
+            if header:
+                next(rows, None)
+            n = 0
+            for fields in rows:
+                if not fields:
+                    continue
+                n += 1
+                if len(fields) != n_fields:
+                    return f"row {n}"
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
+def _read_python(path: Path, label: str, sep: str, n_fields: int, cols: dict[str, int], header: bool) -> pd.DataFrame:
     """pandas' python engine for literal multi-character separators; everything as text."""
     last: Exception | None = None
     for encoding in ("utf-8-sig", "latin-1"):
@@ -425,14 +449,17 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _text_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
-    """Ids read as text: strip, refuse empties, int64 when every id is a plain integer."""
-    s = s.astype(str).str.strip()
-    empty = (s == "").to_numpy(dtype=bool)
+    """Ids read as text: strip, refuse empties, int64 when every id is a plain integer (Arrow kernels)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pc.utf8_trim_whitespace(pa.array(s.astype(str), type=pa.string()))
+    empty = pc.equal(arr, "").to_numpy(zero_copy_only=False)
     if empty.any():
         raise DataError(f"{what}: missing (empty) id at {where(_first_bad(empty))}")
-    if s.str.fullmatch(_INT_RE).all():
-        return s.astype("int64").to_numpy()
-    return s.to_numpy(dtype=object)
+    if pc.all(pc.match_substring_regex(arr, f"^{_INT_RE}$")).as_py():
+        return pc.cast(arr, pa.int64()).to_numpy()
+    return arr.to_numpy(zero_copy_only=False).astype(object)
 
 
 def _typed_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
@@ -462,8 +489,10 @@ def _typed_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
 
 
 def _describe_bad(raw: Any) -> str:
-    if raw is None or (isinstance(raw, float) and np.isnan(raw)) or raw is pd.NA or raw is pd.NaT:
+    if raw is None or raw is pd.NA or raw is pd.NaT:
         return "is missing"
+    if isinstance(raw, (float, np.floating)) and np.isnan(raw):
+        return "is missing or NaN"
     if isinstance(raw, str):
         if not raw.strip():
             return "is missing (empty)"
@@ -473,7 +502,7 @@ def _describe_bad(raw: Any) -> str:
             return f"is not a number: {raw!r}"
         return f"is not finite: {raw!r}"
     if isinstance(raw, (float, np.floating)):
-        return f"is not finite: {raw!r}"
+        return f"is not finite ({float(raw)})"
     return f"is not a number: {raw!r}"
 
 

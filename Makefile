@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh clone:
+#   make quickstart   # create .venv, install, fetch ML-100k, train + evaluate + recommend
+#   make test         # create .venv, install with test extras, fetch ML-100k, run the suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: quickstart test lint data clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+data: $(STAMP)
+	$(BIN)/ncf data fetch ml-100k
+
+quickstart: data
+	$(BIN)/ncf quickstart
+
+test: data
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,59 @@
+"""Row-wise lazy Adam for sparse embedding gradients.
+
+``torch.optim.SparseAdam`` is correct but slow on CPU: its sparse-tensor bookkeeping
+(coalesce, sparse_mask, sparse adds) costs several times the forward/backward of a
+small NCF batch. This optimizer does the same lazy-Adam update with plain dense
+indexing: merge the batch's duplicate rows with one ``index_add_``, then update only
+those rows of the moments and the weights. Its cost is O(rows in the batch x dim),
+independent of the catalogue size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+
+class RowAdam(torch.optim.Optimizer):
+    """Lazy Adam: only rows with a gradient in this step are updated (moments included)."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch's signature
+        for group in self.param_groups:
+            lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                if g.is_sparse:
+                    idx = g._indices()[0]
+                    rows, inv = torch.unique(idx, return_inverse=True)
+                    grad = torch.zeros(len(rows), p.shape[1], dtype=p.dtype, device=p.device)
+                    grad.index_add_(0, inv, g._values())
+                else:  # dense gradient: update the rows that got a non-zero gradient
+                    rows = torch.nonzero(g.abs().sum(1) > 0).squeeze(1)
+                    grad = g[rows]
+                m = state["exp_avg"][rows].mul_(b1).add_(grad, alpha=1 - b1)
+                v = state["exp_avg_sq"][rows].mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                state["exp_avg"][rows] = m
+                state["exp_avg_sq"][rows] = v
+                step_size = lr * (1 - b2**t) ** 0.5 / (1 - b1**t)
+                p[rows] = p[rows] - step_size * m / (v.sqrt() + eps)
+        return None
