@@ -3,8 +3,7 @@
 from ncf import split
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
-
-# from ncf.data.io import load_interactions  # TEMP until io.py lands
+from ncf.data.io import load_interactions
 from ncf.errors import (
     BundleError,
     ConfigError,
