@@ -25,7 +25,7 @@ import torch
 from ncf import metrics as M
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
-from ncf.ranking import ScoreFn, chunk_size_for, masked_scores
+from ncf.ranking import ScoreFn, chunk_size_for, masked_scores, topk_rows
 
 if TYPE_CHECKING:
     from ncf.base import Recommender
@@ -36,7 +36,8 @@ PairFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _check_k(k: int | Sequence[int]) -> list[int]:
-    ks = [k] if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else list(k)  # type: ignore[arg-type]
+    # Anything but a list/tuple/array/range is one cutoff, so 2.5, True or "10" get a ConfigError, not a TypeError.
+    ks = list(k) if isinstance(k, (list, tuple, np.ndarray, range)) else [k]
     for v in ks:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ConfigError(f"k == {v!r}, must be an integer >= 1")
@@ -83,7 +84,7 @@ def full_ranking_ranks(
         ranks_out.append(above.cpu().numpy())
         if coverage_k:
             kk = min(coverage_k, n_items)
-            vals, idx = torch.topk(scores, kk, dim=1)
+            vals, idx = topk_rows(scores, kk)  # the items recommend() would return
             topk_out.append(torch.where(torch.isneginf(vals), -1, idx).cpu().numpy())
     ranks = np.concatenate(ranks_out) if ranks_out else np.zeros(0, dtype=np.int64)
     user_counts = counts[users]

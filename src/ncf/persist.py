@@ -42,7 +42,10 @@ def atomic_write_bytes(target: Path, write: Any) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -63,6 +63,27 @@ def masked_scores(
         yield sl, scores
 
 
+def topk_rows(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values, indices)`` of each row's ``k`` best scores, ordered by (score desc, index asc).
+
+    torch.topk neither orders equal scores by index nor says *which* of the items tied
+    at the cut it keeps. Rows with a tie at the cut get a stable full sort (lower index
+    first); the others only re-order their ``k`` candidates.
+    """
+    vals, idx = torch.topk(scores, k, dim=1, sorted=True)
+    if k == 0:
+        return vals, idx
+    tied = (scores >= vals[:, -1:]).sum(1) > k
+    if bool(tied.any()):
+        rows = torch.nonzero(tied).squeeze(1)
+        v_t, i_t = torch.sort(scores[rows], dim=1, descending=True, stable=True)
+        vals[rows], idx[rows] = v_t[:, :k], i_t[:, :k]
+    order = torch.argsort(idx, dim=1)
+    vals, idx = vals.gather(1, order), idx.gather(1, order)
+    vals, order = torch.sort(vals, dim=1, descending=True, stable=True)
+    return vals, idx.gather(1, order)
+
+
 @torch.inference_mode()
 def topk(
     score_fn: ScoreFn,
@@ -88,11 +109,7 @@ def topk(
     for sl, scores in masked_scores(
         score_fn, users, n_items, exclude=exclude, allowed=allowed, chunk_size=chunk_size, device=device
     ):
-        # torch.topk's order among equal scores is unspecified; a stable descending
-        # sort of the top candidates keeps lower item indices first.
-        vals, idx = torch.topk(scores, kk, dim=1, sorted=True)
-        order = torch.argsort(-vals + 0.0, dim=1, stable=True)
-        vals, idx = vals.gather(1, order), idx.gather(1, order)
+        vals, idx = topk_rows(scores, kk)
         vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
         idx = np.where(np.isneginf(vals), -1, idx)
         out_items[sl, :kk] = idx
