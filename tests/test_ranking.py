@@ -101,9 +101,7 @@ def test_identical_across_chunk_sizes(levels):
     users = np.array([8, 0, 3, 3, 5, 1, 7, 2, 6, 4])  # unsorted, with a repeat
     allowed = np.ones(N_ITEMS, dtype=bool)
     allowed[6] = False
-    results = [
-        topk(_fn(s), users, 5, N_ITEMS, exclude=ex, allowed=allowed, chunk_size=c) for c in (1, 3, 1000)
-    ]
+    results = [topk(_fn(s), users, 5, N_ITEMS, exclude=ex, allowed=allowed, chunk_size=c) for c in (1, 3, 1000)]
     for items, scores in results[1:]:
         np.testing.assert_array_equal(items, results[0][0])
         np.testing.assert_array_equal(scores, results[0][1])
