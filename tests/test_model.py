@@ -399,7 +399,9 @@ def test_early_stopping_restores_the_best_epoch(name, monkeypatch):
 
     monkeypatch.setattr(ncf.evaluation, "evaluate_scores", fake_eval)
     observed = []
-    model = quick(name, epochs=6, patience=1, callbacks=[lambda e, logs: observed.append(logs["val_ndcg@10"])])
+    model = quick(
+        name, epochs=6, patience=1, refit=False, callbacks=[lambda e, logs: observed.append(logs["val_ndcg@10"])]
+    )
     model.fit(TRAIN, validation=TEST)
     assert observed == [0.1, 0.5, 0.3, 0.2]
     assert model.best_epoch_ == 2 and model.validation_metrics_ == {"val_ndcg@10": 0.5}
@@ -416,7 +418,7 @@ def test_early_stopping_restores_best_epoch_for_real():
     # model must score exactly the best value the callback saw.
     observed = []
     model = NCF(
-        **{**SPECS["neumf"], "learning_rate": 0.05, "epochs": 8, "patience": 2},
+        **{**SPECS["neumf"], "learning_rate": 0.05, "epochs": 8, "patience": 2, "refit": False},
         callbacks=[lambda e, logs: observed.append(logs["val_ndcg@10"])],
     ).fit(TRAIN, validation=TEST)
     best = max(observed)
@@ -457,3 +459,16 @@ def test_tensorboard_writes_event_files(name, tmp_path):
     quick(name, tensorboard=tmp_path / "tb").fit(TRAIN, validation=TEST)
     events = list((tmp_path / "tb").rglob("events.out.tfevents*"))
     assert events and all(f.stat().st_size > 0 for f in events)
+
+
+def test_refit_retrains_on_all_of_train_for_the_chosen_epochs():
+    # With refit (the default), early stopping picks the epoch count on the carved-out
+    # validation part, then the model is trained again on all of train for that many epochs.
+    model = NCF(**{**SPECS["neumf"], "epochs": 6, "patience": 1}).fit(TRAIN)
+    hist = model.history_
+    assert set(hist) == {"neumf", "neumf_refit"}
+    assert len(hist["neumf_refit"]["history"]) == hist["neumf"]["best_epoch"] == model.best_epoch_
+    assert model.train_ is TRAIN
+    no_refit = NCF(**{**SPECS["neumf"], "epochs": 6, "patience": 1, "refit": False}).fit(TRAIN)
+    assert set(no_refit.history_) == {"neumf"}
+    assert model.validation_metrics_ == no_refit.validation_metrics_  # selection run is identical

@@ -89,6 +89,16 @@ class Recommender:
     def _popularity(self) -> np.ndarray:
         return self.train_.item_counts.astype(np.float32)
 
+    def _raw_items(self, idx: np.ndarray) -> np.ndarray:
+        """Raw item ids of an index array; -1 (padding) becomes None (int ids stay int64 when none)."""
+        valid = idx >= 0
+        if self.item_map_.kind == "int" and valid.all():
+            return self.item_map_.raw(idx).astype(np.int64)
+        ids = np.empty(idx.shape, dtype=object)
+        ids[valid] = self.item_map_.raw(idx[valid])
+        ids[~valid] = None
+        return ids
+
     def recommend(
         self,
         user_ids: Any,
@@ -161,12 +171,7 @@ class Recommender:
 
             i, s = topk(pop_fn, np.zeros(int((~known).sum()), dtype=np.int64), k, n_items, allowed=allowed)
             idx[~known], scores[~known] = i, s
-        ids = np.empty(idx.shape, dtype=object)
-        valid = idx >= 0
-        ids[valid] = self.item_map_.raw(idx[valid])
-        ids[~valid] = None
-        if self.item_map_.kind == "int" and valid.all():
-            ids = ids.astype(np.int64)
+        ids = self._raw_items(idx)
         if scalar:
             return ids[0], scores[0]
         return ids, scores
@@ -200,9 +205,5 @@ class Recommender:
             return vecs[rows[pos]] @ vecs.T
 
         i, s = topk(sim_fn, np.arange(len(idx)), k, n, exclude=self_mask, chunk_size=chunk_size_for(n * 8))
-        ids = np.empty(i.shape, dtype=object)
-        ids[i >= 0] = self.item_map_.raw(i[i >= 0])
-        ids[i < 0] = None
-        if self.item_map_.kind == "int" and (i >= 0).all():
-            ids = ids.astype(np.int64)
+        ids = self._raw_items(i)
         return (ids[0], s[0]) if scalar else (ids, s)

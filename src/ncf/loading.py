@@ -19,6 +19,12 @@ __all__ = ["LOADERS", "bundle_model_class", "load_model"]
 # model_class stored in a bundle -> "module:Class" whose ``load(path, **kwargs)`` rebuilds it.
 LOADERS: dict[str, str] = {
     "NCF": "ncf.model:NCF",
+    # Baselines: loading needs no optional library (implicit / lightfm), only the stored factors.
+    "EASE": "ncf.baselines.ease:EASE",
+    "ItemKNN": "ncf.baselines.itemknn:ItemKNN",
+    "ImplicitALS": "ncf.baselines.implicit_models:ImplicitALS",
+    "ImplicitBPR": "ncf.baselines.implicit_models:ImplicitBPR",
+    "LightFM": "ncf.baselines.lightfm_model:LightFMModel",
 }
 
 
@@ -43,7 +49,7 @@ def bundle_model_class(path: str | os.PathLike[str]) -> str:
 
 
 def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Recommender:
-    """Load a model saved with ``save(path)`` whatever its class (``ncf.NCF`` today).
+    """Load a model saved with ``save(path)`` whatever its class (``ncf.NCF`` or a baseline in :data:`LOADERS`).
 
     Keyword arguments (e.g. ``device="cuda"``) go to the class's ``load``.
     Raises :class:`~ncf.errors.BundleError` when the bundle is missing, corrupt, from a

@@ -63,6 +63,11 @@ class NCF(Recommender):
     pretrain, alpha:
         Train GMF and MLP first and fuse them into NeuMF with trade-off ``alpha``
         (the paper's pretraining), then fine-tune.
+    refit:
+        After early stopping picked the number of epochs on the validation part, train
+        again on all of ``train`` for that many epochs (like scikit-learn's ``refit``).
+        Costs a second training run; worth it when validation holds back informative
+        interactions, as leave-one-out-by-time does (each user's most recent one).
     metric:
         Validation metric for early stopping, e.g. ``"ndcg@10"``, ``"hr@10"``.
     sparse:
@@ -96,6 +101,7 @@ class NCF(Recommender):
         patience: int = 3,
         pretrain: bool = False,
         alpha: float = 0.5,
+        refit: bool = True,
         metric: str = "ndcg@10",
         sparse: bool = True,
         seed: int | None = None,
@@ -117,6 +123,7 @@ class NCF(Recommender):
         self.patience = patience
         self.pretrain = pretrain
         self.alpha = alpha
+        self.refit = refit
         self.metric = metric
         self.sparse = sparse
         self.seed = seed
@@ -128,7 +135,7 @@ class NCF(Recommender):
     # -- parameters ------------------------------------------------------------------
     PARAMS = (
         "model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-        "weight_decay", "dropout", "patience", "pretrain", "alpha", "metric", "sparse", "seed",
+        "weight_decay", "dropout", "patience", "pretrain", "alpha", "refit", "metric", "sparse", "seed",
     )  # fmt: skip
 
     def get_params(self) -> dict[str, Any]:
@@ -196,6 +203,42 @@ class NCF(Recommender):
     def _build(self, kind: str, n_users: int, n_items: int) -> torch.nn.Module:
         return ncf_nn.build(kind, n_users, n_items, self.factors, tuple(self.layers), self.dropout, self.sparse)
 
+    def _train_stages(
+        self,
+        data: Interactions,
+        val: Interactions | None,
+        cfg: TrainConfig,
+        writer: Any,
+        epochs: dict[str, int] | None,
+    ) -> tuple[torch.nn.Module, TrainResult, dict[str, Any]]:
+        """One training pipeline (GMF + MLP + fused NeuMF with pretraining, else one model)."""
+        torch.manual_seed(self.seed_)
+        n_users, n_items = data.shape
+        kw = dict(device=self.device_, callbacks=self.callbacks, progress=self.verbose, writer=writer)
+
+        def conf(tag: str, **over: Any) -> TrainConfig:
+            c = {**cfg.__dict__, **over}
+            if epochs is not None:
+                c["epochs"] = epochs[tag]
+            return TrainConfig(**c)
+
+        suffix = "" if epochs is None else " (refit)"
+        if self.model == "neumf" and self.pretrain:
+            gmf = self._build("gmf", n_users, n_items)
+            res_g = train_module(gmf, data, val, conf("gmf"), tag="gmf" + suffix, **kw)
+            mlp = self._build("mlp", n_users, n_items)
+            res_m = train_module(mlp, data, val, conf("mlp"), tag="mlp" + suffix, **kw)
+            module = ncf_nn.NeuMF.from_pretrained(gmf, mlp, self.alpha, dropout=self.dropout, sparse=self.sparse)
+            # The paper fine-tunes the fused model gently (it switches to SGD); a smaller
+            # Adam step keeps the pretrained towers from being undone in the first epoch.
+            res = train_module(
+                module, data, val, conf("neumf", learning_rate=cfg.learning_rate * 0.1), tag="neumf" + suffix, **kw
+            )
+            return module, res, {"gmf": res_g.to_dict(), "mlp": res_m.to_dict(), "neumf": res.to_dict()}
+        module = self._build(self.model, n_users, n_items)
+        res = train_module(module, data, val, conf(self.model), tag=self.model + suffix, **kw)
+        return module, res, {self.model: res.to_dict()}
+
     def fit(self, train: Interactions, validation: Interactions | str | None = "auto") -> NCF:
         """Train on ``train``; returns self.
 
@@ -237,26 +280,15 @@ class NCF(Recommender):
                 raise ConfigError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
             writer = SummaryWriter(str(self.tensorboard))
         cfg = self._config()
-        history: dict[str, Any] = {}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed_)
-            n_users, n_items = train.shape
-            kw = dict(device=self.device_, callbacks=self.callbacks, progress=self.verbose, writer=writer)
-            if self.model == "neumf" and self.pretrain:
-                gmf = self._build("gmf", n_users, n_items)
-                res_g = train_module(gmf, fit_data, val, cfg, tag="gmf", **kw)
-                mlp = self._build("mlp", n_users, n_items)
-                res_m = train_module(mlp, fit_data, val, cfg, tag="mlp", **kw)
-                module = ncf_nn.NeuMF.from_pretrained(gmf, mlp, self.alpha, dropout=self.dropout, sparse=self.sparse)
-                # The paper fine-tunes the fused model gently (it switches to SGD); a smaller
-                # Adam step keeps the pretrained towers from being undone in the first epoch.
-                ft = TrainConfig(**{**cfg.__dict__, "learning_rate": cfg.learning_rate * 0.1})
-                res = train_module(module, fit_data, val, ft, tag="neumf", **kw)
-                history = {"gmf": res_g.to_dict(), "mlp": res_m.to_dict(), "neumf": res.to_dict()}
-            else:
-                module = self._build(self.model, n_users, n_items)
-                res = train_module(module, fit_data, val, cfg, tag=self.model, **kw)
-                history = {self.model: res.to_dict()}
+            module, res, history = self._train_stages(fit_data, val, cfg, writer, None)
+            if self.refit and val is not None:
+                # Early stopping chose each stage's epoch count on the validation part; now
+                # train again on all of `train` for exactly that many epochs, so the most
+                # recent interactions (which leave-one-out validation holds back) are learned.
+                epochs = {tag: max(1, h["best_epoch"]) for tag, h in history.items()}
+                module, _, refit_hist = self._train_stages(train, None, cfg, None, epochs)
+                history.update({f"{tag}_refit": h for tag, h in refit_hist.items()})
         if writer is not None:
             metric_key = f"hparam/val_{self.metric}"
             hp = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in self.get_params().items()}

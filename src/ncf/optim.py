@@ -44,7 +44,7 @@ class RowAdam(torch.optim.Optimizer):
                 t = state["step"]
                 if g.is_sparse:
                     idx = g._indices()[0]
-                    rows, inv = torch.unique(idx, return_inverse=True)
+                    rows, inv = _unique_rows(idx, p.shape[0])
                     grad = torch.zeros(len(rows), p.shape[1], dtype=p.dtype, device=p.device)
                     grad.index_add_(0, inv, g._values())
                 else:  # dense gradient: update the rows that got a non-zero gradient
@@ -57,3 +57,17 @@ class RowAdam(torch.optim.Optimizer):
                 step_size = lr * (1 - b2**t) ** 0.5 / (1 - b1**t)
                 p[rows] = p[rows] - step_size * m / (v.sqrt() + eps)
         return None
+
+
+def _unique_rows(idx: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct row ids of a batch and each entry's position among them.
+
+    ``torch.unique`` sorts (O(B log B)); when the table is small next to the batch, a
+    bincount over the table is several times faster and still O(B) since n_rows <= 4B.
+    """
+    if n_rows <= 4 * idx.numel():
+        present = torch.bincount(idx, minlength=n_rows) > 0
+        rows = torch.nonzero(present).squeeze(1)
+        pos = torch.cumsum(present, 0) - 1
+        return rows, pos[idx]
+    return torch.unique(idx, return_inverse=True)
