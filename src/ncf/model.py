@@ -15,7 +15,7 @@ from ncf import nn as ncf_nn
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError
-from ncf.training import Callback, TrainConfig, train_module
+from ncf.training import Callback, TrainConfig, TrainResult, train_module
 
 MODELS = ("gmf", "mlp", "neumf")
 LOSSES = ("bce", "bpr")
@@ -242,7 +242,8 @@ class NCF(Recommender):
     def fit(self, train: Interactions, validation: Interactions | str | None = "auto") -> NCF:
         """Train on ``train``; returns self.
 
-        ``validation="auto"`` carves one interaction per user out of ``train`` (the
+        ``validation="auto"`` carves a validation part out of ``train`` by the rule that
+        made ``train`` (n items per user for a per-user holdout, else one per user: the
         latest by time when timestamps exist, else random) for early stopping; an
         :class:`Interactions` is used as given; ``None`` trains exactly ``epochs`` epochs.
         The carved-out items still count as seen for recommendation.
@@ -262,8 +263,8 @@ class NCF(Recommender):
         if isinstance(validation, str):
             if validation != "auto":
                 raise ConfigError(f"validation == {validation!r}, must be 'auto', an Interactions, or None")
-            by = "random" if train.timestamps is None or _split_by(train) == "random" else "timestamp"
-            fit_data, val = split.carve_validation(train, by, n=1, seed=self.seed_)
+            how, n, fraction = _validation_rule(train)
+            fit_data, val = split.carve_validation(train, how, n=n, fraction=fraction, seed=self.seed_)
             val = val if len(val) else None
         elif validation is None:
             val = None
@@ -387,6 +388,18 @@ class NCF(Recommender):
         return f"NCF({shown})"
 
 
-def _split_by(data: Interactions) -> str | None:
-    sp = data.report.get("split") or {}
-    return (sp.get("params") or {}).get("by")
+def _validation_rule(train: Interactions) -> tuple[str, int, float | None]:
+    """The validation carve-out that mirrors the split that produced ``train``.
+
+    A per-user holdout of n items (random or latest) gets a validation part of n items
+    per user by the same rule; leave-one-out and anything else get one item per user,
+    the latest when timestamps exist, else a random one.
+    """
+    sp = train.report.get("split") or {}
+    params = sp.get("params") or {}
+    by = params.get("by")
+    if by not in ("random", "timestamp") or (by == "timestamp" and train.timestamps is None):
+        by = "timestamp" if train.timestamps is not None else "random"
+    if sp.get("protocol") == "holdout":
+        return by, int(params.get("n") or 1), params.get("fraction")
+    return by, 1, None

@@ -50,7 +50,9 @@ def resolve_seed(seed: int | None) -> int:
 
 def check_train(train: Any, who: str) -> Interactions:
     if not isinstance(train, Interactions):
-        raise DataError(f"{who}.fit expects an ncf Interactions (e.g. from ncf.load_interactions), got {type(train).__name__}")
+        raise DataError(
+            f"{who}.fit expects an ncf Interactions (e.g. from ncf.load_interactions), got {type(train).__name__}"
+        )
     if len(train) == 0:
         raise DataError(f"train has no interactions; {who} has nothing to learn from")
     return train
@@ -110,7 +112,9 @@ class _Baseline(Recommender):
 
         b = load_bundle(path)
         if b.model_class != cls.MODEL_CLASS:
-            raise BundleError(f"{b.path} holds a {b.model_class} model, not {cls.MODEL_CLASS}; load it with ncf.load_model()")
+            raise BundleError(
+                f"{b.path} holds a {b.model_class} model, not {cls.MODEL_CLASS}; load it with ncf.load_model()"
+            )
         missing = [k for k in cls.PARAMS if k not in b.config]
         if missing:
             raise BundleError(f"{b.path}: stored config lacks {missing}; the bundle is corrupt")
@@ -177,7 +181,9 @@ class EASE(_Baseline):
         x = train.csr
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices(n)] += float(self.l2)
-        p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        # The Gram matrix + l2 I is symmetric positive definite: invert it through its Cholesky factor.
+        factor = scipy.linalg.cho_factor(gram, overwrite_a=True, check_finite=False)
+        p = scipy.linalg.cho_solve(factor, np.eye(n), overwrite_b=True, check_finite=False)
         b = p / -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj off the diagonal ...
         b[np.diag_indices(n)] = 0.0  # ... and 1 - P_jj / P_jj = 0 on it
         self.B_ = np.ascontiguousarray(b, dtype=np.float32)

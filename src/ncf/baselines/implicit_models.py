@@ -63,12 +63,20 @@ class _FactorModel(_Baseline):
     HAS_BIAS: ClassVar[bool] = False
 
     def _set_factors(
-        self, user: np.ndarray, item: np.ndarray, user_bias: np.ndarray | None = None, item_bias: np.ndarray | None = None
+        self,
+        user: np.ndarray,
+        item: np.ndarray,
+        user_bias: np.ndarray | None = None,
+        item_bias: np.ndarray | None = None,
     ) -> None:
         self.user_factors_ = torch.as_tensor(np.ascontiguousarray(user, dtype=np.float32))
         self.item_factors_ = torch.as_tensor(np.ascontiguousarray(item, dtype=np.float32))
-        self.user_bias_ = None if user_bias is None else torch.as_tensor(np.ascontiguousarray(user_bias, dtype=np.float32))
-        self.item_bias_ = None if item_bias is None else torch.as_tensor(np.ascontiguousarray(item_bias, dtype=np.float32))
+        self.user_bias_ = (
+            None if user_bias is None else torch.as_tensor(np.ascontiguousarray(user_bias, dtype=np.float32))
+        )
+        self.item_bias_ = (
+            None if item_bias is None else torch.as_tensor(np.ascontiguousarray(item_bias, dtype=np.float32))
+        )
         if not (torch.isfinite(self.user_factors_).all() and torch.isfinite(self.item_factors_).all()):
             from ncf.errors import ModelDivergedError
 
@@ -117,7 +125,9 @@ class _FactorModel(_Baseline):
         itf = expect_shape(weights, "item_factors", (n_items, f))
         ub = expect_shape(weights, "user_bias", (n_users,)) if "user_bias" in weights else None
         ib = expect_shape(weights, "item_bias", (n_items,)) if "item_bias" in weights else None
-        self._set_factors(uf.numpy(), itf.numpy(), None if ub is None else ub.numpy(), None if ib is None else ib.numpy())
+        self._set_factors(
+            uf.numpy(), itf.numpy(), None if ub is None else ub.numpy(), None if ib is None else ib.numpy()
+        )
 
     def _extra(self) -> dict[str, Any]:
         return {**super()._extra(), "seed": getattr(self, "seed_", None)}

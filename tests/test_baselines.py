@@ -1,0 +1,447 @@
+"""The recommender contract for every baseline, plus each baseline's own maths.
+
+Data: 60 users and 30 items in 6 groups (10 users, 5 items each). Every user interacted
+with the 5 items of their group; one of them (item ``user % 5`` of the group, so each
+group item is held out by exactly 2 users) is held out as the test item, and each user
+also has one deterministic out-of-group "noise" item in train. After seen-item filtering
+the only in-group item left for a user is the held-out one, among 25 unseen items.
+
+Why ">= 90%" for "top-1 is the held-out in-group item": chance is 1/25 (4%) and the
+popularity baseline, which cannot personalise, gets <= 20% (about 7% here). EASE and
+ItemKNN are deterministic and get 100%. The factor models (ALS, BPR, LightFM) are seeded
+and single-threaded, so deterministic too; with the settings below they scored 97-100%
+(implicit ALS / BPR, LightFM WARP) and 100% (LightFM BPR, 100 epochs) over 20 seeds tried.
+The 10% slack keeps the test about "learned the groups", not about one seed's luck.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ncf
+from ncf import split
+from ncf.baselines import BASELINES, EASE, ItemKNN, Popularity, make_baseline
+from ncf.baselines.itemknn import cosine_topk
+from ncf.data.ids import IdMap
+from ncf.data.interactions import Interactions
+from ncf.errors import BundleError, ConfigError, DataError, NotFittedError, UnknownIdError
+from ncf.loading import LOADERS, load_model
+
+N_USERS, N_ITEMS, GROUPS = 60, 30, 6
+UPG, IPG = N_USERS // GROUPS, N_ITEMS // GROUPS
+USER0, ITEM0 = 1000, 2000  # raw ids differ from indices, so index/raw mix-ups show
+
+
+def block_data() -> tuple[Interactions, Interactions]:
+    users = np.arange(N_USERS)
+    group = users // UPG
+    held = group * IPG + users % IPG
+    u = np.repeat(users, IPG)
+    i = (u // UPG) * IPG + np.tile(np.arange(IPG), N_USERS)
+    keep = i != held[u]
+    noise = (group * IPG + IPG + (users * 7) % (N_ITEMS - IPG)) % N_ITEMS  # always outside the group
+    umap, imap = IdMap(USER0 + users, name="user"), IdMap(ITEM0 + np.arange(N_ITEMS), name="item")
+    train = Interactions.from_indices(umap, imap, np.concatenate([u[keep], users]), np.concatenate([i[keep], noise]))
+    return train, Interactions.from_indices(umap, imap, users, held)
+
+
+TRAIN, TEST = block_data()
+USER_IDS = USER0 + np.arange(N_USERS)
+SEEN = {USER0 + u: set((ITEM0 + TRAIN.item_idx[TRAIN.user_idx == u]).tolist()) for u in range(N_USERS)}
+
+# name -> (make_baseline params, optional module it needs)
+SPECS: dict[str, tuple[dict, str | None]] = {
+    "popularity": ({}, None),
+    "ease": ({"l2": 10.0}, None),
+    "item-knn": ({"k_neighbors": 10}, None),
+    "implicit-als": ({"factors": 8, "iterations": 15, "seed": 0}, "implicit"),
+    "implicit-bpr": ({"factors": 8, "learning_rate": 0.05, "iterations": 100, "seed": 0}, "implicit"),
+    "lightfm-warp": ({"no_components": 8, "epochs": 30, "seed": 0}, "lightfm"),
+    "lightfm-bpr": ({"no_components": 8, "epochs": 100, "seed": 0}, "lightfm"),
+}
+SEEDED = [n for n, (p, _) in SPECS.items() if "seed" in p]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch and one BLAS thread: results do not depend on the core count, and a loaded
+    2-core machine does not make multithreaded OpenBLAS spin (EASE's solve went from 0.2 s to 8 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = None
+    else:
+        limits = threadpool_limits(1, "blas")
+    yield
+    if limits is not None:
+        limits.restore_original_limits()
+    torch.set_num_threads(before)
+
+
+def make(name: str, **overrides):
+    params, needs = SPECS[name]
+    if needs:
+        pytest.importorskip(needs)
+    return make_baseline(name, **{**params, **overrides})
+
+
+@functools.cache
+def _fitted(name: str):
+    return make(name).fit(TRAIN)
+
+
+def fitted(name: str):
+    if SPECS[name][1]:
+        pytest.importorskip(SPECS[name][1])
+    return _fitted(name)
+
+
+def group_of_user(raw):
+    return (np.asarray(raw) - USER0) // UPG
+
+
+def group_of_item(raw):
+    return (np.asarray(raw, dtype=np.int64) - ITEM0) // IPG
+
+
+all_baselines = pytest.mark.parametrize("name", list(SPECS))
+
+
+def test_specs_cover_every_baseline():
+    assert set(SPECS) == set(BASELINES)
+
+
+# -- the contract ---------------------------------------------------------------------------
+@all_baselines
+def test_top1_is_the_held_out_in_group_item(name):
+    model = fitted(name)
+    items, scores = model.recommend(USER_IDS, k=1)
+    assert items.shape == (N_USERS, 1) and np.isfinite(scores).all()
+    rate = float(np.mean(group_of_item(items[:, 0]) == group_of_user(USER_IDS)))
+    if name == "popularity":
+        assert rate <= 0.2  # the data is not solvable without personalisation
+    else:
+        assert rate >= 0.9, f"{name}: only {rate:.0%} of users got an in-group top-1"
+        res = ncf.evaluate(model, TEST, k=1, metrics=["hr"])  # the same, seen through evaluate()
+        assert res["users"] == N_USERS and res["hr@1"] == pytest.approx(rate)
+
+
+@all_baselines
+def test_batch_recommend_equals_scalar_recommend(name):
+    model = fitted(name)
+    users = [USER0 + 7, USER0 + 0, USER0 + 59, USER0 + 7, USER0 + 33]
+    items, scores = model.recommend(users, k=6)
+    assert items.shape == scores.shape == (len(users), 6)
+    for row, u in enumerate(users):
+        one_items, one_scores = model.recommend(u, k=6)
+        np.testing.assert_array_equal(one_items, items[row])
+        np.testing.assert_allclose(one_scores, scores[row], rtol=1e-6, atol=1e-6)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    # score() of (user, item) pairs agrees with the ranking's scores
+    np.testing.assert_allclose(model.score(users, items[:, 0]), scores[:, 0], rtol=1e-5, atol=1e-5)
+
+
+@all_baselines
+def test_seen_items_are_never_recommended_when_filtered(name):
+    model = fitted(name)
+    items, scores = model.recommend(USER_IDS, k=N_ITEMS)
+    for row, u in enumerate(USER_IDS):
+        got = [x for x in items[row] if x is not None]
+        assert len(got) == N_ITEMS - len(SEEN[u]) == len(set(got))
+        assert not set(got) & SEEN[u]
+        assert np.isneginf(scores[row, len(got) :]).all()
+    items_all, scores_all = model.recommend(USER_IDS, k=N_ITEMS, filter_seen=False)
+    assert items_all.dtype == np.int64 and np.isfinite(scores_all).all()
+
+
+@all_baselines
+def test_save_load_round_trip(name, tmp_path):
+    model = fitted(name)
+    if not hasattr(type(model), "save"):
+        pytest.skip(f"{type(model).__name__} has no save()")
+    model.save(tmp_path / "m")
+    for loaded in (type(model).load(tmp_path / "m"), load_model(tmp_path / "m")):
+        assert type(loaded) is type(model)
+        assert loaded.get_params() == model.get_params()
+        uu = np.repeat(USER_IDS, N_ITEMS)
+        ii = np.tile(ITEM0 + np.arange(N_ITEMS), N_USERS)
+        np.testing.assert_array_equal(loaded.score(uu, ii), model.score(uu, ii))
+        for kw in ({}, {"filter_seen": False}):
+            a_items, a_scores = model.recommend(USER_IDS, k=5, **kw)
+            b_items, b_scores = loaded.recommend(USER_IDS, k=5, **kw)
+            np.testing.assert_array_equal(a_items, b_items)
+            np.testing.assert_array_equal(a_scores, b_scores)
+    other = EASE if not isinstance(model, EASE) else ItemKNN
+    with pytest.raises(BundleError, match="load_model"):
+        other.load(tmp_path / "m")
+
+
+@all_baselines
+def test_unfitted_raises_not_fitted(name, tmp_path):
+    model = make(name)
+    for call in (
+        lambda: model.recommend(USER0, k=3),
+        lambda: model.score(USER0, ITEM0),
+        lambda: ncf.evaluate(model, TEST),
+    ):
+        with pytest.raises(NotFittedError, match="fit"):
+            call()
+    if hasattr(type(model), "save"):
+        with pytest.raises(NotFittedError):
+            model.save(tmp_path / "never")
+        assert not (tmp_path / "never").exists()
+
+
+@all_baselines
+def test_unknown_user_raises_or_gets_popular_items(name):
+    model = fitted(name)
+    with pytest.raises(UnknownIdError, match="99999") as e:
+        model.recommend([USER0, 99999], k=3)
+    assert e.value.ids == [99999] and e.value.kind == "user"
+    with pytest.raises(UnknownIdError, match="99999"):
+        model.score(99999, ITEM0)
+    counts = TRAIN.item_counts
+    popular = ITEM0 + np.lexsort((np.arange(N_ITEMS), -counts))[:5]
+    items, _ = model.recommend(99999, k=5, unknown="popular")
+    np.testing.assert_array_equal(items, popular)
+
+
+@all_baselines
+def test_empty_or_wrong_train_raises_data_error(name):
+    empty = Interactions.from_indices(TRAIN.user_map, TRAIN.item_map, [], [])
+    with pytest.raises(DataError):
+        make(name).fit(empty)
+    if name != "popularity":
+        with pytest.raises(DataError, match="Interactions"):
+            make(name).fit(TRAIN.csr)
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_same_seed_same_model(name):
+    a, b = make(name).fit(TRAIN), make(name).fit(TRAIN)
+    for k in ("user_factors_", "item_factors_"):
+        assert torch.equal(getattr(a, k), getattr(b, k))
+    c = make(name, seed=1).fit(TRAIN)
+    assert not torch.equal(a.item_factors_, c.item_factors_)
+
+
+@pytest.mark.parametrize("name", [n for n in SPECS if n != "popularity"])
+def test_similar_items_are_in_group(name):
+    model = fitted(name)
+    items = ITEM0 + np.arange(N_ITEMS)
+    sim, scores = model.similar_items(items, k=1)
+    assert np.mean(group_of_item(sim[:, 0]) == group_of_item(items)) >= 0.9
+    assert not (sim[:, 0] == items).any()
+
+
+# -- factory and parameters -----------------------------------------------------------------
+def test_make_baseline_names_and_errors():
+    assert isinstance(make_baseline("popularity"), Popularity)
+    assert isinstance(make_baseline("EASE", l2=3.0), EASE) and make_baseline("ease", l2=3.0).l2 == 3.0
+    assert make_baseline("item_knn", k_neighbors=5).k_neighbors == 5
+    with pytest.raises(ConfigError, match="known baselines: popularity, ease, item-knn, implicit-als") as e:
+        make_baseline("svd")
+    assert "lightfm-warp" in str(e.value) and "lightfm-bpr" in str(e.value)
+    with pytest.raises(ConfigError, match="factors"):
+        make_baseline("ease", factors=3)
+
+
+@pytest.mark.parametrize(
+    ("cls", "params", "named"),
+    [
+        (EASE, {"l2": 0.0}, "l2"),
+        (EASE, {"l2": float("nan")}, "l2"),
+        (EASE, {"l2": "big"}, "l2"),
+        (ItemKNN, {"k_neighbors": 0}, "k_neighbors"),
+        (ItemKNN, {"k_neighbors": 2.5}, "k_neighbors"),
+        (ItemKNN, {"shrink": -1.0}, "shrink"),
+    ],
+)
+def test_bad_params_raise_config_error(cls, params, named):
+    with pytest.raises(ConfigError, match=named):
+        cls(**params)
+
+
+def test_bad_factor_model_params_raise_config_error():
+    pytest.importorskip("implicit")
+    pytest.importorskip("lightfm")
+    for name, params, named in (
+        ("implicit-als", {"factors": 0}, "factors"),
+        ("implicit-als", {"alpha": 0.0}, "alpha"),
+        ("implicit-bpr", {"learning_rate": -1.0}, "learning_rate"),
+        ("implicit-bpr", {"seed": -1}, "seed"),
+        ("lightfm-warp", {"epochs": 0}, "epochs"),
+        ("lightfm-warp", {"loss": "bpr"}, "lightfm-warp fixes"),
+        ("lightfm-bpr", {"num_threads": 0}, "num_threads"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            make_baseline(name, **params)
+    from ncf.baselines import LightFMModel
+
+    with pytest.raises(ConfigError, match="loss"):
+        LightFMModel(loss="hinge")
+
+
+def test_loaders_are_registered():
+    for cls_name in ("EASE", "ItemKNN", "ImplicitALS", "ImplicitBPR", "LightFM"):
+        assert cls_name in LOADERS
+
+
+# -- EASE ----------------------------------------------------------------------------------
+TINY_X = np.array(
+    [
+        [1, 1, 0, 0],
+        [1, 0, 1, 0],
+        [0, 1, 1, 1],
+        [1, 1, 0, 1],
+    ],
+    dtype=np.float64,
+)
+
+
+def tiny() -> Interactions:
+    u, i = np.nonzero(TINY_X)
+    return Interactions.from_indices(IdMap(np.arange(4), name="user"), IdMap(10 + np.arange(4), name="item"), u, i)
+
+
+def test_ease_matches_the_closed_form():
+    l2 = 0.7
+    p = np.linalg.inv(TINY_X.T @ TINY_X + l2 * np.eye(4))
+    b = np.eye(4) - p @ np.diag(1.0 / np.diag(p))
+    model = EASE(l2=l2).fit(tiny())
+    np.testing.assert_allclose(model.B_, b, rtol=1e-5, atol=1e-6)
+    assert (np.diag(model.B_) == 0).all()
+    uu, ii = np.repeat(np.arange(4), 4), np.tile(10 + np.arange(4), 4)
+    np.testing.assert_allclose(model.score(uu, ii), (TINY_X @ b).ravel(), rtol=1e-5, atol=1e-6)
+
+
+def test_ease_refuses_huge_catalogues_before_allocating():
+    items = IdMap(np.arange(EASE.MAX_ITEMS + 1), name="item")
+    data = Interactions.from_indices(IdMap([0], name="user"), items, [0], [5])
+    with pytest.raises(ConfigError, match=r"30001 x 30001 .* GiB"):
+        EASE().fit(data)
+
+
+# -- ItemKNN -------------------------------------------------------------------------------
+# Item columns of TINY_X: 0 = {u0,u1,u3}, 1 = {u0,u2,u3}, 2 = {u1,u2}, 3 = {u2,u3}.
+# Co-occurrences 0-1: 2, 0-2: 1, 0-3: 1, 1-2: 1, 1-3: 2, 2-3: 1; norms sqrt(3), sqrt(3), sqrt(2), sqrt(2).
+R6 = 1 / np.sqrt(6)
+HAND_COSINE = np.array(
+    [
+        [0, 2 / 3, R6, R6],
+        [2 / 3, 0, R6, 2 * R6],
+        [R6, R6, 0, 1 / 2],
+        [R6, 2 * R6, 1 / 2, 0],
+    ]
+)
+
+
+def test_itemknn_similarity_is_the_hand_computed_cosine():
+    full = ItemKNN(k_neighbors=10).fit(tiny())
+    np.testing.assert_allclose(full.similarity_.toarray(), HAND_COSINE, rtol=1e-6)
+    # k=1 keeps each row's best neighbour: 0->1 (2/3), 1->3 (2/sqrt6), 2->3 (1/2), 3->1 (2/sqrt6)
+    top1 = ItemKNN(k_neighbors=1).fit(tiny()).similarity_.toarray()
+    expected = np.zeros((4, 4))
+    for r, c in ((0, 1), (1, 3), (2, 3), (3, 1)):
+        expected[r, c] = HAND_COSINE[r, c]
+    np.testing.assert_allclose(top1, expected, rtol=1e-6)
+    # scores are X_u S: user 0 (items 0, 1) gets row0 + row1 of S
+    scores = ItemKNN(k_neighbors=1).fit(tiny()).score([0] * 4, 10 + np.arange(4))
+    np.testing.assert_allclose(scores, [0, 2 / 3, 0, 2 * R6], rtol=1e-6)
+    # shrink adds to the denominator: 0-1 becomes 2 / (3 + 1)
+    shrunk = ItemKNN(k_neighbors=10, shrink=1.0).fit(tiny()).similarity_.toarray()
+    assert shrunk[0, 1] == pytest.approx(0.5)
+
+
+def test_itemknn_blocks_do_not_change_the_result():
+    x = TRAIN.csr
+    one = cosine_topk(x, 4)
+    many = cosine_topk(x, 4, block_bytes=16)  # one item per block
+    assert (one != many).nnz == 0
+    assert np.diff(one.indptr).max() == 4
+
+
+# -- factor models -------------------------------------------------------------------------
+def test_lightfm_scores_equal_lightfm_predict():
+    pytest.importorskip("lightfm")
+    from lightfm import LightFM
+
+    params, _ = SPECS["lightfm-warp"]
+    ours = fitted("lightfm-warp")
+    theirs = LightFM(no_components=params["no_components"], loss="warp", learning_rate=0.05, random_state=0)
+    theirs.fit(TRAIN.csr.tocoo(), epochs=params["epochs"], num_threads=1)
+    u = np.repeat(np.arange(N_USERS, dtype=np.int32), N_ITEMS)
+    i = np.tile(np.arange(N_ITEMS, dtype=np.int32), N_USERS)
+    np.testing.assert_allclose(ours.score(USER0 + u, ITEM0 + i), theirs.predict(u, i), rtol=1e-4, atol=1e-5)
+
+
+def test_implicit_factors_are_what_implicit_learned():
+    pytest.importorskip("implicit")
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    ours = fitted("implicit-als")
+    theirs = AlternatingLeastSquares(factors=8, iterations=15, num_threads=1, random_state=0)
+    theirs.fit(TRAIN.csr, show_progress=False)
+    np.testing.assert_allclose(ours.item_factors_.numpy(), theirs.item_factors, rtol=1e-5, atol=1e-6)
+    assert ours.seed_ == 0
+
+
+def test_saved_factor_model_loads_without_its_library(tmp_path, monkeypatch):
+    pytest.importorskip("implicit")
+    model = fitted("implicit-bpr")
+    model.save(tmp_path / "m")
+    monkeypatch.setitem(sys.modules, "implicit", None)
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.recommend(USER_IDS, k=3)[0], model.recommend(USER_IDS, k=3)[0])
+
+
+# -- missing extras --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("module", "names", "hint"),
+    [
+        ("implicit", ["implicit-als", "implicit-bpr"], 'implicit is not installed: pip install "implicit>=0.7"'),
+        (
+            "lightfm",
+            ["lightfm-warp", "lightfm-bpr"],
+            'lightfm is not installed: pip install wheel "pip<25.3" && pip install --no-build-isolation lightfm==1.17',
+        ),
+    ],
+)
+def test_missing_extra_is_a_one_line_config_error(monkeypatch, module, names, hint):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` raise ImportError
+    for name in names:
+        with pytest.raises(ConfigError) as e:
+            make_baseline(name)
+        msg = str(e.value)
+        assert msg == hint  # one line
+        assert e.value.__cause__ is None and e.value.__suppress_context__  # no ImportError trace attached
+
+
+def test_import_baselines_needs_no_extras():
+    code = (
+        "import sys; sys.modules['implicit'] = None; sys.modules['lightfm'] = None\n"
+        "import ncf.baselines as b\n"
+        "from ncf.errors import ConfigError\n"
+        "assert b.ImplicitALS.__name__ == 'ImplicitALS' and b.LightFMModel.__name__ == 'LightFMModel'\n"
+        "try:\n    b.ImplicitALS()\nexcept ConfigError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == 'implicit is not installed: pip install "implicit>=0.7"'
+
+
+# -- real data ------------------------------------------------------------------------------
+@pytest.mark.movielens
+def test_ease_beats_popularity_on_movielens(ml100k):
+    train, test = split.leave_one_out(ml100k, by="timestamp", seed=0)
+    pop = ncf.evaluate(Popularity().fit(train), test, k=10, metrics=["ndcg"])["ndcg@10"]
+    ease = ncf.evaluate(EASE(l2=500.0).fit(train), test, k=10, metrics=["ndcg"])["ndcg@10"]
+    assert ease > pop, f"EASE ndcg@10 {ease:.4f} <= popularity {pop:.4f}"
