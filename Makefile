@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	# Baselines (optional extra). lightfm 1.17 builds only without build isolation, with
+	# `wheel` present and pip < 25.3 (its setup.py pokes __builtins__); implicit ships wheels.
+	$(BIN)/python -m pip install -q wheel "pip<25.3" "implicit>=0.7"
+	$(BIN)/python -m pip install -q --no-build-isolation lightfm==1.17
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 data: $(STAMP)
