@@ -42,8 +42,30 @@ def configs(grid: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
 
 
+def summarize(path: str) -> None:
+    """Print a Markdown table: mean validation NDCG@10 per (protocol, config) over seeds."""
+    import collections
+    import statistics
+
+    groups: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            r = json.loads(line)
+            p = {k: v for k, v in r["params"].items() if k not in ("epochs", "patience")}
+            groups[(r["protocol"], json.dumps(p, sort_keys=True))].append(r)
+    print("| protocol | config | seeds | val NDCG@10 (mean) | best epoch | fit s |")
+    print("|---|---|---|---|---|---|")
+    rows = sorted(groups.items(), key=lambda kv: (kv[0][0], -statistics.mean(r["val_ndcg@10"] for r in kv[1])))
+    for (proto, cfg), rs in rows:
+        val = statistics.mean(r["val_ndcg@10"] for r in rs)
+        ep = statistics.mean(r["best_epoch"] for r in rs)
+        fit = statistics.mean(r["fit_seconds"] for r in rs)
+        print(f"| {proto} | `{cfg}` | {len(rs)} | {val:.4f} | {ep:.1f} | {fit:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--summarize", default=None, metavar="JSONL", help="print a table of a finished search")
     ap.add_argument("--grid", default="coarse")
     ap.add_argument("--configs", default=None, help="JSON list of configs instead of a grid")
     ap.add_argument("--protocols", default="holdout,leave-one-out")
@@ -51,6 +73,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--out", default="benchmarks/search.jsonl")
     args = ap.parse_args()
+    if args.summarize:
+        summarize(args.summarize)
+        return
     cfgs = json.loads(args.configs) if args.configs else configs(GRIDS[args.grid])
     with open(args.out, "a") as f:
         for proto in args.protocols.split(","):

@@ -154,3 +154,21 @@ def test_nn_module_imports_no_numpy():
             imported.append(node.module or "")
     assert imported, "the ast walk found no imports at all"
     assert not [m for m in imported if m == "numpy" or m.startswith("numpy.")], imported
+
+
+@pytest.mark.parametrize("kind", ["gmf", "mlp", "neumf"])
+def test_forward_l2_matches_forward_and_the_embedding_rows_used(kind):
+    # forward_l2 is the training path with weight decay: same logits as forward, plus the
+    # squared norm of exactly the embedding rows looked up (one lookup serves both).
+    torch.manual_seed(0)
+    module = build(kind, 7, 9, 4, (8, 4), 0.0, True).eval()
+    users, items = torch.tensor([0, 3, 3, 6]), torch.tensor([1, 1, 8, 2])
+    logits, l2 = module.forward_l2(users, items)
+    torch.testing.assert_close(logits, module(users, items))
+    expected = sum(
+        emb.weight[idx].pow(2).sum()
+        for name, emb in module.named_modules()
+        if isinstance(emb, torch.nn.Embedding)
+        for idx in [users if "user" in name else items]
+    )
+    torch.testing.assert_close(l2, expected)

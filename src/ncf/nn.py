@@ -40,14 +40,16 @@ class GMF(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.predict(self.features(users, items)).squeeze(-1)
 
+    def forward_l2(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the squared norm of the embedding rows used (one lookup for both)."""
+        p, q = self.user(users), self.item(items)
+        return self.predict(p * q).squeeze(-1), p.pow(2).sum() + q.pow(2).sum()
+
     def score_block(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         q = self.item.weight if items is None else self.item(items)
         w = self.predict.weight.squeeze(0)
         return (self.user(users) * w) @ q.T + self.predict.bias
 
-    def embedding_l2(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Sum of squared embedding rows a batch touched (L2 that scales with the batch)."""
-        return self.user(users).pow(2).sum() + self.item(items).pow(2).sum()
 
     def item_vectors(self) -> torch.Tensor:
         return self.item.weight * self.predict.weight.squeeze(0).abs()
@@ -76,10 +78,15 @@ class _Tower(nn.Module):
         return h
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.user(users), self.item(items)], dim=-1)
+        return self.forward_l2(users, items)[0]
+
+    def forward_l2(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p, q = self.user(users), self.item(items)
+        x = torch.cat([p, q], dim=-1)
+        l2 = x.pow(2).sum()
         if not len(self.hidden):
-            return x
-        return self._rest(self.hidden[0](x))
+            return x, l2
+        return self._rest(self.hidden[0](x)), l2
 
     def block(self, users: torch.Tensor, items: torch.Tensor | None) -> torch.Tensor:
         """Hidden output for every (user, item) pair of a block: shape (B, I, layers[-1])."""
@@ -94,8 +101,6 @@ class _Tower(nn.Module):
         a_i = q @ w_i.T  # (I, h1): once per item
         return self._rest(a_u[:, None, :] + a_i[None, :, :])
 
-    def embedding_l2(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.user(users).pow(2).sum() + self.item(items).pow(2).sum()
 
 
 class MLP(nn.Module):
@@ -119,11 +124,13 @@ class MLP(nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.predict(self.tower(users, items)).squeeze(-1)
 
+    def forward_l2(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, l2 = self.tower.forward_l2(users, items)
+        return self.predict(h).squeeze(-1), l2
+
     def score_block(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         return self.predict(self.tower.block(users, items)).squeeze(-1)
 
-    def embedding_l2(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return self.tower.embedding_l2(users, items)
 
     def item_vectors(self) -> torch.Tensor:
         return self.tower.item.weight
@@ -157,6 +164,12 @@ class NeuMF(nn.Module):
         m = self.tower(users, items)
         return self.predict(torch.cat([g, m], dim=-1)).squeeze(-1)
 
+    def forward_l2(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p, q = self.gmf_user(users), self.gmf_item(items)
+        m, l2 = self.tower.forward_l2(users, items)
+        logits = self.predict(torch.cat([p * q, m], dim=-1)).squeeze(-1)
+        return logits, l2 + p.pow(2).sum() + q.pow(2).sum()
+
     def score_block(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         w = self.predict.weight.squeeze(0)
         w_g, w_m = w[: self.factors], w[self.factors :]
@@ -165,9 +178,6 @@ class NeuMF(nn.Module):
         mlp = self.tower.block(users, items) @ w_m
         return gmf + mlp + self.predict.bias
 
-    def embedding_l2(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        g = self.gmf_user(users).pow(2).sum() + self.gmf_item(items).pow(2).sum()
-        return g + self.tower.embedding_l2(users, items)
 
     def item_vectors(self) -> torch.Tensor:
         w = self.predict.weight.squeeze(0)[: self.factors].abs()

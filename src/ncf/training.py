@@ -149,16 +149,20 @@ def train_module(
             u, i = batch[0], batch[1]
             if cfg.loss == "bpr":
                 j = batch[2]
-                diff = module(u, i) - module(u, j)
-                loss = -nn.functional.logsigmoid(diff).mean()
-                items_touched = torch.cat([i, j])
-                users_touched = torch.cat([u, u])
+                if cfg.weight_decay > 0:
+                    (s_pos, l2_pos), (s_neg, l2_neg) = module.forward_l2(u, i), module.forward_l2(u, j)
+                    l2 = l2_pos + l2_neg
+                else:
+                    s_pos, s_neg = module(u, i), module(u, j)
+                loss = -nn.functional.logsigmoid(s_pos - s_neg).mean()
+            elif cfg.weight_decay > 0:
+                logits, l2 = module.forward_l2(u, i)
+                loss = bce(logits, batch[2])
             else:
                 loss = bce(module(u, i), batch[2])
-                items_touched, users_touched = i, u
             if cfg.weight_decay > 0:
                 # L2 on the embedding rows this batch touched: scales with the batch, not the catalogue.
-                loss = loss + cfg.weight_decay * module.embedding_l2(users_touched, items_touched) / len(u)
+                loss = loss + cfg.weight_decay * l2 / len(u)
             for o in opts:
                 o.zero_grad(set_to_none=True)
             loss.backward()
