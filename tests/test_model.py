@@ -430,9 +430,13 @@ def test_early_stopping_restores_best_epoch_for_real():
 
 @ncf_models
 def test_non_finite_loss_raises_model_diverged(name, monkeypatch):
+    # Training calls forward_l2 when weight_decay > 0 (the default), forward otherwise.
     for cls in (ncf.nn.GMF, ncf.nn.MLP, ncf.nn.NeuMF):
-        original = cls.forward
+        original, original_l2 = cls.forward, cls.forward_l2
         monkeypatch.setattr(cls, "forward", lambda self, u, i, _f=original: _f(self, u, i) * float("nan"))
+        monkeypatch.setattr(
+            cls, "forward_l2", lambda self, u, i, _f=original_l2: tuple(x * float("nan") for x in _f(self, u, i))
+        )
     with pytest.raises(ModelDivergedError, match="learning rate") as e:
         quick(name).fit(TRAIN, validation=None)
     assert "epoch 1" in str(e.value)
@@ -447,7 +451,7 @@ def test_divergence_after_a_good_epoch_restores_it(monkeypatch):
         return out * float("inf") if broken["on"] else out
 
     monkeypatch.setattr(ncf.nn.NeuMF, "forward", forward)
-    model = quick("neumf", epochs=5, callbacks=[lambda e, logs: broken.update(on=True)])
+    model = quick("neumf", epochs=5, weight_decay=0.0, callbacks=[lambda e, logs: broken.update(on=True)])
     with pytest.raises(ModelDivergedError, match="epoch 2.*restored"):
         model.fit(TRAIN, validation=TEST)
     assert not model.is_fitted
