@@ -81,7 +81,7 @@ def save_bundle(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle; returns the file written."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save as to_bytes
 
     import ncf
 
@@ -104,7 +104,15 @@ def save_bundle(
         md = train.item_metadata.reset_index()
         meta["item_metadata"] = md.to_json(orient="split", index=False)
     target = bundle_file(path)
-    atomic_write_bytes(target, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    # Serialise in memory and write our own temp file: safetensors' save_file keeps a
+    # hidden temp file of its own, which a crash would leave behind in the bundle folder.
+    payload = to_bytes(tensors, metadata=meta)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+
+    atomic_write_bytes(target, write)
     return target
 
 
