@@ -20,6 +20,7 @@ __all__ = ["LOADERS", "bundle_model_class", "load_model"]
 LOADERS: dict[str, str] = {
     "NCF": "ncf.model:NCF",
     # Baselines: loading needs no optional library (implicit / lightfm), only the stored factors.
+    "Popularity": "ncf.baselines.popularity:Popularity",
     "EASE": "ncf.baselines.ease:EASE",
     "ItemKNN": "ncf.baselines.itemknn:ItemKNN",
     "ImplicitALS": "ncf.baselines.implicit_models:ImplicitALS",

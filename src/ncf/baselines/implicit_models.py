@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ncf.baselines.ease import (
+from ncf.baselines._base import (
     _Baseline,
     check_train,
     expect_shape,

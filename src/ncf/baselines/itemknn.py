@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ncf.baselines.ease import _Baseline, check_train, expect_shape, need_float, need_int
+from ncf.baselines._base import _Baseline, check_train, expect_shape, need_float, need_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 

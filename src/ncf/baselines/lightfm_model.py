@@ -15,7 +15,7 @@ import importlib
 import time
 from typing import Any
 
-from ncf.baselines.ease import check_train, need_float, need_int, need_seed, resolve_seed
+from ncf.baselines._base import check_train, need_float, need_int, need_seed, resolve_seed
 from ncf.baselines.implicit_models import _FactorModel
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 import torch
 
-from ncf.base import Recommender
+from ncf.baselines._base import _Baseline, check_train, expect_shape
 from ncf.data.interactions import Interactions
-from ncf.errors import DataError
 
 
-class Popularity(Recommender):
+class Popularity(_Baseline):
     """Scores every item by its number of training interactions, the same for all users."""
 
     name = "popularity"
+    PARAMS = ()
+    MODEL_CLASS = "Popularity"
 
     def fit(self, train: Interactions, validation: Any = None) -> Popularity:
-        if len(train) == 0:
-            raise DataError("train has no interactions; nothing to count")
-        self.train_ = train
+        """Count interactions per item; ``validation`` is accepted for interface parity and ignored."""
+        t = time.perf_counter()
+        self.train_ = check_train(train, "Popularity")
         self.scores_ = torch.as_tensor(train.item_counts.astype(np.float32))
+        self.fit_seconds_ = time.perf_counter() - t
         return self
 
     def _score_users(self, users: torch.Tensor) -> torch.Tensor:
@@ -29,3 +32,9 @@ class Popularity(Recommender):
 
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.scores_.to(items.device)[items]
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        return {"scores": self.scores_}
+
+    def _restore(self, weights: dict[str, torch.Tensor], train: Interactions) -> None:
+        self.scores_ = expect_shape(weights, "scores", (train.n_items,)).float()
