@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -210,9 +209,3 @@ def train_module(
         module.load_state_dict(best_state)
     module.eval()
     return TrainResult(history, best_epoch, best_metric, stopped, time.perf_counter() - t0)
-
-
-def seed_everything_local(seed: int) -> np.random.Generator:
-    """One seed drives numpy and torch; returns the numpy generator."""
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
