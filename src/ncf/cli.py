@@ -234,6 +234,38 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from ncf.errors import ConfigError
+
+    if args.preset == "notebook":
+        from ncf.notebook import run_notebook
+
+        run_notebook(out_dir=args.out or "runs/notebook")
+        return 0
+    from ncf.benchmark import load_params, run_benchmark
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds == {args.seeds}, must be >= 1 (seeds 0..N-1 are run)")
+    protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
+    bad = [p for p in protocols if p not in PROTOCOL_CHOICES]
+    if bad:
+        raise ConfigError(f"--protocols: unknown {bad}; pick from {', '.join(PROTOCOL_CHOICES)}")
+    res = run_benchmark(
+        args.data or ["ml-100k"],
+        protocols,
+        [m.strip() for m in args.models.split(",") if m.strip()],
+        range(args.seeds),
+        args.out or "runs/benchmark",
+        k=args.k,
+        model_params=load_params(args.params),
+        data_args=args,
+        memory=args.memory,
+    )
+    print()
+    print(res["markdown"])
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ncf.errors import ConfigError
 
@@ -307,6 +339,28 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("source", help="'ml-100k' or a data file")
     _add_data_args(ds)
     d.set_defaults(func=cmd_data)
+
+    b = sub.add_parser("benchmark", help="fit and evaluate models on shared splits; write a table and a chart")
+    b.add_argument("--preset", choices=("notebook",), default=None,
+                   help="'notebook': reproduce the seed notebook (Keras NeuMF + LightFM, ML-100k)")  # fmt: skip
+    b.add_argument("--data", action="append", default=None,
+                   help="'ml-100k' (default; binarised per protocol: holdout keeps ratings >= 3, the others all "
+                   "ratings, unless --min-rating is given) or a data file; repeat for several datasets")  # fmt: skip
+    _add_data_args(b)
+    b.add_argument(
+        "--protocols", default="holdout,leave-one-out", help="comma-separated: " + ",".join(PROTOCOL_CHOICES)
+    )
+    b.add_argument("--models", default="neumf,gmf,mlp,popularity,ease,item-knn,implicit-als,implicit-bpr,lightfm-warp",
+                   help="comma-separated model names (NCF: neumf, gmf, mlp; baselines by name); default %(default)s")  # fmt: skip
+    b.add_argument("--seeds", type=int, default=3, help="run seeds 0..N-1 (one split per seed)")
+    b.add_argument("-k", type=_int_list, default=(5, 10), help="metric cutoffs, e.g. 5,10")
+    b.add_argument("--params", default=None, metavar="JSON",
+                   help='JSON file or string: model name -> constructor kwargs, e.g. \'{"ease": {"l2": 200}}\'')  # fmt: skip
+    b.add_argument("--memory", choices=("rss", "tracemalloc", "off"), default="rss",
+                   help="rss: sampled resident memory (default); tracemalloc: also trace Python/numpy allocations "
+                   "(slows Python-heavy fits); off")  # fmt: skip
+    b.add_argument("--out", default=None, help="output folder (default runs/benchmark, or runs/notebook)")
+    b.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser("serve", help="HTTP API over a saved model")
     s.add_argument("model_dir")
