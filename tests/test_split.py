@@ -246,3 +246,18 @@ def test_split_report_replaces_parent_split_and_keeps_other_keys():
     assert "duplicates_merged" in train.report
     _, val = carve_validation(train)
     assert val.report["split"]["params"]["purpose"] == "validation"
+
+
+def test_by_name_dispatches_to_the_named_protocol():
+    from ncf.split import by_name
+
+    data = make_data()
+    for name, (tr, te) in {
+        "holdout": holdout(data, n=3, by="random", seed=1),
+        "leave-one-out": leave_one_out(data, by="timestamp"),
+        "temporal": temporal(data, quantile=0.8),
+    }.items():
+        tr2, te2 = by_name(name, data, seed=1, n=3)
+        assert pairs(tr2) == pairs(tr) and pairs(te2) == pairs(te)
+    with pytest.raises(ConfigError, match="protocol"):
+        by_name("random", data)

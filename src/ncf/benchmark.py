@@ -64,9 +64,10 @@ import numpy as np
 
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.split import PROTOCOLS as split_protocols
 
 NCF_MODELS = ("neumf", "gmf", "mlp")
-PROTOCOLS = ("holdout", "leave-one-out", "temporal")
+PROTOCOLS = split_protocols  # the names ncf.split.by_name understands
 HOLDOUT_N = 10
 TEMPORAL_QUANTILE = 0.8
 RECOMMEND_K = 10
@@ -104,14 +105,9 @@ def split_for(protocol: str, data: Interactions, seed: int) -> tuple[Interaction
     """
     from ncf import split
 
-    if protocol == "holdout":
-        return split.holdout(data, n=HOLDOUT_N, by="random", seed=seed)
-    if protocol == "leave-one-out":
-        by = "timestamp" if data.timestamps is not None else "random"
-        return split.leave_one_out(data, by=by, seed=seed)
-    if protocol == "temporal":
-        return split.temporal(data, quantile=TEMPORAL_QUANTILE)
-    raise ConfigError(f"protocol == {protocol!r}, must be one of {', '.join(PROTOCOLS)}")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol == {protocol!r}, must be one of {', '.join(PROTOCOLS)}")
+    return split.by_name(protocol, data, seed=seed, n=HOLDOUT_N, quantile=TEMPORAL_QUANTILE)
 
 
 # -- models --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-PROTOCOL_CHOICES = ("holdout", "leave-one-out", "temporal")
+from ncf.split import PROTOCOLS as PROTOCOL_CHOICES
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -95,17 +95,6 @@ def _guess_columns(path: Path, sep: str | None, user: str | None, item: str | No
     return pick(user, ("user", "user_id", "userid", "userId")), pick(item, ("item", "item_id", "itemid", "movieId"))
 
 
-def _split_for(protocol: str, data: Any, seed: int, holdout_n: int) -> tuple[Any, Any]:
-    from ncf import split
-
-    if protocol == "holdout":
-        return split.holdout(data, n=holdout_n, by="random", seed=seed)
-    if protocol == "leave-one-out":
-        by = "timestamp" if data.timestamps is not None else "random"
-        return split.leave_one_out(data, by=by, seed=seed)
-    return split.temporal(data, quantile=0.8)
-
-
 def _fmt_metrics(res: dict[str, Any]) -> str:
     keys = [k for k in res if isinstance(res[k], float)]
     return "  ".join(f"{k}={res[k]:.4f}" for k in keys)
@@ -117,7 +106,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_data(args.data, args)
     test = None
     if args.test_protocol:
-        data, test = _split_for(args.test_protocol, data, args.seed or 0, args.holdout_n)
+        from ncf import split
+
+        data, test = split.by_name(args.test_protocol, data, seed=args.seed or 0, n=args.holdout_n)
         print(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
     params = {
         k: getattr(args, k)

@@ -27,7 +27,7 @@ import numpy as np
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
 
-__all__ = ["holdout", "leave_one_out", "temporal", "carve_validation"]
+__all__ = ["PROTOCOLS", "by_name", "carve_validation", "holdout", "leave_one_out", "temporal"]
 
 By = Literal["random", "timestamp"]
 Seed = int | np.random.Generator | None
@@ -320,3 +320,24 @@ def carve_validation(
         )
     protocol = "leave-one-out" if fraction is None and n == 1 else "holdout"
     return _holdout(train, n, fraction, by, seed, min_train, protocol, {"purpose": "validation", "how": how})
+
+
+PROTOCOLS: tuple[str, ...] = ("holdout", "leave-one-out", "temporal")
+
+
+def by_name(
+    protocol: str, data: Interactions, *, seed: Seed = None, n: int = 10, quantile: float = 0.8
+) -> tuple[Interactions, Interactions]:
+    """The test split a protocol name stands for (as the CLI and ``ncf benchmark`` name them).
+
+    ``"holdout"``: ``n`` random interactions per user; ``"leave-one-out"``: each user's
+    latest interaction when timestamps exist, else a random one; ``"temporal"``:
+    interactions after the ``quantile`` of time.
+    """
+    protocol = _check_choice("protocol", protocol, PROTOCOLS)
+    if protocol == "holdout":
+        return holdout(data, n=n, by="random", seed=seed)
+    if protocol == "leave-one-out":
+        by = "timestamp" if data.timestamps is not None else "random"
+        return leave_one_out(data, by=by, seed=seed)
+    return temporal(data, quantile=quantile)
