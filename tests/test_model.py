@@ -58,6 +58,7 @@ SPECS = {
     "mlp": dict(BASE, model="mlp", layers=(64, 32, 16, 8), epochs=12),  # a deeper MLP escapes the tiny init faster
     "neumf": dict(BASE, model="neumf"),
     "neumf-bpr": dict(BASE, model="neumf", loss="bpr"),
+    "neumf-softmax": dict(BASE, model="neumf", loss="softmax", negatives=8, learning_rate=0.03),  # one logit per positive: more steps
     "neumf-pretrain": dict(BASE, model="neumf", pretrain=True),
     "neumf-all-negatives": dict(BASE, negatives="all"),
     "popularity": None,
@@ -273,6 +274,11 @@ BAD_PARAMS = [
     ({"metric": "f1@10"}, "metric"),
     ({"model": "gmf", "pretrain": True}, "pretrain"),
     ({"negatives": "all", "loss": "bpr"}, "negatives"),
+    ({"negatives": "all", "loss": "softmax"}, "negatives"),
+    ({"recency": 0}, "recency"),
+    ({"recency": "latest"}, "recency"),
+    ({"recency": float("inf")}, "recency"),
+    ({"recency_floor": 1.5}, "recency_floor"),
 ]
 
 

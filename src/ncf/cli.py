@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--factors", type=int, default=None)
     t.add_argument("--layers", type=_int_list, default=None, help="e.g. 64,32,16,8")
     t.add_argument("--negatives", type=_negatives, default=None, help="negatives per positive, or 'all'")
-    t.add_argument("--loss", choices=("bce", "bpr"), default=None)
+    t.add_argument("--loss", choices=("bce", "bpr", "softmax"), default=None)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--learning-rate", type=float, default=None)

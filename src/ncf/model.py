@@ -18,7 +18,7 @@ from ncf.errors import BundleError, ConfigError, DataError
 from ncf.training import Callback, TrainConfig, TrainResult, train_module
 
 MODELS = ("gmf", "mlp", "neumf")
-LOSSES = ("bce", "bpr")
+LOSSES = ("bce", "bpr", "softmax")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -48,9 +48,13 @@ class NCF(Recommender):
         the rest are the hidden layers, e.g. ``(64, 32, 16, 8)``.
     negatives:
         Uniform negatives per positive, re-drawn each epoch; or ``"all"`` to use every
-        unobserved pair as a negative (the seed notebook's setup; small data only).
+        unobserved pair as a negative (the seed notebook's setup; small data only). With
+        ``loss="softmax"``: how many items each batch draws as shared negatives.
     loss:
-        ``"bce"`` (pointwise, the paper's) or ``"bpr"`` (pairwise).
+        ``"bce"`` (pointwise, the paper's), ``"bpr"`` (pairwise) or ``"softmax"``
+        (sampled softmax: each positive against the batch's shared negatives, known
+        positives masked; better ranking per epoch, but each epoch scores
+        ``batch x negatives`` pairs, so it is several times slower than BCE).
     epochs, batch_size, learning_rate:
         Training length and Adam settings (SparseAdam for embeddings when ``sparse``).
     weight_decay:
@@ -70,6 +74,13 @@ class NCF(Recommender):
         interactions, as leave-one-out-by-time does (each user's most recent one).
     metric:
         Validation metric for early stopping, e.g. ``"ndcg@10"``, ``"hr@10"``.
+    recency, recency_floor:
+        Weight each user's recent interactions more: an interaction with ``r`` later ones
+        by the same user weighs ``floor + (1 - floor) * 2 ** (-r / recency)`` (rescaled to
+        mean 1). Predicting a user's *next* item (leave-one-out or temporal splits, and
+        production) rewards it strongly; see benchmarks/RESULTS.md. ``"auto"`` turns it
+        on, with the half-life chosen on ML-100k validation, when ``train`` has timestamps
+        and did not come from a random holdout; ``None`` turns it off. Needs timestamps.
     sparse:
         Sparse embedding gradients (optimizer cost scales with the batch).
     seed:
@@ -103,6 +114,8 @@ class NCF(Recommender):
         alpha: float = 0.5,
         refit: bool = True,
         metric: str = "ndcg@10",
+        recency: float | str | None = None,
+        recency_floor: float = 0.1,
         sparse: bool = True,
         seed: int | None = None,
         device: str | torch.device | None = None,
@@ -125,6 +138,8 @@ class NCF(Recommender):
         self.alpha = alpha
         self.refit = refit
         self.metric = metric
+        self.recency = recency
+        self.recency_floor = recency_floor
         self.sparse = sparse
         self.seed = seed
         self.device = device
@@ -135,7 +150,7 @@ class NCF(Recommender):
     # -- parameters ------------------------------------------------------------------
     PARAMS = (
         "model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-        "weight_decay", "dropout", "patience", "pretrain", "alpha", "refit", "metric", "sparse", "seed",
+        "weight_decay", "dropout", "patience", "pretrain", "alpha", "refit", "metric", "recency", "recency_floor", "sparse", "seed",
     )  # fmt: skip
 
     def get_params(self) -> dict[str, Any]:
@@ -163,8 +178,10 @@ class NCF(Recommender):
         if layers[0] % 2:
             raise ConfigError(f"layers[0] == {layers[0]}, must be even: it is the [user; item] embedding size")
         if self.negatives == "all":
-            if self.loss == "bpr":
-                raise ConfigError("negatives='all' needs loss='bce'; BPR pairs each positive with sampled negatives")
+            if self.loss != "bce":
+                raise ConfigError(
+                    f"negatives='all' needs loss='bce'; {self.loss!r} contrasts each positive with sampled negatives"
+                )
         elif isinstance(self.negatives, bool) or not isinstance(self.negatives, (int, np.integer)) or self.negatives < 1:
             raise ConfigError(f"negatives == {self.negatives!r}, must be an integer >= 1 or 'all'")
         for name, lo, hi, lo_open in (
@@ -172,6 +189,7 @@ class NCF(Recommender):
             ("weight_decay", 0.0, 1e6, False),
             ("dropout", 0.0, 1.0, False),
             ("alpha", 0.0, 1.0, False),
+            ("recency_floor", 0.0, 1.0, False),
         ):
             v = getattr(self, name)
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
@@ -180,6 +198,11 @@ class NCF(Recommender):
                 lo_b = "(" if lo_open else "["
                 hi_b = ")" if name == "dropout" else "]"
                 raise ConfigError(f"{name} == {v!r}, must be in {lo_b}{lo}, {hi}{hi_b}")
+        r = self.recency
+        if not (r is None or r == "auto") and (
+            isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) or not np.isfinite(r) or r <= 0
+        ):
+            raise ConfigError(f"recency == {r!r}, must be None, 'auto' or a half-life > 0 (in interactions)")
         base = str(self.metric).split("@")[0]
         if base not in ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc"):
             raise ConfigError(f"metric == {self.metric!r}, must be like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'")
@@ -198,6 +221,8 @@ class NCF(Recommender):
             patience=self.patience,
             metric=self.metric,
             seed=self.seed_,
+            recency=self.recency_,
+            recency_floor=float(self.recency_floor),
         )
 
     def _build(self, kind: str, n_users: int, n_items: int) -> torch.nn.Module:
@@ -259,6 +284,7 @@ class NCF(Recommender):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self.device_ = resolve_device(self.device)
+        self.recency_ = _resolve_recency(self.recency, train)
         fit_data = train
         if isinstance(validation, str):
             if validation != "auto":
@@ -386,6 +412,32 @@ class NCF(Recommender):
         p = self.get_params()
         shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k in ("model", "factors", "layers", "negatives", "epochs"))
         return f"NCF({shown})"
+
+
+#: Half-life (in interactions) that ``recency="auto"`` uses; chosen on validation data (benchmarks/RESULTS.md).
+AUTO_RECENCY_HALF_LIFE = 10.0
+
+
+def _resolve_recency(recency: float | str | None, train: Interactions) -> float | None:
+    """The half-life to train with: ``"auto"`` is on exactly when the task is predicting the future.
+
+    That is when ``train`` has timestamps and came from a split by time (leave-one-out,
+    temporal, or a holdout of the latest items), or from no split at all; a random
+    holdout asks for random past items, where recent ones are no more telling.
+    """
+    if recency is None:
+        return None
+    if recency == "auto":
+        if train.timestamps is None:
+            return None
+        sp = train.report.get("split") or {}
+        by = (sp.get("params") or {}).get("by")
+        if sp.get("protocol") == "holdout" and by == "random":
+            return None
+        return AUTO_RECENCY_HALF_LIFE
+    if train.timestamps is None:
+        raise DataError("recency weighting needs timestamps, and train has none; set recency=None or load timestamps")
+    return float(recency)
 
 
 def _validation_rule(train: Interactions) -> tuple[str, int, float | None]:

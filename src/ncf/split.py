@@ -108,6 +108,14 @@ def _rank_from_end(data: Interactions, key: np.ndarray, tie_break: bool = True) 
     return data.indptr[data.user_idx + 1] - 1 - pos
 
 
+def rank_from_end(data: Interactions, timestamps: np.ndarray) -> np.ndarray:
+    """For each interaction: how many of its user's interactions are later (0 = the latest).
+
+    Ties in time are broken by item index, as the splits break them.
+    """
+    return _rank_from_end(data, np.asarray(timestamps))
+
+
 def _split_report(
     protocol: str, params: dict[str, Any], test_mask: np.ndarray, data: Interactions, **extra: Any
 ) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ncf.data.interactions import Interactions
-from ncf.errors import ModelDivergedError
+from ncf.errors import ConfigError, ModelDivergedError
 
 Callback = Callable[[int, dict[str, Any]], Any]
 """Called after every epoch with (epoch, logs); returning True stops training."""
@@ -35,6 +36,8 @@ class TrainConfig:
     metric: str = "ndcg@10"
     seed: int = 0
     min_delta: float = 0.0
+    recency: float | None = None
+    recency_floor: float = 0.1
 
 
 @dataclass
@@ -70,7 +73,15 @@ def make_optimizers(module: nn.Module, lr: float) -> list[torch.optim.Optimizer]
 class EpochSamples:
     """Builds each epoch's (users, items, labels) tensors by indexing, never per sample."""
 
-    def __init__(self, train: Interactions, negatives: int | str, loss: str, device: torch.device) -> None:
+    def __init__(
+        self,
+        train: Interactions,
+        negatives: int | str,
+        loss: str,
+        device: torch.device,
+        recency: float | None = None,
+        recency_floor: float = 0.1,
+    ) -> None:
         from ncf.sampling import NegativeSampler, all_negatives
 
         self.device = device
@@ -78,7 +89,10 @@ class EpochSamples:
         self.negatives = negatives
         self.pos_u = torch.as_tensor(train.user_idx, device=device)
         self.pos_i = torch.as_tensor(train.item_idx, device=device)
-        if negatives == "all":
+        self.pos_w = None if recency is None else recency_weights(train, recency, recency_floor).to(device)
+        if loss == "softmax":
+            self.shared = SoftmaxNegatives(train, int(negatives), device)
+        elif negatives == "all":
             nu, ni = all_negatives(train)
             self.all_u = torch.cat([self.pos_u, torch.as_tensor(nu, device=device)])
             self.all_i = torch.cat([self.pos_i, torch.as_tensor(ni, device=device)])
@@ -87,6 +101,10 @@ class EpochSamples:
             self.sampler = NegativeSampler(train, device=device)
 
     def epoch(self, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        if self.loss == "softmax":
+            # Positives only: each batch draws its own shared negatives (see SoftmaxNegatives).
+            perm = torch.randperm(len(self.pos_u), generator=gen, device=self.device)
+            return self._with_w((self.pos_u[perm], self.pos_i[perm]), perm)
         if self.negatives == "all":
             perm = torch.randperm(len(self.all_u), generator=gen, device=self.device)
             return self.all_u[perm], self.all_i[perm], self.all_y[perm]
@@ -95,13 +113,81 @@ class EpochSamples:
         if self.loss == "bpr":
             u = self.pos_u.repeat_interleave(n)
             perm = torch.randperm(len(u), generator=gen, device=self.device)
-            return u[perm], self.pos_i.repeat_interleave(n)[perm], neg.reshape(-1)[perm]
+            return self._with_w((u[perm], self.pos_i.repeat_interleave(n)[perm], neg.reshape(-1)[perm]), perm, n)
         u = torch.cat([self.pos_u, self.pos_u.repeat_interleave(n)])
         i = torch.cat([self.pos_i, neg.reshape(-1)])
         y = torch.zeros(len(u), device=self.device)
         y[: len(self.pos_u)] = 1.0
         perm = torch.randperm(len(u), generator=gen, device=self.device)
-        return u[perm], i[perm], y[perm]
+        return self._with_w((u[perm], i[perm], y[perm]), perm, n, with_pos=True)
+
+    def _with_w(self, out: tuple[torch.Tensor, ...], perm: torch.Tensor, n: int = 1, with_pos: bool = False) -> tuple:
+        """Append the per-sample recency weights (a positive's negatives share its weight)."""
+        if self.pos_w is None:
+            return out
+        w = self.pos_w.repeat_interleave(n) if n > 1 else self.pos_w
+        if with_pos:
+            w = torch.cat([self.pos_w, w])
+        return (*out, w[perm])
+
+
+def recency_weights(train: Interactions, half_life: float, floor: float) -> torch.Tensor:
+    """Per-interaction weights that favour each user's latest interactions.
+
+    ``w = floor + (1 - floor) * 2 ** (-r / half_life)`` where ``r`` is how many of the
+    user's interactions come later (0 for the latest), rescaled to mean 1 so the
+    learning rate keeps its meaning. Leave-one-out-by-time asks for each user's *next*
+    item, and that is far more like their recent items than their old ones.
+    """
+    from ncf.split import rank_from_end
+
+    if train.timestamps is None:
+        raise ConfigError("recency weighting needs timestamps; load the data with timestamp=... or set recency=None")
+    r = rank_from_end(train, np.asarray(train.timestamps))
+    w = floor + (1.0 - floor) * np.exp2(-r / half_life)
+    return torch.as_tensor(w / w.mean(), dtype=torch.float32)
+
+
+class SoftmaxNegatives:
+    """Shared negatives for the sampled-softmax loss, with known positives masked out.
+
+    Each batch of positives is scored against ``n`` items drawn uniformly once for the
+    whole batch (one factorised ``score_block`` call instead of ``B x n`` pair lookups).
+    A drawn item that is a known positive of a row's user (the row's own positive among
+    them) is masked from that row's softmax, so no positive is ever pushed down as a
+    negative. Uniform proposals need no log-Q correction: it is the same constant for
+    every candidate.
+    """
+
+    def __init__(self, train: Interactions, n: int, device: torch.device) -> None:
+        self.n = n
+        self.n_items = train.n_items
+        keys = train.user_idx.astype("int64") * train.n_items + train.item_idx.astype("int64")
+        keys.sort()
+        self.keys = torch.as_tensor(keys, device=device)
+
+    def draw(self, gen: torch.Generator) -> torch.Tensor:
+        return torch.randint(0, self.n_items, (self.n,), generator=gen, device=gen.device)
+
+    def known(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(B, n) mask: is ``items[j]`` a known positive of ``users[b]``?"""
+        q = users[:, None] * self.n_items + items[None, :]
+        pos = torch.searchsorted(self.keys, q).clamp_(max=len(self.keys) - 1)
+        return self.keys[pos] == q
+
+
+def sampled_softmax_loss(
+    module: nn.Module, shared: SoftmaxNegatives, u: torch.Tensor, i: torch.Tensor, gen: torch.Generator, l2: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Cross-entropy of each positive against the batch's shared negatives (and its L2)."""
+    neg = shared.draw(gen)
+    if l2:
+        s_pos, reg = module.forward_l2(u, i)
+    else:
+        s_pos, reg = module(u, i), None
+    s_neg = module.score_block(u, neg).masked_fill(shared.known(u, neg), float("-inf"))
+    logits = torch.cat([s_pos[:, None], s_neg], dim=1)
+    return torch.logsumexp(logits, dim=1).sub(s_pos), reg
 
 
 def train_module(
@@ -123,10 +209,9 @@ def train_module(
 
     t0 = time.perf_counter()
     module.to(device)
-    samples = EpochSamples(train, cfg.negatives, cfg.loss, device)
+    samples = EpochSamples(train, cfg.negatives, cfg.loss, device, cfg.recency, cfg.recency_floor)
     opts = make_optimizers(module, cfg.learning_rate)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    bce = nn.BCEWithLogitsLoss()
     metric_name = cfg.metric
     k = int(metric_name.split("@")[1]) if "@" in metric_name else 10
     base_metric = metric_name.split("@")[0]
@@ -146,20 +231,26 @@ def train_module(
         for s in range(0, n, cfg.batch_size):
             batch = [t[s : s + cfg.batch_size] for t in tensors]
             u, i = batch[0], batch[1]
-            if cfg.loss == "bpr":
+            w = batch[-1] if samples.pos_w is not None else None
+            l2 = None
+            if cfg.loss == "softmax":
+                per, l2 = sampled_softmax_loss(module, samples.shared, u, i, gen, cfg.weight_decay > 0)
+            elif cfg.loss == "bpr":
                 j = batch[2]
                 if cfg.weight_decay > 0:
                     (s_pos, l2_pos), (s_neg, l2_neg) = module.forward_l2(u, i), module.forward_l2(u, j)
                     l2 = l2_pos + l2_neg
                 else:
                     s_pos, s_neg = module(u, i), module(u, j)
-                loss = -nn.functional.logsigmoid(s_pos - s_neg).mean()
-            elif cfg.weight_decay > 0:
-                logits, l2 = module.forward_l2(u, i)
-                loss = bce(logits, batch[2])
+                per = -nn.functional.logsigmoid(s_pos - s_neg)
             else:
-                loss = bce(module(u, i), batch[2])
-            if cfg.weight_decay > 0:
+                if cfg.weight_decay > 0:
+                    logits, l2 = module.forward_l2(u, i)
+                else:
+                    logits = module(u, i)
+                per = nn.functional.binary_cross_entropy_with_logits(logits, batch[2], reduction="none")
+            loss = (per * w).mean() if w is not None else per.mean()
+            if l2 is not None:
                 # L2 on the embedding rows this batch touched: scales with the batch, not the catalogue.
                 loss = loss + cfg.weight_decay * l2 / len(u)
             for o in opts:
