@@ -100,6 +100,17 @@ def _fmt_metrics(res: dict[str, Any]) -> str:
     return "  ".join(f"{k}={res[k]:.4f}" for k in keys)
 
 
+def _recency(text: str) -> float | str | None:
+    if text.strip().lower() in ("none", "off"):
+        return "none"
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--recency {text!r}: give a half-life > 0, 'auto' or 'none'") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf import NCF, evaluate
 
@@ -113,9 +124,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = {
         k: getattr(args, k)
         for k in ("model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-                  "weight_decay", "dropout", "patience", "seed", "alpha")
+                  "weight_decay", "dropout", "patience", "seed", "alpha", "recency")
         if getattr(args, k) is not None
     }  # fmt: skip
+    if params.get("recency") == "none":
+        params["recency"] = None
     model = NCF(**params, pretrain=args.pretrain, device=args.device, verbose=not args.quiet, tensorboard=args.tensorboard)
     model.fit(data, validation=None if args.no_validation else "auto")
     out = model.save(args.out)
@@ -286,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight-decay", type=float, default=None)
     t.add_argument("--dropout", type=float, default=None)
     t.add_argument("--patience", type=int, default=None)
+    t.add_argument("--recency", type=_recency, default=None,
+                   help="half-life (in interactions) weighting each user's recent items more; 'auto' (default) or 'none'")  # fmt: skip
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")

@@ -114,7 +114,7 @@ class NCF(Recommender):
         alpha: float = 0.5,
         refit: bool = True,
         metric: str = "ndcg@10",
-        recency: float | str | None = None,
+        recency: float | str | None = "auto",
         recency_floor: float = 0.1,
         sparse: bool = True,
         seed: int | None = None,
@@ -415,7 +415,7 @@ class NCF(Recommender):
 
 
 #: Half-life (in interactions) that ``recency="auto"`` uses; chosen on validation data (benchmarks/RESULTS.md).
-AUTO_RECENCY_HALF_LIFE = 10.0
+AUTO_RECENCY_HALF_LIFE = 5.0
 
 
 def _resolve_recency(recency: float | str | None, train: Interactions) -> float | None:
