@@ -88,8 +88,18 @@ def _error_body(code: str, message: str, **extra: Any) -> bytes:
 
 
 def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for e in exc.errors()[:5]:
+    parts: list[str] = []
+    errors: list[dict[str, Any]] = []
+    seen_union: set[tuple[str, ...]] = set()
+    for e in exc.errors():
+        loc = tuple(str(x) for x in e.get("loc", ()))
+        if loc and loc[-1] in ("int", "str"):  # the two arms of an id (StrictInt | StrictStr): one message
+            if loc[:-1] in seen_union:
+                continue
+            seen_union.add(loc[:-1])
+            e = {"loc": loc[:-1], "msg": f"ids must be integers or strings, got {e.get('input')!r}", "type": "id"}
+        errors.append(e)
+    for e in errors[:5]:
         loc = [str(x) for x in e.get("loc", ())]
         where = loc[0] if loc else "request"
         field = ".".join(loc[1:])
@@ -102,7 +112,7 @@ def _validation_message(exc: RequestValidationError) -> str:
         label = {"query": "query parameter", "path": "path parameter", "body": "body field"}.get(where, where)
         msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{label} {field!r}: {msg}" if field else f"{label}: {msg}")
-    more = f" (and {len(exc.errors()) - 5} more)" if len(exc.errors()) > 5 else ""
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
 
 
