@@ -21,6 +21,7 @@ pytest.importorskip("orjson")
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from ncf.cli import main as cli_main  # noqa: E402
 from ncf.errors import BundleError, ConfigError  # noqa: E402
 from ncf.loading import load_model  # noqa: E402
 from ncf.serve import create_app  # noqa: E402
@@ -396,7 +397,7 @@ def test_real_server_in_process(bundles, model):
         assert http.get("/ready").json()["generation"] == 7
 
 
-def test_cli_serve_subprocess_sighup_and_errors(bundles, tmp_path):
+def test_cli_serve_subprocess_sighup_and_errors(bundles, tmp_path, capsys):
     """`ncf serve` as users run it: real process, loopback HTTP, SIGHUP reload, one-line errors."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     port = free_port()
@@ -415,9 +416,9 @@ def test_cli_serve_subprocess_sighup_and_errors(bundles, tmp_path):
             assert time.monotonic() < deadline, "ncf serve did not become ready"
             time.sleep(0.1)
         assert httpx.get(f"{base}/v1/users/7/recommendations").json()["user"] == 7
-        # Port taken (by this very server): exit 2 with one line.
-        busy = subprocess.run([*cmd[:5], "--port", str(port)], env=env, capture_output=True, text=True, timeout=60)
-        assert busy.returncode == 2 and "already in use" in busy.stderr and "Traceback" not in busy.stderr
+        # Port taken (by this very server): exit 2 with one line, before loading anything.
+        assert cli_main(["serve", str(bundles["int"]), "--port", str(port)]) == 2
+        assert "already in use" in capsys.readouterr().err
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/ready").json()["generation"] != 2:
@@ -435,6 +436,6 @@ def test_cli_serve_subprocess_sighup_and_errors(bundles, tmp_path):
         ([str(bundles["int"]), "--workers", "0"], "--workers == 0"),
         ([str(bundles["int"]), "--port", "70000"], "--port == 70000"),
     ):
-        r = subprocess.run([sys.executable, "-m", "ncf", "serve", *args], env=env, capture_output=True, text=True,
-                           timeout=60)  # fmt: skip
-        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert cli_main(["serve", *args]) == 2
+        line = capsys.readouterr().err
+        assert needle in line and line.count("\n") == 1 and "Traceback" not in line, line
