@@ -31,7 +31,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import orjson
@@ -516,10 +516,10 @@ def create_app(
              responses=errors)  # fmt: skip
     async def recommend_user(
         user_id: str,
-        k: int = Query(10, ge=1, le=S.MAX_K, description="items to return"),
-        filter_seen: bool = Query(True, description="leave out items seen in training"),
-        exclude: str | None = Query(None, description="comma-separated raw item ids never to recommend"),
-        fallback: S.Fallback = Query("none", description="'popular': popular items for an unknown user instead of 404"),
+        k: Annotated[int, Query(ge=1, le=S.MAX_K, description="items to return")] = 10,
+        filter_seen: Annotated[bool, Query(description="leave out items seen in training")] = True,
+        exclude: Annotated[str | None, Query(description="comma-separated raw item ids never to recommend")] = None,
+        fallback: Annotated[S.Fallback, Query(description="'popular': popular items for an unknown user instead of 404")] = "none",
     ) -> Response:
         """Top-k items for one user (raw ids; titles and genres when the bundle has them)."""
         lm = holder.get()
@@ -540,7 +540,7 @@ def create_app(
 
     @app.get("/v1/items/{item_id}/similar", tags=["recommend"], response_model=S.Similar,
              responses={**errors, 501: {"model": S.Error, "description": "model without item embeddings"}})  # fmt: skip
-    async def similar(item_id: str, k: int = Query(10, ge=1, le=S.MAX_K)) -> Response:
+    async def similar(item_id: str, k: Annotated[int, Query(ge=1, le=S.MAX_K)] = 10) -> Response:
         """The k items closest to this one (cosine of item embeddings; the item itself left out)."""
         lm = holder.get()
         if not lm.info["similar_items"]:
@@ -562,14 +562,14 @@ def create_app(
 
     # -- what the explorer page needs ------------------------------------------------------------
     @app.get("/v1/users", tags=["explore"], response_model=S.UserList)
-    async def list_users(offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=S.MAX_K)) -> Response:
+    async def list_users(offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 100) -> Response:
         """A page of known user ids, in id order."""
         lm = holder.get()
         ids = lm.model.user_map_.ids
         return _json({"n_users": len(ids), "offset": offset, "users": ids[offset : offset + limit].tolist()})
 
     @app.get("/v1/users/{user_id}/history", tags=["explore"], response_model=S.History, responses=errors)
-    async def history(user_id: str, limit: int = Query(50, ge=1, le=S.MAX_K)) -> Response:
+    async def history(user_id: str, limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 50) -> Response:
         """Items the user interacted with in training, latest first when timestamps exist."""
         lm = holder.get()
         m = lm.model
@@ -615,6 +615,9 @@ def app_from_env() -> FastAPI:
     bundle = os.environ.get("NCF_SERVE_BUNDLE")
     if not bundle:
         raise ConfigError("NCF_SERVE_BUNDLE is not set; run `ncf serve DIR` or set it to a bundle folder")
+    from ncf.serve.run import set_torch_threads
+
+    set_torch_threads(int(os.environ.get("NCF_SERVE_TORCH_THREADS", "1")))
     return create_app(
         bundle,
         api_key=os.environ.get("NCF_API_KEY") or None,
