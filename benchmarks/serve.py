@@ -37,6 +37,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report the server's CPU cost per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ensure_bundle(path: Path) -> None:
     if (path / "model.safetensors").exists():
         return
@@ -216,15 +222,19 @@ def main() -> int:
         asyncio.run(run_load(port, users, clients=8, requests=args.warmup, max_seconds=30, k=args.k, seed=99))
         levels = [int(c) for c in args.clients.split(",") if c.strip()]
         for c in levels:
+            cpu0 = cpu_seconds(server.pid)
             r = asyncio.run(run_load(port, users, clients=c, requests=args.requests, max_seconds=args.max_seconds,
                                      k=args.k, seed=c))  # fmt: skip
+            r["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu0) / max(r["requests"], 1) * 1000, 2)
             r["loadavg_1m"] = round(os.getloadavg()[0], 2)
             results["levels"].append(r)
             print(json.dumps(r), flush=True)
         if args.reload_every > 0:
+            cpu0 = cpu_seconds(server.pid)
             r = asyncio.run(run_load(port, users, clients=args.reload_clients, requests=args.requests,
                                      max_seconds=args.max_seconds, k=args.k, seed=7, reload_every=args.reload_every,
                                      reload_paths=[str(twin.resolve()), str(bundle.resolve())]))  # fmt: skip
+            r["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu0) / max(r["requests"], 1) * 1000, 2)
             r["loadavg_1m"] = round(os.getloadavg()[0], 2)
             r["reload_every_s"] = args.reload_every
             results["reload_run"] = r
@@ -234,13 +244,13 @@ def main() -> int:
         server.wait(30)
         log.close()
     print()
-    print("| clients | requests | failed | throughput (req/s) | p50 ms | p95 ms | p99 ms | max ms | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| clients | requests | failed | throughput (req/s) | p50 ms | p95 ms | p99 ms | max ms | server CPU ms/req | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows = [*results["levels"], *([results["reload_run"]] if "reload_run" in results else [])]
     for r in rows:
         tag = f"{r['clients']} + reload every {r['reload_every_s']:g}s ({r['reloads_ok']}/{r['reloads']} ok)" if "reloads" in r else str(r["clients"])
         print(f"| {tag} | {r['requests']} | {r['failed']} | {r['throughput_rps']} | {r['p50_ms']} | {r['p95_ms']} | "
-              f"{r['p99_ms']} | {r['max_ms']} | {r['loadavg_1m']} |")  # fmt: skip
+              f"{r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms_per_request']} | {r['loadavg_1m']} |")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0 if all(r["failed"] == 0 for r in rows) else 1

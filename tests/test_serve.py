@@ -124,6 +124,23 @@ def test_user_recommendations_match_the_library(client, model):
     assert first["title"] == f"Film {first['id']}" and isinstance(first["year"], int) and first["genres"]
 
 
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_precomputed_top_equals_live_scoring(bundles, k):
+    """The load-time top-N answers exactly what scoring each request live answers, for every user."""
+    pre = TestClient(create_app(bundles["int"]))
+    live_app = create_app(bundles["int"], precompute_top=0)
+    assert pre.app.state.holder.current.top_ids is not None and live_app.state.holder.current.top_ids is None
+    live = TestClient(live_app)
+    users = pre.get("/v1/users?limit=1000").json()["users"]
+    a = pre.post("/v1/recommendations", json={"users": users, "k": k}).json()
+    b = live.post("/v1/recommendations", json={"users": users, "k": k}).json()
+    assert a == b
+    assert pre.get(f"/v1/users/{users[3]}/recommendations?k={k}").json() == b["results"][3]
+    assert pre.get("/v1/model").json()["precomputed_top"] == 40  # min(100, n_items)
+    with pytest.raises(ConfigError, match="precompute_top"):
+        create_app(bundles["int"], precompute_top=-1)
+
+
 def test_user_recommendations_options(client, model):
     seen = set(model.train_.item_map.raw(model.train_.csr[model.user_map_.index([7])[0]].indices).tolist())
     filtered = [it["id"] for it in client.get("/v1/users/7/recommendations?k=40").json()["items"]]
@@ -340,7 +357,8 @@ def test_internal_errors_answer_500_and_the_worker_survives(bundles, monkeypatch
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(model, "recommend", boom)
-    body = err(c.get("/v1/users/7/recommendations", headers={"X-Request-ID": "req-1"}), 500, "internal", "req-1")
+    body = err(c.get("/v1/users/7/recommendations?filter_seen=false", headers={"X-Request-ID": "req-1"}),
+               500, "internal", "req-1")  # fmt: skip
     assert body and "kaboom" not in body["message"]  # no internals leak to clients
     monkeypatch.undo()
     assert c.get("/v1/users/7/recommendations").status_code == 200
