@@ -270,7 +270,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=not args.no_access_log,
         torch_threads=args.torch_threads,
-        precompute_top=args.precompute_top,
+        cache_top=args.cache_top,
     )
 
 
@@ -374,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (default 1 MiB)")
     s.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     s.add_argument("--no-access-log", action="store_true", help="do not write JSON access-log lines")
-    s.add_argument("--precompute-top", type=int, default=100, metavar="N",
-                   help="at each load, store every user's top-N so common requests (k <= N) skip scoring; 0: off")  # fmt: skip
+    s.add_argument("--cache-top", type=int, default=100, metavar="N",
+                   help="keep each user's top-N per loaded model so repeat requests with k <= N skip scoring; 0: off")  # fmt: skip
     s.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads per worker (default 1: lowest latency for per-request scoring)")  # fmt: skip
     s.set_defaults(func=cmd_serve)

@@ -119,17 +119,18 @@ def _validation_message(exc: RequestValidationError) -> str:
 # -- the loaded model ----------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """One loaded bundle and everything precomputed from it for the request path."""
+    """One loaded bundle and everything derived from it for the request path."""
 
     model: Recommender
     path: Path
     info: dict[str, Any]
     item_meta: dict[Any, dict[str, Any]]  # raw item id -> {"title", "year", "genres"} (empty without metadata)
     generation: int
-    # Every user's top-N (seen items filtered), computed at load by one batched ``recommend``:
-    # the common request (k <= N, filter_seen, no exclude) is then a row slice, not a scoring pass.
-    top_ids: np.ndarray | None = None
-    top_scores: np.ndarray | None = None
+    # Per-user top-N (seen items filtered) for this model only, filled by the first request for a
+    # user: later common requests (k <= N, filter_seen, no exclude) are a row slice, not a scoring
+    # pass. It lives and dies with this LoadedModel, so a reload can never serve stale rows.
+    top_n: int = 0
+    top_cache: dict[int, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 def _bundle_header(path: Path) -> dict[str, str]:
@@ -161,26 +162,17 @@ def _item_metadata(model: Recommender) -> dict[Any, dict[str, Any]]:
     return {k: {c: v[j] for c, v in cols.items()} for j, k in enumerate(keys)}
 
 
-DEFAULT_PRECOMPUTE_TOP = 100
-PRECOMPUTE_MAX_ENTRIES = 20_000_000  # users x N; above this (~240 MB) requests are scored live
+DEFAULT_CACHE_TOP = 100
+MAX_CACHED_USERS = 200_000  # rows per model (~1.2 KB each at N=100); the cache starts over beyond this
 
 
-def load_state(path: str | os.PathLike[str], generation: int = 1, precompute_top: int = DEFAULT_PRECOMPUTE_TOP) -> LoadedModel:
-    """Load a bundle with :func:`ncf.loading.load_model` and precompute what requests need.
-
-    ``precompute_top`` > 0 stores every user's top-``precompute_top`` (the same ``recommend``
-    call, batched) unless users x N exceeds :data:`PRECOMPUTE_MAX_ENTRIES`.
-    """
+def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int = DEFAULT_CACHE_TOP) -> LoadedModel:
+    """Load a bundle with :func:`ncf.loading.load_model` and derive what requests need (metadata, info)."""
     from ncf.loading import load_model
 
     p = Path(path)
     model = load_model(p)
-    top_ids = top_scores = None
-    n_top = min(int(precompute_top), model.train_.n_items)
-    t0 = time.perf_counter()
-    if n_top > 0 and model.train_.n_users * n_top <= PRECOMPUTE_MAX_ENTRIES:
-        top_ids, top_scores = model.recommend(model.user_map_.ids, k=n_top)
-    precompute_s = time.perf_counter() - t0
+    top_n = min(int(cache_top), model.train_.n_items)
     header = _bundle_header(p)
     extra = dict(getattr(model, "bundle_extra_", {}) or {})
     params = model.get_params() if hasattr(model, "get_params") else {}
@@ -207,21 +199,20 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, precompute_top
         "bundle": str(p),
         "loaded_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
         "generation": generation,
-        "precomputed_top": int(top_ids.shape[1]) if top_ids is not None else 0,
-        "precompute_seconds": round(precompute_s, 3),
+        "cached_top": top_n,
     }
     info = orjson.loads(orjson.dumps(info, default=_json_default))  # JSON-safe once, here
-    return LoadedModel(model, p, info, _item_metadata(model), generation, top_ids, top_scores)
+    return LoadedModel(model, p, info, _item_metadata(model), generation, top_n)
 
 
 class ModelHolder:
     """Holds the current :class:`LoadedModel`; :meth:`reload` swaps it in one assignment."""
 
     def __init__(self, path: str | os.PathLike[str], *, preload: bool = True,
-                 precompute_top: int = DEFAULT_PRECOMPUTE_TOP) -> None:  # fmt: skip
+                 cache_top: int = DEFAULT_CACHE_TOP) -> None:  # fmt: skip
         self.path = Path(path)
-        self.precompute_top = precompute_top
-        self.current: LoadedModel | None = load_state(self.path, 1, precompute_top) if preload else None
+        self.cache_top = cache_top
+        self.current: LoadedModel | None = load_state(self.path, 1, cache_top) if preload else None
         self.reloads = 0
         self._lock = threading.Lock()  # reloads run in threads (admin endpoint, SIGHUP): one at a time
 
@@ -236,7 +227,7 @@ class ModelHolder:
         with self._lock:
             target = Path(path) if path is not None else self.path
             gen = (self.current.generation if self.current else 0) + 1
-            new = load_state(target, gen, self.precompute_top)  # raises BundleError: nothing is swapped
+            new = load_state(target, gen, self.cache_top)  # raises BundleError: nothing is swapped
             self.current = new  # the atomic swap: one reference assignment
             self.path = target
             self.reloads += 1
@@ -281,8 +272,17 @@ def _recommend(lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exc
         except UnknownIdError as e:
             raise ApiError(404, "unknown_id", f"{e.message}; pass fallback=popular to get popular items instead",
                            kind="user", ids=e.ids[:100]) from None  # fmt: skip
-    if lm.top_ids is not None and filter_seen and not excl and k <= lm.top_ids.shape[1] and known.all():
-        return users, known, lm.top_ids[uidx, :k], lm.top_scores[uidx, :k]
+    if lm.top_n and filter_seen and not excl and k <= lm.top_n and known.all():
+        cache = lm.top_cache
+        order = uidx.tolist()
+        missing = [u for u in dict.fromkeys(order) if u not in cache]
+        if missing:  # one batched scoring pass for the users not seen since this model was loaded
+            if len(cache) + len(missing) > MAX_CACHED_USERS:
+                cache.clear()
+            ids_m, sc_m = m.recommend(m.user_map_.raw(np.asarray(missing)), k=lm.top_n)
+            cache.update(zip(missing, zip(ids_m, sc_m)))
+        rows = [cache[u] for u in order]
+        return users, known, np.stack([r[0][:k] for r in rows]), np.stack([r[1][:k] for r in rows])
     ids, scores = m.recommend(users, k=k, filter_seen=filter_seen, exclude=excl, unknown="popular")
     if len(users) == 1 and ids.ndim == 1:  # recommend() answers a 1-element list with 2-D arrays already
         ids, scores = ids[None], scores[None]
@@ -416,7 +416,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     preload: bool = True,
     handle_sighup: bool = True,
-    precompute_top: int = DEFAULT_PRECOMPUTE_TOP,
+    cache_top: int = DEFAULT_CACHE_TOP,
 ) -> FastAPI:
     """Build the FastAPI app serving the bundle at ``bundle_path``.
 
@@ -434,16 +434,16 @@ def create_app(
         ``False`` loads it at start-up, in a thread; ``/ready`` answers 503 until it is in.
     handle_sighup:
         Reload on SIGHUP (only where the app runs in the main thread's event loop).
-    precompute_top:
-        At each load, store every user's top-N (one batched ``recommend``) so that requests
-        with ``k <= N``, ``filter_seen`` and no ``exclude`` are a row lookup; 0 scores every
-        request live. Skipped when users x N > 20M. Answers are identical either way.
+    cache_top:
+        Keep each user's top-N per loaded model once a request has scored it, so later
+        requests with ``k <= N``, ``filter_seen`` and no ``exclude`` are a lookup; 0 scores
+        every request live. Answers are identical either way; a reload starts a fresh cache.
     """
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1024:
         raise ConfigError(f"max_body_bytes == {max_body_bytes!r}, must be an integer >= 1024")
-    if isinstance(precompute_top, bool) or not isinstance(precompute_top, int) or precompute_top < 0:
-        raise ConfigError(f"precompute_top == {precompute_top!r}, must be an integer >= 0 (0 turns it off)")
-    holder = ModelHolder(bundle_path, preload=preload, precompute_top=precompute_top)
+    if isinstance(cache_top, bool) or not isinstance(cache_top, int) or cache_top < 0:
+        raise ConfigError(f"cache_top == {cache_top!r}, must be an integer >= 0 (0 turns the cache off)")
+    holder = ModelHolder(bundle_path, preload=preload, cache_top=cache_top)
     metrics = Metrics()
     page = _page()
 
@@ -656,5 +656,5 @@ def app_from_env() -> FastAPI:
         bundle,
         api_key=os.environ.get("NCF_API_KEY") or None,
         max_body_bytes=int(os.environ.get("NCF_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
-        precompute_top=int(os.environ.get("NCF_SERVE_PRECOMPUTE_TOP", DEFAULT_PRECOMPUTE_TOP)),
+        cache_top=int(os.environ.get("NCF_SERVE_CACHE_TOP", DEFAULT_CACHE_TOP)),
     )

@@ -68,7 +68,7 @@ def serve(
     log_level: str = "info",
     access_log: bool = True,
     torch_threads: int = 1,
-    precompute_top: int = 100,
+    cache_top: int = 100,
 ) -> int:
     import uvicorn
 
@@ -82,8 +82,8 @@ def serve(
         raise ConfigError(f"--max-body-bytes == {max_body_bytes}, must be >= 1024")
     if torch_threads < 1:
         raise ConfigError(f"--torch-threads == {torch_threads}, must be >= 1")
-    if precompute_top < 0:
-        raise ConfigError(f"--precompute-top == {precompute_top}, must be >= 0 (0 turns it off)")
+    if cache_top < 0:
+        raise ConfigError(f"--cache-top == {cache_top}, must be >= 0 (0 turns the cache off)")
     set_torch_threads(torch_threads)
     api_key = api_key if api_key is not None else (os.environ.get("NCF_API_KEY") or None)
     if host not in LOOPBACK and not api_key:
@@ -96,7 +96,7 @@ def serve(
     logs = log_config(log_level, access_log)
     if workers == 1:
         app = create_app(model_dir, api_key=api_key, max_body_bytes=max_body_bytes,
-                         precompute_top=precompute_top)  # BundleError -> exit 2  # fmt: skip
+                         cache_top=cache_top)  # BundleError -> exit 2  # fmt: skip
         print(f"ncf serve: {app.state.holder.current.info['model_class']} from {model_dir} on http://{host}:{port}/ "
               f"(docs at /docs; SIGHUP or POST /v1/admin/reload reloads)", file=sys.stderr)  # fmt: skip
         uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, log_level=log_level)
@@ -106,7 +106,7 @@ def serve(
     os.environ["NCF_SERVE_BUNDLE"] = str(model_dir)
     os.environ["NCF_SERVE_MAX_BODY_BYTES"] = str(max_body_bytes)
     os.environ["NCF_SERVE_TORCH_THREADS"] = str(torch_threads)
-    os.environ["NCF_SERVE_PRECOMPUTE_TOP"] = str(precompute_top)
+    os.environ["NCF_SERVE_CACHE_TOP"] = str(cache_top)
     if api_key:
         os.environ["NCF_API_KEY"] = api_key
     logging.getLogger("ncf.serve").info("starting %d workers", workers)
