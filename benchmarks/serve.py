@@ -38,9 +38,18 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), to report the server's CPU cost per request."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its live children (Linux /proc): the server's CPU per request."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return total
 
 
 def ensure_bundle(path: Path) -> None:
@@ -178,6 +187,9 @@ def main() -> int:
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--reload-every", type=float, default=1.0, help="seconds between reloads in the reload run (0: skip)")
     ap.add_argument("--reload-clients", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1, help="server worker processes (the reload run needs 1: an admin "
+                    "reload reaches one worker)")  # fmt: skip
+    ap.add_argument("--cache-top", type=int, default=100, help="the server's --cache-top (0: score every request live)")
     ap.add_argument("--workdir", default="runs/serve_bench", help="server log and the second bundle go here")
     ap.add_argument("--json", default=None, help="write the results here as JSON")
     args = ap.parse_args()
@@ -196,9 +208,11 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     log = open(work / "server.log", "w")  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-m", "ncf", "serve", str(bundle), "--port", str(port), "--api-key", KEY]
+    cmd = [sys.executable, "-m", "ncf", "serve", str(bundle), "--port", str(port), "--api-key", KEY,
+           "--cache-top", str(args.cache_top), "--workers", str(args.workers)]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
-    results: dict = {"bundle": str(bundle), "n_users": int(len(users)), "cpus": os.cpu_count(),
+    results: dict = {"bundle": str(bundle), "n_users": int(len(users)), "cpus": os.cpu_count(), "cache_top": args.cache_top,
+                     "workers": args.workers,
                      "loadavg_before": os.getloadavg(), "levels": []}  # fmt: skip
     try:
         t0 = time.monotonic()
@@ -229,7 +243,7 @@ def main() -> int:
             r["loadavg_1m"] = round(os.getloadavg()[0], 2)
             results["levels"].append(r)
             print(json.dumps(r), flush=True)
-        if args.reload_every > 0:
+        if args.reload_every > 0 and args.workers == 1:
             cpu0 = cpu_seconds(server.pid)
             r = asyncio.run(run_load(port, users, clients=args.reload_clients, requests=args.requests,
                                      max_seconds=args.max_seconds, k=args.k, seed=7, reload_every=args.reload_every,

@@ -110,6 +110,7 @@ def serve(
     if api_key:
         os.environ["NCF_API_KEY"] = api_key
     logging.getLogger("ncf.serve").info("starting %d workers", workers)
+    # Workers import torch and load the bundle before they answer the supervisor's ping: give them time.
     uvicorn.run("ncf.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_config=logs, access_log=False, log_level=log_level)  # fmt: skip
+                log_config=logs, access_log=False, log_level=log_level, timeout_worker_healthcheck=120)  # fmt: skip
     return 0
