@@ -1,6 +1,10 @@
 """Load test of `ncf serve`: throughput and p50/p95/p99 latency at 1, 8 and 32 concurrent clients,
 plus a run with a model reload every second. Loopback only; request count and duration are bounded.
 
+Before measuring, one request per user fills the server's per-model top-N cache (the steady state
+of a long-running server; ``--cold`` skips it, ``--cache-top 0`` scores every request live). The
+reload run starts a fresh cache with every reload, so most of its requests are scored live.
+
 The server is a separate process (`python -m ncf serve BUNDLE`, one uvicorn worker, access log on,
 written to a file). The client is this process: asyncio with one keep-alive HTTP/1.1 connection per
 simulated client and a minimal hand-written request/response codec, so the client's own overhead
@@ -96,9 +100,10 @@ class Conn:
 
 
 async def run_load(port: int, users: np.ndarray, *, clients: int, requests: int, max_seconds: float, k: int,
-                   seed: int, reload_every: float | None = None, reload_paths: list[str] | None = None) -> dict:  # fmt: skip
+                   seed: int, reload_every: float | None = None, reload_paths: list[str] | None = None,
+                   control: bool = False, order: np.ndarray | None = None) -> dict:  # fmt: skip
     rng = np.random.default_rng(seed)
-    picks = users[rng.integers(0, len(users), requests)]
+    picks = users[order] if order is not None else users[rng.integers(0, len(users), requests)]
     next_i = 0
     lat = np.full(requests, np.nan)
     failures: list[str] = []
@@ -114,11 +119,12 @@ async def run_load(port: int, users: np.ndarray, *, clients: int, requests: int,
                 next_i += 1
                 t0 = time.perf_counter()
                 try:
-                    status, body = await conn.request("GET", f"/v1/users/{picks[i]}/recommendations?k={k}")
+                    path = "/health" if control else f"/v1/users/{picks[i]}/recommendations?k={k}"
+                    status, body = await conn.request("GET", path)
                     lat[i] = time.perf_counter() - t0
                     if status != 200:
                         failures.append(f"{status}: {body[:200]!r}")
-                    elif len(orjson.loads(body)["items"]) != k:
+                    elif not control and len(orjson.loads(body)["items"]) != k:
                         failures.append(f"200 with a short list: {body[:200]!r}")
                 except Exception as e:  # noqa: BLE001 - a failed request is counted, not fatal
                     failures.append(f"{type(e).__name__}: {e}")
@@ -183,10 +189,14 @@ def main() -> int:
     ap.add_argument("--clients", default="1,8,32", help="concurrency levels")
     ap.add_argument("--requests", type=int, default=10_000, help="requests per level (bounded)")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="stop a level after this long")
-    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=300, help="warm-up requests (random users) before measuring")
+    ap.add_argument("--cold", action="store_true",
+                    help="skip the warm-up pass over every user: measure with the per-model top-N cache empty at the start")
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--reload-every", type=float, default=1.0, help="seconds between reloads in the reload run (0: skip)")
     ap.add_argument("--reload-clients", type=int, default=8)
+    ap.add_argument("--control", action="store_true",
+                    help="also run 8 clients against GET /health: the HTTP stack's own floor on this machine")
     ap.add_argument("--workers", type=int, default=1, help="server worker processes (the reload run needs 1: an admin "
                     "reload reaches one worker)")  # fmt: skip
     ap.add_argument("--cache-top", type=int, default=100, help="the server's --cache-top (0: score every request live)")
@@ -234,6 +244,10 @@ def main() -> int:
         asyncio.run(wait_ready())
         print(f"server ready in {time.monotonic() - t0:.1f}s; load average {os.getloadavg()}", flush=True)
         asyncio.run(run_load(port, users, clients=8, requests=args.warmup, max_seconds=30, k=args.k, seed=99))
+        if not args.cold:  # one request per user: the steady state of a long-running server (its cache is full)
+            asyncio.run(run_load(port, users, clients=8, requests=len(users), max_seconds=120, k=args.k, seed=0,
+                                 order=np.arange(len(users))))  # fmt: skip
+        results["warm"] = not args.cold
         levels = [int(c) for c in args.clients.split(",") if c.strip()]
         for c in levels:
             cpu0 = cpu_seconds(server.pid)
@@ -242,6 +256,15 @@ def main() -> int:
             r["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu0) / max(r["requests"], 1) * 1000, 2)
             r["loadavg_1m"] = round(os.getloadavg()[0], 2)
             results["levels"].append(r)
+            print(json.dumps(r), flush=True)
+        if args.control:
+            cpu0 = cpu_seconds(server.pid)
+            r = asyncio.run(run_load(port, users, clients=8, requests=args.requests, max_seconds=args.max_seconds,
+                                     k=args.k, seed=8, control=True))  # fmt: skip
+            r["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu0) / max(r["requests"], 1) * 1000, 2)
+            r["loadavg_1m"] = round(os.getloadavg()[0], 2)
+            r["control"] = "GET /health"
+            results["control"] = r
             print(json.dumps(r), flush=True)
         if args.reload_every > 0 and args.workers == 1:
             cpu0 = cpu_seconds(server.pid)
@@ -260,9 +283,10 @@ def main() -> int:
     print()
     print("| clients | requests | failed | throughput (req/s) | p50 ms | p95 ms | p99 ms | max ms | server CPU ms/req | load avg |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    rows = [*results["levels"], *([results["reload_run"]] if "reload_run" in results else [])]
+    rows = [*results["levels"], *([results["reload_run"]] if "reload_run" in results else []),
+            *([results["control"]] if "control" in results else [])]  # fmt: skip
     for r in rows:
-        tag = f"{r['clients']} + reload every {r['reload_every_s']:g}s ({r['reloads_ok']}/{r['reloads']} ok)" if "reloads" in r else str(r["clients"])
+        tag = f"{r['clients']}, control: GET /health" if "control" in r else f"{r['clients']} + reload every {r['reload_every_s']:g}s ({r['reloads_ok']}/{r['reloads']} ok)" if "reloads" in r else str(r["clients"])
         print(f"| {tag} | {r['requests']} | {r['failed']} | {r['throughput_rps']} | {r['p50_ms']} | {r['p95_ms']} | "
               f"{r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms_per_request']} | {r['loadavg_1m']} |")  # fmt: skip
     if args.json:
