@@ -240,6 +240,10 @@ def test_malformed_and_missing_bodies_422(client):
     err(client.post("/v1/recommendations", content=b"{not json", headers={"content-type": "application/json"}),
         422, "invalid_request", "not valid JSON")  # fmt: skip
     err(client.post("/v1/recommendations"), 422, "invalid_request", "body is missing")
+    err(client.post("/v1/recommendations", json=[7]), 422, "invalid_request", "must be a JSON object")
+    err(client.post("/v1/recommendations", content=b'{"users": [7]}'), 422, "invalid_request", "Content-Type: application/json")
+    err(client.post("/v1/recommendations", content=b'{"users": [7]}', headers={"content-length": "x"}),
+        400, "invalid_request", "Content-Length")  # fmt: skip
 
 
 # -- similar items and scores ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
+import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
@@ -106,6 +107,9 @@ def _validation_message(exc: RequestValidationError) -> str:
         if e.get("type") == "json_invalid":
             parts.append(f"request body is not valid JSON ({e.get('ctx', {}).get('error', 'parse error')})")
             continue
+        if where == "body" and not field and e.get("type") in ("model_attributes_type", "dict_type"):
+            parts.append("request body must be a JSON object sent with Content-Type: application/json")
+            continue
         if where == "body" and not field and e.get("type") == "missing":
             parts.append("request body is missing; send a JSON object (Content-Type: application/json)")
             continue
@@ -152,9 +156,9 @@ def _item_metadata(model: Recommender) -> dict[Any, dict[str, Any]]:
     md = md[md.index.isin(model.item_map_.ids)]
     cols: dict[str, list[Any]] = {}
     if "title" in md.columns:
-        cols["title"] = [None if t is None or t != t else str(t) for t in md["title"].tolist()]
+        cols["title"] = [None if pd.isna(t) else str(t) for t in md["title"].tolist()]
     if "year" in md.columns:
-        cols["year"] = [None if y is None or y != y else int(y) for y in md["year"].astype(object).tolist()]
+        cols["year"] = [None if pd.isna(y) else int(y) for y in md["year"].astype(object).tolist()]
     if "genres" in md.columns:
         cols["genres"] = [[g for g in str(x).split("|") if g] if isinstance(x, str) else [] for x in md["genres"].tolist()]
     keys = md.index.to_numpy().tolist()
