@@ -466,9 +466,10 @@ def create_app(
     def _reload_logged(path: str | None, reason: str) -> LoadedModel | None:
         try:
             lm = holder.reload(path)
-        except NcfError as e:
+        except Exception as e:  # noqa: BLE001 - runs in a thread nobody awaits: log every failure, keep serving
             metrics.reloads["failed"] += 1
-            log.error("reload (%s) failed, still serving the previous model: %s", reason, e)
+            log.error("reload (%s) failed, still serving the previous model: %s", reason, e,
+                      exc_info=not isinstance(e, NcfError))  # fmt: skip
             return None
         metrics.reloads["ok"] += 1
         log.info("reloaded (%s) %s: generation %d", reason, lm.path, lm.generation)
