@@ -86,3 +86,21 @@ def test_explorer_pick_user_see_recommendations_and_similar(browser, tmp_path):
         assert "unknown user id(s): 99999" in page.inner_text("#status")
         assert not errors, errors
         page.close()
+
+
+def test_explorer_asks_for_the_api_key(browser, tmp_path):
+    bundles = build_bundles(tmp_path)
+    with running_server(create_app(bundles["int"], api_key="k-123")) as base:
+        page = browser.new_page()
+        page.set_default_timeout(20_000)
+        page.goto(base + "/")
+        page.wait_for_selector("#key-box:not(.hidden)")
+        assert "API key" in page.inner_text("#status")
+        page.fill("#api-key", "k-123")
+        page.click("#save-key")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.inner_text("#status") == ""  # the key worked: the error is gone
+        page.select_option("#user-select", "7")
+        page.wait_for_selector("#recs li.item")
+        assert page.locator("#recs li.item").count() == 10
+        page.close()
