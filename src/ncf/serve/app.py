@@ -386,6 +386,12 @@ class ServiceMiddleware:
             else:
                 await self.app(scope, receive_limited, send_wrapped)
         except Exception:  # noqa: BLE001 - the last resort: log it, answer 500, keep the worker alive
+            if state["too_big"] and not state["started"]:  # the app gave up on the body we cut off
+                state["status"] = 413
+                await self._send_error(send, 413, "payload_too_large",
+                                       f"request body is over the {self.max_body}-byte limit; send smaller batches",
+                                       [rid_header])  # fmt: skip
+                return
             log.exception("unhandled error in %s %s (request id %s)", scope.get("method"), path, rid)
             if not state["started"]:
                 state["status"] = 500
