@@ -167,7 +167,7 @@ def _item_metadata(model: Recommender) -> dict[Any, dict[str, Any]]:
 
 
 DEFAULT_CACHE_TOP = 100
-MAX_CACHED_USERS = 200_000  # rows per model (~1.2 KB each at N=100); the cache starts over beyond this
+MAX_CACHED_USERS = 100_000  # rows per model (~1.3 KB each at N=100, int ids: ~130 MB); starts over beyond this
 
 
 def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int = DEFAULT_CACHE_TOP) -> LoadedModel:
@@ -287,9 +287,7 @@ def _recommend(lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exc
             cache.update(zip(missing, zip(ids_m, sc_m)))
         rows = [cache[u] for u in order]
         return users, known, np.stack([r[0][:k] for r in rows]), np.stack([r[1][:k] for r in rows])
-    ids, scores = m.recommend(users, k=k, filter_seen=filter_seen, exclude=excl, unknown="popular")
-    if len(users) == 1 and ids.ndim == 1:  # recommend() answers a 1-element list with 2-D arrays already
-        ids, scores = ids[None], scores[None]
+    ids, scores = m.recommend(users, k=k, filter_seen=filter_seen, exclude=excl, unknown="popular")  # a list: 2-D
     return users, known, ids, scores
 
 
