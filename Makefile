@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: quickstart test lint data clean
+.PHONY: quickstart test lint data clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,15 @@ $(STAMP): pyproject.toml
 	# `wheel` present and pip < 25.3 (its setup.py pokes __builtins__); implicit ships wheels.
 	$(BIN)/python -m pip install -q wheel "pip<25.3" "implicit>=0.7"
 	$(BIN)/python -m pip install -q --no-build-isolation lightfm==1.17
+	# The explorer-page browser test: Debian's Chromium, driven by Playwright's bundled driver
+	# (browsers cannot be downloaded here, so never `playwright install`). apt only when missing.
+	$(MAKE) chromium
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "note: /usr/bin/chromium missing (apt-get install chromium as root); the browser test will skip"; fi; }
 
 data: $(STAMP)
 	$(BIN)/ncf data fetch ml-100k

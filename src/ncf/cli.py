@@ -271,9 +271,20 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ncf.errors import ConfigError
+    from ncf.serve.run import serve
 
-    raise ConfigError("`ncf serve` is not built yet (see the serving issue); use the Python API meanwhile")
+    return serve(
+        args.model_dir,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        api_key=args.api_key,
+        max_body_bytes=args.max_body_bytes,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+        torch_threads=args.torch_threads,
+        cache_top=args.cache_top,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -368,8 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="output folder (default runs/benchmark, or runs/notebook)")
     b.set_defaults(func=cmd_benchmark)
 
-    s = sub.add_parser("serve", help="HTTP API over a saved model")
+    s = sub.add_parser("serve", help="HTTP API and explorer page over a saved model")
     s.add_argument("model_dir")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="worker processes (each loads the bundle)")
+    s.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on every endpoint but /health (default: $NCF_API_KEY)")  # fmt: skip
+    s.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (default 1 MiB)")
+    s.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    s.add_argument("--no-access-log", action="store_true", help="do not write JSON access-log lines")
+    s.add_argument("--cache-top", type=int, default=100, metavar="N",
+                   help="keep each user's top-N per loaded model so repeat requests with k <= N skip scoring; 0: off")  # fmt: skip
+    s.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads per worker (default 1: lowest latency for per-request scoring)")  # fmt: skip
     s.set_defaults(func=cmd_serve)
     return p
 

@@ -1,0 +1,669 @@
+"""The HTTP service: ``create_app(bundle_path)`` builds a FastAPI app over one saved model.
+
+Design
+------
+* The model lives in one :class:`LoadedModel` held by :class:`ModelHolder`. A request reads
+  ``holder.current`` once and uses only that object, so a reload (``POST /v1/admin/reload``
+  or SIGHUP) that swaps the reference never changes the model under a running request:
+  in-flight requests finish on the old one, later ones see the new one. The new bundle is
+  read in a worker thread; a bundle that fails to load leaves the old model serving.
+* Everything derived from the bundle (item metadata per id, the /v1/model document) is
+  computed at load time, so the request path is one ``recommend`` call plus JSON.
+* One pure-ASGI middleware does auth, the body-size limit, access logs, Prometheus metrics
+  and the last-resort 500: no request can take the worker down.
+* Handlers are ``async`` and score inline: a single-user top-k on a MovieLens-sized model
+  takes about a millisecond, less than a hop to the thread pool would cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as _dt
+import hmac
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ncf.base import Recommender
+from ncf.data.ids import IdMap
+from ncf.errors import BundleError, ConfigError, DataError, NcfError, UnknownIdError
+from ncf.serve import schemas as S
+from ncf.serve.metrics import Metrics
+
+__all__ = ["LoadedModel", "ModelHolder", "create_app", "app_from_env"]
+
+log = logging.getLogger("ncf.serve")
+access_log = logging.getLogger("ncf.serve.access")
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+# Paths that answer without a key: liveness, and static pages that carry no model data
+# (the explorer asks for the key itself; Swagger UI has its own "Authorize" button).
+OPEN_PATHS = frozenset({"/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/favicon.ico"})
+ADMIN_PREFIX = "/v1/admin/"
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+# -- errors ------------------------------------------------------------------------------------
+class ApiError(Exception):
+    """An error answered as ``{"error": code, "message": message, ...}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(obj, default=_json_default), status_code=status, media_type="application/json",
+                    headers=headers)  # fmt: skip
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def _error_body(code: str, message: str, **extra: Any) -> bytes:
+    return orjson.dumps({"error": code, "message": message, **extra}, default=_json_default)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts: list[str] = []
+    errors: list[dict[str, Any]] = []
+    seen_union: set[tuple[str, ...]] = set()
+    for e in exc.errors():
+        loc = tuple(str(x) for x in e.get("loc", ()))
+        if loc and loc[-1] in ("int", "str"):  # the two arms of an id (StrictInt | StrictStr): one message
+            if loc[:-1] in seen_union:
+                continue
+            seen_union.add(loc[:-1])
+            e = {"loc": loc[:-1], "msg": f"ids must be integers or strings, got {e.get('input')!r}", "type": "id"}
+        errors.append(e)
+    for e in errors[:5]:
+        loc = [str(x) for x in e.get("loc", ())]
+        where = loc[0] if loc else "request"
+        field = ".".join(loc[1:])
+        if e.get("type") == "json_invalid":
+            parts.append(f"request body is not valid JSON ({e.get('ctx', {}).get('error', 'parse error')})")
+            continue
+        if where == "body" and not field and e.get("type") in ("model_attributes_type", "dict_type"):
+            parts.append("request body must be a JSON object sent with Content-Type: application/json")
+            continue
+        if where == "body" and not field and e.get("type") == "missing":
+            parts.append("request body is missing; send a JSON object (Content-Type: application/json)")
+            continue
+        label = {"query": "query parameter", "path": "path parameter", "body": "body field"}.get(where, where)
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{label} {field!r}: {msg}" if field else f"{label}: {msg}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+# -- the loaded model ----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """One loaded bundle and everything derived from it for the request path."""
+
+    model: Recommender
+    path: Path
+    info: dict[str, Any]
+    item_meta: dict[Any, dict[str, Any]]  # raw item id -> {"title", "year", "genres"} (empty without metadata)
+    generation: int
+    # Per-user top-N (seen items filtered) for this model only, filled by the first request for a
+    # user: later common requests (k <= N, filter_seen, no exclude) are a row slice, not a scoring
+    # pass. It lives and dies with this LoadedModel, so a reload can never serve stale rows.
+    top_n: int = 0
+    top_cache: dict[int, tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+
+
+def _bundle_header(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    from ncf.persist import bundle_file
+
+    try:
+        with safe_open(str(bundle_file(path)), framework="pt") as fh:
+            return dict(fh.metadata() or {})
+    except Exception:  # noqa: BLE001 - load_model already gave the precise error; this is display only
+        return {}
+
+
+def _item_metadata(model: Recommender) -> dict[Any, dict[str, Any]]:
+    md = model.train_.item_metadata
+    if md is None or len(md) == 0:
+        return {}
+    md = md[md.index.isin(model.item_map_.ids)]
+    cols: dict[str, list[Any]] = {}
+    if "title" in md.columns:
+        cols["title"] = [None if pd.isna(t) else str(t) for t in md["title"].tolist()]
+    if "year" in md.columns:
+        cols["year"] = [None if pd.isna(y) else int(y) for y in md["year"].astype(object).tolist()]
+    if "genres" in md.columns:
+        cols["genres"] = [[g for g in str(x).split("|") if g] if isinstance(x, str) else [] for x in md["genres"].tolist()]
+    keys = md.index.to_numpy().tolist()
+    # Done once per load (n_items dicts), never per request.
+    return {k: {c: v[j] for c, v in cols.items()} for j, k in enumerate(keys)}
+
+
+DEFAULT_CACHE_TOP = 100
+MAX_CACHED_USERS = 100_000  # rows per model (~1.3 KB each at N=100, int ids: ~130 MB); starts over beyond this
+
+
+def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int = DEFAULT_CACHE_TOP) -> LoadedModel:
+    """Load a bundle with :func:`ncf.loading.load_model` and derive what requests need (metadata, info)."""
+    from ncf.loading import load_model
+
+    p = Path(path)
+    model = load_model(p)
+    top_n = min(int(cache_top), model.train_.n_items)
+    header = _bundle_header(p)
+    extra = dict(getattr(model, "bundle_extra_", {}) or {})
+    params = model.get_params() if hasattr(model, "get_params") else {}
+    train = model.train_
+    info = {
+        "model_class": header.get("model_class", type(model).__name__),
+        "model": params.get("model", type(model).__name__.lower()),
+        "params": params,
+        "created": extra.get("created") or None,
+        "data_fingerprint": extra.get("data_fingerprint"),
+        "validation_metrics": extra.get("validation_metrics", {}),
+        "best_epoch": extra.get("best_epoch"),
+        "fit_seconds": extra.get("fit_seconds"),
+        "format": header.get("format"),
+        "format_version": int(header["format_version"]) if header.get("format_version", "").isdigit() else None,
+        "ncf_version": header.get("ncf_version"),
+        "n_users": train.n_users,
+        "n_items": train.n_items,
+        "n_train_interactions": len(train),
+        "user_id_type": model.user_map_.kind,
+        "item_id_type": model.item_map_.kind,
+        "item_metadata": train.item_metadata is not None,
+        "similar_items": type(model)._item_vectors is not Recommender._item_vectors,
+        "bundle": str(p),
+        "loaded_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+        "generation": generation,
+        "cached_top": top_n,
+    }
+    info = orjson.loads(orjson.dumps(info, default=_json_default))  # JSON-safe once, here
+    return LoadedModel(model, p, info, _item_metadata(model), generation, top_n)
+
+
+class ModelHolder:
+    """Holds the current :class:`LoadedModel`; :meth:`reload` swaps it in one assignment."""
+
+    def __init__(self, path: str | os.PathLike[str], *, preload: bool = True,
+                 cache_top: int = DEFAULT_CACHE_TOP) -> None:  # fmt: skip
+        self.path = Path(path)
+        self.cache_top = cache_top
+        self.current: LoadedModel | None = load_state(self.path, 1, cache_top) if preload else None
+        self.reloads = 0
+        self._lock = threading.Lock()  # reloads run in threads (admin endpoint, SIGHUP): one at a time
+
+    def get(self) -> LoadedModel:
+        cur = self.current
+        if cur is None:
+            raise ApiError(503, "not_ready", "the model is still loading; retry shortly (GET /ready says when)")
+        return cur
+
+    def reload(self, path: str | os.PathLike[str] | None = None) -> LoadedModel:
+        """Load ``path`` (default: the current bundle again) and swap it in; on error keep the old model."""
+        with self._lock:
+            target = Path(path) if path is not None else self.path
+            gen = (self.current.generation if self.current else 0) + 1
+            new = load_state(target, gen, self.cache_top)  # raises BundleError: nothing is swapped
+            self.current = new  # the atomic swap: one reference assignment
+            self.path = target
+            self.reloads += 1
+            return new
+
+
+# -- id handling --------------------------------------------------------------------------------
+_I64 = 2**63
+
+
+def _coerce(m: IdMap, values: list[Any]) -> list[Any]:
+    """Match raw ids from a URL or JSON body to the map's type ("196" -> 196 for int ids)."""
+    out = m.coerce(values)
+    if m.kind == "int":  # ints beyond int64 cannot be ids of this model: keep them as text (-> unknown)
+        out = [str(v) if isinstance(v, int) and not -_I64 <= v < _I64 else v for v in out]
+    return out
+
+
+def _items_out(lm: LoadedModel, ids: np.ndarray, scores: np.ndarray | None) -> list[dict[str, Any]]:
+    """Response items for one row of raw ids (None padding dropped), with metadata when known."""
+    ids_l = ids.tolist()
+    sc_l = scores.tolist() if scores is not None else [None] * len(ids_l)
+    meta = lm.item_meta
+    empty: dict[str, Any] = {}
+    return [
+        {"id": i, "score": s, **meta.get(i, empty)} if s is not None else {"id": i, **meta.get(i, empty)}
+        for i, s in zip(ids_l, sc_l)
+        if i is not None and (s is None or s != float("-inf"))
+    ]
+
+
+def _recommend(lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exclude: list[Any], fallback: str):
+    m = lm.model
+    users = _coerce(m.user_map_, users)
+    excl = _coerce(m.item_map_, exclude) if exclude else None
+    uidx = m.user_map_.index(users, missing="negative")
+    known = uidx >= 0
+    if fallback == "none" and not known.all():
+        unknown = [u for u, ok in zip(users, known) if not ok]
+        try:
+            m.user_map_.index(unknown)
+        except UnknownIdError as e:
+            raise ApiError(404, "unknown_id", f"{e.message}; pass fallback=popular to get popular items instead",
+                           kind="user", ids=e.ids[:100]) from None  # fmt: skip
+    if lm.top_n and filter_seen and not excl and k <= lm.top_n and known.all():
+        cache = lm.top_cache
+        order = uidx.tolist()
+        missing = [u for u in dict.fromkeys(order) if u not in cache]
+        if missing:  # one batched scoring pass for the users not seen since this model was loaded
+            if len(cache) + len(missing) > MAX_CACHED_USERS:
+                cache.clear()
+            ids_m, sc_m = m.recommend(m.user_map_.raw(np.asarray(missing)), k=lm.top_n)
+            cache.update(zip(missing, zip(ids_m, sc_m)))
+        rows = [cache[u] for u in order]
+        return users, known, np.stack([r[0][:k] for r in rows]), np.stack([r[1][:k] for r in rows])
+    ids, scores = m.recommend(users, k=k, filter_seen=filter_seen, exclude=excl, unknown="popular")  # a list: 2-D
+    return users, known, ids, scores
+
+
+# -- middleware -----------------------------------------------------------------------------------
+class ServiceMiddleware:
+    """Auth, body-size limit, access log, metrics and the last-resort 500, as one pure-ASGI layer."""
+
+    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.api_key = api_key.encode() if api_key else None
+        self.max_body = max_body_bytes
+        self.metrics = metrics
+
+    async def _send_error(self, send: Any, status: int, code: str, message: str, headers: list | None = None) -> None:
+        body = _error_body(code, message)
+        hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
+        await send({"type": "http.response.body", "body": body})
+
+    def _auth_error(self, path: str, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        admin = path.startswith(ADMIN_PREFIX)
+        if self.api_key is None:
+            if admin:
+                return (403, "forbidden", "admin endpoints are disabled: start the server with --api-key KEY "
+                        "(or NCF_API_KEY) and send 'Authorization: Bearer KEY'; SIGHUP also reloads")  # fmt: skip
+            return None
+        if path in OPEN_PATHS and not admin:
+            return None
+        auth = headers.get(b"authorization", b"")
+        scheme, _, token = auth.partition(b" ")
+        if scheme.lower() != b"bearer" or not token:
+            return (401, "unauthorized", "this server needs an API key: send the header 'Authorization: Bearer KEY'")
+        if not hmac.compare_digest(token.strip(), self.api_key):
+            return (401, "unauthorized", "wrong API key in 'Authorization: Bearer ...'")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        headers = dict(scope.get("headers") or ())
+        path = scope.get("path", "")
+        rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        state = {"status": 500, "started": False, "too_big": False}
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+
+        async def send_wrapped(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                if state["too_big"]:  # the app answered a truncated body: answer 413 instead
+                    state["started"] = True
+                    state["status"] = 413
+                    await self._send_error(send, 413, "payload_too_large",
+                                           f"request body is over the {self.max_body}-byte limit; send smaller batches",
+                                           [rid_header])  # fmt: skip
+                    return
+                state["status"] = message["status"]
+                state["started"] = True
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), rid_header]
+            elif state["too_big"]:
+                return
+            await send(message)
+
+        received = 0
+
+        async def receive_limited() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    state["too_big"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        self.metrics.in_flight += 1
+        try:
+            err = self._auth_error(path, headers)
+            length = headers.get(b"content-length")
+            if err is None and length is not None:
+                try:
+                    too_long = int(length) > self.max_body
+                except ValueError:
+                    err = (400, "invalid_request", "Content-Length header is not an integer")
+                    too_long = False
+                if too_long:
+                    err = (413, "payload_too_large",
+                           f"request body of {int(length)} bytes is over the {self.max_body}-byte limit; send smaller batches")  # fmt: skip
+            if err is not None:
+                state["status"] = err[0]
+                extra = [(b"www-authenticate", b"Bearer")] if err[0] == 401 else []
+                await self._send_error(send, err[0], err[1], err[2], [rid_header, *extra])
+            else:
+                await self.app(scope, receive_limited, send_wrapped)
+        except Exception:  # noqa: BLE001 - the last resort: log it, answer 500, keep the worker alive
+            if state["too_big"] and not state["started"]:  # the app gave up on the body we cut off
+                state["status"] = 413
+                await self._send_error(send, 413, "payload_too_large",
+                                       f"request body is over the {self.max_body}-byte limit; send smaller batches",
+                                       [rid_header])  # fmt: skip
+                return
+            log.exception("unhandled error in %s %s (request id %s)", scope.get("method"), path, rid)
+            if not state["started"]:
+                state["status"] = 500
+                await self._send_error(send, 500, "internal",
+                                       f"internal error (request id {rid}); the server log has the details", [rid_header])  # fmt: skip
+        finally:
+            self.metrics.in_flight -= 1
+            dt = time.perf_counter() - t0
+            route = scope.get("route")
+            label = getattr(route, "path", None) or ("unmatched" if state["status"] == 404 else "other")
+            self.metrics.observe(scope.get("method", ""), label, state["status"], dt)
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("", 0)
+                access_log.info(orjson.dumps({
+                    "ts": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+                    "event": "access", "method": scope.get("method"), "path": path,
+                    "query": scope.get("query_string", b"").decode("latin-1")[:200], "route": label,
+                    "status": state["status"], "duration_ms": round(dt * 1000, 3), "client": client[0],
+                    "request_id": rid,
+                }).decode())  # fmt: skip
+
+
+# -- the app -----------------------------------------------------------------------------------------
+def _page() -> str:
+    return resources.files("ncf.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+
+def create_app(
+    bundle_path: str | os.PathLike[str],
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    preload: bool = True,
+    handle_sighup: bool = True,
+    cache_top: int = DEFAULT_CACHE_TOP,
+) -> FastAPI:
+    """Build the FastAPI app serving the bundle at ``bundle_path``.
+
+    Parameters
+    ----------
+    bundle_path:
+        A folder written by ``save()`` / ``ncf train --out`` (NCF or any baseline).
+    api_key:
+        When set, every endpoint except ``/health`` and the static pages needs
+        ``Authorization: Bearer KEY``. Admin endpoints always need it (without a key they are off).
+    max_body_bytes:
+        Larger request bodies get 413.
+    preload:
+        Load the bundle now (default; a bad bundle raises :class:`~ncf.errors.BundleError` here).
+        ``False`` loads it at start-up, in a thread; ``/ready`` answers 503 until it is in.
+    handle_sighup:
+        Reload on SIGHUP (only where the app runs in the main thread's event loop).
+    cache_top:
+        Keep each user's top-N per loaded model once a request has scored it, so later
+        requests with ``k <= N``, ``filter_seen`` and no ``exclude`` are a lookup; 0 scores
+        every request live. Answers are identical either way; a reload starts a fresh cache.
+    """
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1024:
+        raise ConfigError(f"max_body_bytes == {max_body_bytes!r}, must be an integer >= 1024")
+    if isinstance(cache_top, bool) or not isinstance(cache_top, int) or cache_top < 0:
+        raise ConfigError(f"cache_top == {cache_top!r}, must be an integer >= 0 (0 turns the cache off)")
+    holder = ModelHolder(bundle_path, preload=preload, cache_top=cache_top)
+    metrics = Metrics()
+    page = _page()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if holder.current is None:
+            loop.run_in_executor(None, _reload_logged, None, "startup")
+        if handle_sighup and hasattr(signal, "SIGHUP"):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, _reload_logged, None, "sighup"))
+        yield
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
+
+    def _reload_logged(path: str | None, reason: str) -> LoadedModel | None:
+        try:
+            lm = holder.reload(path)
+        except Exception as e:  # noqa: BLE001 - runs in a thread nobody awaits: log every failure, keep serving
+            metrics.reloads["failed"] += 1
+            log.error("reload (%s) failed, still serving the previous model: %s", reason, e,
+                      exc_info=not isinstance(e, NcfError))  # fmt: skip
+            return None
+        metrics.reloads["ok"] += 1
+        log.info("reloaded (%s) %s: generation %d", reason, lm.path, lm.generation)
+        return lm
+
+    app = FastAPI(
+        title="ncf recommendations",
+        version=__import__("ncf").__version__,
+        description="Top-k recommendations, similar items and scores from a saved ncf model. "
+        "Raw ids in and out; errors are JSON `{error, message}`.",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    app.state.metrics = metrics
+    app.add_middleware(ServiceMiddleware, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics)
+
+    # -- error handlers: every error is {"error": code, "message": one line} ----------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return _json({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
+
+    @app.exception_handler(UnknownIdError)
+    async def _unknown(request: Request, exc: UnknownIdError) -> Response:
+        return _json({"error": "unknown_id", "message": exc.message, "kind": exc.kind, "ids": exc.ids[:100]}, 404)
+
+    @app.exception_handler(NcfError)
+    async def _ncf_error(request: Request, exc: NcfError) -> Response:
+        status = 422 if isinstance(exc, (ConfigError, DataError)) else 409 if isinstance(exc, BundleError) else 400
+        code = "reload_failed" if isinstance(exc, BundleError) else "invalid_request"
+        return _json({"error": code, "message": str(exc)}, status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _json({"error": "invalid_request", "message": _validation_message(exc)}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            msg = f"no endpoint at {request.url.path}; see /docs for the API"
+        elif exc.status_code == 405:
+            msg = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        else:
+            msg = str(exc.detail)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _json({"error": code, "message": msg}, exc.status_code, headers=getattr(exc, "headers", None))
+
+    errors: dict[int | str, dict[str, Any]] = {
+        s: {"model": S.Error, "description": d}
+        for s, d in ((401, "missing or wrong API key"), (404, "unknown id"), (422, "invalid parameters or body"))
+    }
+
+    # -- liveness, readiness, model ----------------------------------------------------------------
+    @app.get("/health", tags=["ops"])
+    async def health() -> Response:
+        """Liveness: the process answers."""
+        return _json({"status": "ok"})
+
+    @app.get("/ready", tags=["ops"], responses={503: {"model": S.Error}})
+    async def ready() -> Response:
+        """Readiness: 200 once a model is loaded, else 503."""
+        cur = holder.current
+        if cur is None:
+            return _json({"error": "not_ready", "message": "the model is still loading"}, 503)
+        return _json({"status": "ready", "generation": cur.generation, "model_class": cur.info["model_class"]})
+
+    @app.get("/v1/model", tags=["model"])
+    async def model_info() -> Response:
+        """Model type, hyper-parameters, created time, data fingerprint, validation metrics, format version."""
+        return _json(holder.get().info)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    async def prometheus() -> Response:
+        """Prometheus text exposition: request counts, latency histograms, reloads."""
+        cur = holder.current
+        return Response(metrics.render(cur.generation if cur else 0), media_type=Metrics.CONTENT_TYPE)
+
+    # -- recommendations -----------------------------------------------------------------------------
+    def _recs_row(lm: LoadedModel, user: Any, known: bool, k: int, ids: np.ndarray, scores: np.ndarray) -> dict:
+        return {"user": user, "known": bool(known), "fallback": "none" if known else "popular", "k": k,
+                "items": _items_out(lm, ids, scores)}  # fmt: skip
+
+    @app.get("/v1/users/{user_id}/recommendations", tags=["recommend"], response_model=S.Recommendations,
+             responses=errors)  # fmt: skip
+    async def recommend_user(
+        user_id: str,
+        k: Annotated[int, Query(ge=1, le=S.MAX_K, description="items to return")] = 10,
+        filter_seen: Annotated[bool, Query(description="leave out items seen in training")] = True,
+        exclude: Annotated[str | None, Query(description="comma-separated raw item ids never to recommend")] = None,
+        fallback: Annotated[S.Fallback, Query(description="'popular': popular items for an unknown user instead of 404")] = "none",
+    ) -> Response:
+        """Top-k items for one user (raw ids; titles and genres when the bundle has them)."""
+        lm = holder.get()
+        excl = [e.strip() for e in exclude.split(",") if e.strip()] if exclude else []
+        if len(excl) > S.MAX_EXCLUDE:
+            raise ApiError(422, "invalid_request", f"query parameter 'exclude': at most {S.MAX_EXCLUDE} ids")
+        users, known, ids, scores = _recommend(lm, [user_id], k, filter_seen, excl, fallback)
+        return _json(_recs_row(lm, users[0], known[0], k, ids[0], scores[0]))
+
+    @app.post("/v1/recommendations", tags=["recommend"], response_model=S.BatchRecommendations, responses=errors)
+    async def recommend_batch(body: S.BatchRecommendationsIn) -> Response:
+        """Top-k items for up to 1,000 users in one call."""
+        lm = holder.get()
+        users, known, ids, scores = _recommend(lm, list(body.users), body.k, body.filter_seen, list(body.exclude),
+                                               body.fallback)  # fmt: skip
+        rows = [_recs_row(lm, u, kn, body.k, i, s) for u, kn, i, s in zip(users, known.tolist(), ids, scores)]
+        return _json({"k": body.k, "results": rows})
+
+    @app.get("/v1/items/{item_id}/similar", tags=["recommend"], response_model=S.Similar,
+             responses={**errors, 501: {"model": S.Error, "description": "model without item embeddings"}})  # fmt: skip
+    async def similar(item_id: str, k: Annotated[int, Query(ge=1, le=S.MAX_K)] = 10) -> Response:
+        """The k items closest to this one (cosine of item embeddings; the item itself left out)."""
+        lm = holder.get()
+        if not lm.info["similar_items"]:
+            raise ApiError(501, "not_supported", f"{lm.info['model_class']} models have no item embeddings, "
+                           "so similar items are not available; serve an NCF, EASE, ItemKNN or ALS/BPR bundle")  # fmt: skip
+        item = _coerce(lm.model.item_map_, [item_id])[0]
+        ids, scores = lm.model.similar_items([item], k=k)
+        return _json({"item": {"id": item, **lm.item_meta.get(item, {})}, "k": k, "items": _items_out(lm, ids[0], scores[0])})
+
+    @app.post("/v1/scores", tags=["recommend"], response_model=S.Scores, responses=errors)
+    async def scores(body: S.ScoresIn) -> Response:
+        """Scores of up to 10,000 (user, item) pairs."""
+        lm = holder.get()
+        m = lm.model
+        users = _coerce(m.user_map_, [p.user for p in body.pairs])
+        items = _coerce(m.item_map_, [p.item for p in body.pairs])
+        out = m.score(users, items).tolist()
+        return _json({"scores": [{"user": u, "item": i, "score": s} for u, i, s in zip(users, items, out)]})
+
+    # -- what the explorer page needs ------------------------------------------------------------
+    @app.get("/v1/users", tags=["explore"], response_model=S.UserList)
+    async def list_users(offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 100) -> Response:
+        """A page of known user ids, in id order."""
+        lm = holder.get()
+        ids = lm.model.user_map_.ids
+        return _json({"n_users": len(ids), "offset": offset, "users": ids[offset : offset + limit].tolist()})
+
+    @app.get("/v1/users/{user_id}/history", tags=["explore"], response_model=S.History, responses=errors)
+    async def history(user_id: str, limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 50) -> Response:
+        """Items the user interacted with in training, latest first when timestamps exist."""
+        lm = holder.get()
+        m = lm.model
+        user = _coerce(m.user_map_, [user_id])[0]
+        u = int(m.user_map_.index([user])[0])
+        train = m.train_
+        lo, hi = int(train.indptr[u]), int(train.indptr[u + 1])
+        idx = train.item_idx[lo:hi]
+        if train.timestamps is not None:
+            idx = idx[np.argsort(-train.timestamps[lo:hi], kind="stable")]
+        ids = m.item_map_.raw(idx[:limit])
+        return _json({"user": user, "n_items": hi - lo, "items": _items_out(lm, ids, None)})
+
+    # -- admin -------------------------------------------------------------------------------------------
+    @app.post("/v1/admin/reload", tags=["admin"],
+              responses={403: {"model": S.Error}, 409: {"model": S.Error, "description": "new bundle unreadable"}})  # fmt: skip
+    async def reload(body: S.ReloadIn | None = None) -> Response:
+        """Load the bundle again (or ``path``) and swap it in atomically; in-flight requests finish on the old model."""
+        path = body.path if body else None
+        try:
+            lm = await asyncio.to_thread(holder.reload, path)
+        except NcfError as e:
+            metrics.reloads["failed"] += 1
+            raise ApiError(409, "reload_failed", f"reload failed, still serving the previous model: {e}") from None
+        metrics.reloads["ok"] += 1
+        return _json({"status": "reloaded", "generation": lm.generation, "bundle": str(lm.path),
+                      "loaded_at": lm.info["loaded_at"]})  # fmt: skip
+
+    # -- the explorer page ---------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` (used by ``ncf serve --workers N``): reads NCF_SERVE_* variables."""
+    bundle = os.environ.get("NCF_SERVE_BUNDLE")
+    if not bundle:
+        raise ConfigError("NCF_SERVE_BUNDLE is not set; run `ncf serve DIR` or set it to a bundle folder")
+    from ncf.serve.run import set_torch_threads
+
+    set_torch_threads(int(os.environ.get("NCF_SERVE_TORCH_THREADS", "1")))
+    return create_app(
+        bundle,
+        api_key=os.environ.get("NCF_API_KEY") or None,
+        max_body_bytes=int(os.environ.get("NCF_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+        cache_top=int(os.environ.get("NCF_SERVE_CACHE_TOP", DEFAULT_CACHE_TOP)),
+    )
