@@ -424,6 +424,10 @@ class NCF(Recommender):
         est.seed_ = int(b.extra.get("seed", 0))
         n_users, n_items = b.train.shape
         module = est._build(est.model, n_users, n_items)
+        own = module.state_dict()
+        for name, t in b.weights.items():  # load_state_dict would cast silently (an int tensor truncates)
+            if name in own and t.dtype != own[name].dtype:
+                raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {own[name].dtype}")
         try:
             module.load_state_dict(b.weights, strict=True)
         except RuntimeError as e:
