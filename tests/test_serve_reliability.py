@@ -20,13 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-pytest.importorskip("ncf.serve.app")
+from ncf import NCF, load_interactions
+
+create_app = pytest.importorskip("ncf.serve").create_app  # the serving branch
 schemathesis = pytest.importorskip("schemathesis")
 httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
-
-from ncf import NCF, load_interactions  # noqa: E402
-from ncf.serve import create_app  # noqa: E402
 
 KEY = "reliability-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
