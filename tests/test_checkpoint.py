@@ -248,15 +248,15 @@ RUNNER = textwrap.dedent(
 def cli_data(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckcli")
     rng = np.random.default_rng(7)
-    n = 3000
-    df = pd.DataFrame({"u": rng.integers(0, 200, n), "i": rng.integers(0, 300, n), "t": np.arange(n)})
+    n = 2000
+    df = pd.DataFrame({"u": rng.integers(0, 150, n), "i": rng.integers(0, 200, n), "t": np.arange(n)})
     df.to_csv(d / "ratings.csv", index=False)
     return d / "ratings.csv"
 
 
 def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--data", str(data), "--user-col", "u", "--item-col", "i", "--timestamp-col", "t",
-            "--model", "neumf", "--factors", "8", "--layers", "16,8", "--dropout", "0.1", "--epochs", "6",
+            "--model", "neumf", "--factors", "8", "--layers", "16,8", "--dropout", "0.1", "--epochs", "5",
             "--patience", "20", "--batch-size", "256", "--seed", "5", "--device", "cpu", "--quiet",
             "--out", str(out), *extra]  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -385,6 +386,13 @@ def test_invalid_stored_config(saved):
         NCF.load(saved)
 
 
+def test_metadata_missing_format_version(saved):  # found by the byte-flip property: was a KeyError
+    rewrite(saved, meta=lambda md: md.pop("format_version"))
+    for load in (NCF.load, load_model):
+        with pytest.raises(BundleError, match="lacks 'format_version'"):
+            load(saved)
+
+
 def test_metadata_missing_model_class(saved):
     rewrite(saved, meta=lambda md: md.pop("model_class"))
     with pytest.raises(BundleError, match="lacks 'model_class'"):
@@ -442,7 +450,9 @@ def test_any_flipped_bytes_are_refused_or_harmless(int_model, tmp_path_factory, 
     """Flip up to three bytes anywhere: BundleError, or (a flip in the header's padding or in a
     free-text field) a model that scores exactly like the original. Never a silently different one."""
     d = tmp_path_factory.mktemp("flip")
-    f = int_model.save(d)
+    fixed = copy.copy(int_model)  # fixed-length metadata, so the same flips hit the same bytes every run
+    fixed.created_, fixed.fit_seconds_ = "2026-01-01T00:00:00+00:00", 1.0
+    f = fixed.save(d)
     raw = bytearray(f.read_bytes())
     for pos, x in flips:
         raw[pos % len(raw)] ^= x

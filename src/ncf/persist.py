@@ -210,8 +210,10 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             meta = fh.metadata() or {}
         if meta.get("format") != FORMAT:
             raise BundleError(f"{f} is a safetensors file but not an ncf model bundle (format {meta.get('format')!r})")
+        if "format_version" not in meta:
+            raise BundleError(f"{f}: bundle metadata lacks 'format_version'; the file is corrupt")
         try:
-            version = int(meta.get("format_version", "0"))
+            version = int(meta["format_version"])
         except ValueError:
             raise BundleError(f"{f}: unreadable format_version {meta.get('format_version')!r}") from None
         if version > FORMAT_VERSION:
