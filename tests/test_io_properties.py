@@ -163,6 +163,20 @@ def test_headerless_files_by_position_round_trip(rows, sep):
     _check_loaded(data, rows)
 
 
+@settings(max_examples=examples(40), **SETTINGS)
+@given(rows=tables(), seps=st.permutations([",", "\t", ";", "|"]))
+def test_a_wrong_explicit_separator_fails_naming_the_columns_found(rows, seps):
+    sep, wrong = seps[0], seps[1]
+    content = _encode(rows, sep, bom=False, crlf=False, pad="", header=True, final_newline=True)
+    path = _file("w.csv", content)
+    kw = dict(user="user", item="item", rating="rating", timestamp="timestamp")
+    with pytest.raises(DataError) as e:
+        load_interactions(path, sep=wrong, **kw)
+    msg = str(e.value)
+    assert str(path) in msg and "\n" not in msg
+    assert "not found; columns found:" in msg or "malformed line" in msg, msg
+
+
 BAD_NUMBERS = st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "", " ", "abc", "1,5", "--1", "1e400"])
 
 
