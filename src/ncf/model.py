@@ -269,7 +269,9 @@ class NCF(Recommender):
         ``checkpoint_dir`` writes an atomic checkpoint after every epoch (see
         :mod:`ncf.checkpoint`); ``resume=True`` continues the run found there, after a
         crash or ``kill -9``, to the same weights as an uninterrupted run with the same
-        seed. A folder that already holds checkpoints needs ``resume=True``.
+        seed. A folder that already holds checkpoints needs ``resume=True``; ``resume=True``
+        on an empty or missing folder starts a fresh run there. Resuming with other data or
+        parameters is refused (:class:`~ncf.errors.ConfigError` naming the difference).
 
         If training is interrupted (``KeyboardInterrupt``) or diverges
         (:class:`~ncf.errors.ModelDivergedError`), the exception propagates but, when an
