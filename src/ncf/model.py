@@ -291,11 +291,10 @@ class NCF(Recommender):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self.device_ = resolve_device(self.device)
-        if isinstance(validation, Interactions):
-            val_desc = f"given:{validation.fingerprint()}"
-        else:
-            val_desc = str(validation)
-        run_info = {"params": self.get_params(), "seed": self.seed_, "data": train.fingerprint(), "validation": val_desc}
+        run_info: dict[str, Any] = {"params": self.get_params(), "seed": self.seed_}
+        if checkpoint_dir is not None:  # data hashes only when they are needed (they cost a pass over the data)
+            val_desc = f"given:{validation.fingerprint()}" if isinstance(validation, Interactions) else str(validation)
+            run_info.update(data=train.fingerprint(), validation=val_desc)
         ck = Checkpoint(checkpoint_dir, run_info, resume=resume)
         self.seed_ = ck.seed  # a resumed run without an explicit seed takes the checkpoint's
         fit_data = train
