@@ -91,6 +91,30 @@ def test_interrupted_fit_resumes_to_the_same_weights_at_every_epoch_of_every_sta
         assert sorted(p.stem for p in ck.glob("*.safetensors")) == sorted(STAGES)
 
 
+def test_interrupt_inside_a_checkpoint_write_keeps_the_previous_one(reference, tmp_path, monkeypatch):
+    """Kill point: inside the atomic write of the 4th stage checkpoint, after the temp file is
+    written and fsynced, before the rename. The previous checkpoint stays; resume is exact."""
+    import ncf.persist
+
+    real, calls = ncf.persist.os.replace, {"n": 0}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 5:  # run.json, gmf epochs 1-2, gmf done; the 5th write (mlp epoch 1) is interrupted
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(ncf.persist.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        NCF(**PRETRAIN).fit(DATA, checkpoint_dir=tmp_path)
+    monkeypatch.undo()
+    assert not [f.name for f in tmp_path.iterdir() if f.name.endswith(".tmp")]  # the temp file was removed
+    (tmp_path / ".neumf.safetensors.stale.tmp").write_bytes(b"junk from an earlier crash")  # ignored
+    resumed = NCF(**PRETRAIN).fit(DATA, checkpoint_dir=tmp_path, resume=True)
+    assert _max_diff(_weights(resumed), reference[0]) <= 1e-6
+    assert resumed.validation_metrics_ == reference[1]
+
+
 def test_stage_file_records_stage_status_and_epoch(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         NCF(**PRETRAIN, callbacks=[_InterruptAt(4)]).fit(DATA, checkpoint_dir=tmp_path)
