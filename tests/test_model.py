@@ -460,7 +460,10 @@ def test_divergence_after_a_good_epoch_restores_it(monkeypatch):
     model = quick("neumf", epochs=5, weight_decay=0.0, callbacks=[lambda e, logs: broken.update(on=True)])
     with pytest.raises(ModelDivergedError, match="epoch 2.*restored"):
         model.fit(TRAIN, validation=TEST)
-    assert not model.is_fitted
+    # The estimator keeps the best model so far (epoch 1), usable and savable.
+    assert model.is_fitted and model.interrupted_["reason"] == "diverged"
+    assert model.best_epoch_ == 1 and "epoch 1" in model.interrupted_["kept"]
+    assert all(torch.isfinite(p).all() for p in model.module_.parameters())
 
 
 @pytest.mark.parametrize("name", ["neumf", "neumf-pretrain"])

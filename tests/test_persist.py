@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -19,12 +20,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ncf import NCF, BundleError, load_interactions
 from ncf.loading import LOADERS, bundle_model_class, load_model
-from ncf.persist import FILENAME, FORMAT_VERSION, bundle_file, load_bundle
+from ncf.persist import FILENAME, FORMAT_VERSION, bundle_file, load_bundle, tensor_digest
 
 TINY = dict(factors=4, layers=(8, 4), epochs=1, batch_size=256, device="cpu")
 
@@ -73,14 +76,20 @@ def all_scores(model) -> tuple[np.ndarray, np.ndarray]:
     return model.score(users, items), ids
 
 
-def rewrite(path: Path, *, tensors=None, meta=None) -> None:
-    """Re-save a bundle file after editing its tensors and/or metadata (keeping the rest)."""
+def rewrite(path: Path, *, tensors=None, meta=None, forge_checksum: bool = True) -> None:
+    """Re-save a bundle file after editing its tensors and/or metadata (keeping the rest).
+
+    By default the edit also recomputes the tensors' checksum, as a deliberate forger would,
+    so the checks behind the checksum are the ones under test.
+    """
     f = bundle_file(path)
     with safe_open(str(f), framework="pt") as fh:
         md = dict(fh.metadata())
     ts = load_file(str(f))
     if tensors:
         tensors(ts)
+    if forge_checksum:
+        md["tensors_sha256"] = tensor_digest(ts)
     if meta:
         meta(md)
     save_file(ts, str(f), metadata=md)
@@ -377,7 +386,80 @@ def test_invalid_stored_config(saved):
         NCF.load(saved)
 
 
+def test_metadata_missing_format_version(saved):  # found by the byte-flip property: was a KeyError
+    rewrite(saved, meta=lambda md: md.pop("format_version"))
+    for load in (NCF.load, load_model):
+        with pytest.raises(BundleError, match="lacks 'format_version'"):
+            load(saved)
+
+
 def test_metadata_missing_model_class(saved):
     rewrite(saved, meta=lambda md: md.pop("model_class"))
     with pytest.raises(BundleError, match="lacks 'model_class'"):
         load_model(saved)
+
+
+# -- edited files: the checksum, and the checks behind it (edits that also forge the checksum) ---
+def test_edited_tensor_bytes_fail_the_checksum(saved):
+    f = bundle_file(saved)
+    raw = bytearray(f.read_bytes())
+    raw[-5] ^= 0x01  # one bit in the last tensor's data: safetensors' structure is still valid
+    f.write_bytes(bytes(raw))
+    for load in (NCF.load, load_model):
+        with pytest.raises(BundleError, match="do not match the bundle's checksum"):
+            load(saved)
+    rewrite(saved, tensors=lambda ts: ts["users.ids"].__setitem__(0, 999), forge_checksum=False)
+    with pytest.raises(BundleError, match="checksum"):
+        load_model(saved)
+
+
+def _w2d(ts):
+    return next(k for k in ts if k.startswith("weights.") and ts[k].ndim == 2)
+
+
+FORGED = {
+    "weights as float64": (lambda ts: ts.update({_w2d(ts): ts[_w2d(ts)].double()}), "dtype torch.float64, expected torch.float32"),
+    "weights as int64": (lambda ts: ts.update({_w2d(ts): ts[_w2d(ts)].long()}), "dtype torch.int64"),
+    "ids as float": (lambda ts: ts.update({"users.ids": ts["users.ids"].double()}), "'users.ids' has dtype"),
+    "indices as float": (lambda ts: ts.update({"train.user_idx": ts["train.user_idx"].double()}), "'train.user_idx'"),
+    "index out of range": (lambda ts: ts["train.item_idx"].__setitem__(0, 10**6), "out of range"),
+    "negative index": (lambda ts: ts["train.user_idx"].__setitem__(0, -1), "out of range"),
+    "duplicate id": (lambda ts: ts["users.ids"].__setitem__(1, ts["users.ids"][0]), "unique"),
+    "NaN timestamp": (lambda ts: ts["train.timestamps"].__setitem__(0, float("nan")), "timestamps contain NaN"),
+    "missing table": (lambda ts: ts.pop("train.item_idx"), "missing or inconsistent"),
+    "extra weight": (lambda ts: ts.update({"weights.extra": torch.zeros(2)}), "weights do not match"),
+    "missing weight": (lambda ts: ts.pop(_w2d(ts)), "weights do not match"),
+    "more users than embedding rows": (
+        lambda ts: ts.update({"users.ids": torch.cat([ts["users.ids"], torch.tensor([10**9])])}),
+        "weights do not match",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("edit", list(FORGED))
+def test_forged_edits_are_refused(saved, edit):
+    fn, match = FORGED[edit]
+    rewrite(saved, tensors=fn)
+    with pytest.raises(BundleError, match=re.escape(match)):
+        NCF.load(saved)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(flips=st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), min_size=1, max_size=3))
+def test_any_flipped_bytes_are_refused_or_harmless(int_model, tmp_path_factory, flips):
+    """Flip up to three bytes anywhere: BundleError, or (a flip in the header's padding or in a
+    free-text field) a model that scores exactly like the original. Never a silently different one."""
+    d = tmp_path_factory.mktemp("flip")
+    fixed = copy.copy(int_model)  # fixed-length metadata, so the same flips hit the same bytes every run
+    fixed.created_, fixed.fit_seconds_ = "2026-01-01T00:00:00+00:00", 1.0
+    f = fixed.save(d)
+    raw = bytearray(f.read_bytes())
+    for pos, x in flips:
+        raw[pos % len(raw)] ^= x
+    f.write_bytes(bytes(raw))
+    try:
+        loaded = load_model(d)
+    except BundleError as e:
+        assert "\n" not in str(e)
+        return
+    np.testing.assert_array_equal(all_scores(loaded)[0], all_scores(int_model)[0])

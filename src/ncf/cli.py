@@ -53,7 +53,13 @@ def load_data(spec: str, args: argparse.Namespace) -> Any:
     explicit = any(getattr(args, a, None) for a in ("user_col", "item_col"))
     looks_movielens = path.suffix == ".zip" or path.is_dir() or path.name in ("ratings.dat", "ratings.csv")
     if looks_movielens and not explicit:
-        return load_movielens(path, min_rating=min_rating)
+        if path.is_file() and path.suffix != ".zip":
+            try:
+                return load_movielens(path, min_rating=min_rating)
+            except DataError:
+                pass  # only named like MovieLens: read it as any ratings file (that names the real problem)
+        else:
+            return load_movielens(path, min_rating=min_rating)
     user, item = args.user_col, args.item_col
     if user is None or item is None:
         user, item = _guess_columns(path, args.sep, user, item)
@@ -113,6 +119,7 @@ def _recency(text: str) -> float | str | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf import NCF, evaluate
+    from ncf.errors import ConfigError, ModelDivergedError
 
     data = load_data(args.data, args)
     test = None
@@ -130,7 +137,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if params.get("recency") == "none":
         params["recency"] = None
     model = NCF(**params, pretrain=args.pretrain, device=args.device, verbose=not args.quiet, tensorboard=args.tensorboard)
-    model.fit(data, validation=None if args.no_validation else "auto")
+    ck_dir = args.resume or args.checkpoint_dir
+    if args.resume and args.checkpoint_dir and Path(args.resume) != Path(args.checkpoint_dir):
+        raise ConfigError("--resume DIR already names the checkpoint folder; drop --checkpoint-dir or make them equal")
+    try:
+        model.fit(
+            data, validation=None if args.no_validation else "auto", checkpoint_dir=ck_dir, resume=bool(args.resume)
+        )
+    except (KeyboardInterrupt, ModelDivergedError) as e:
+        if getattr(model, "interrupted_", None):
+            note = f"saved the best model so far ({model.interrupted_['kept']}) to {model.save(args.out)}"
+        else:
+            note = "no epoch of the model had finished, nothing saved"
+        if ck_dir:
+            note += f"; continue with the same command and --resume {ck_dir}"
+        if isinstance(e, ModelDivergedError):
+            raise ModelDivergedError(f"{e}; {note}") from None
+        print(f"ncf: interrupted; {note}", file=sys.stderr)
+        return 130
     out = model.save(args.out)
     print(f"trained {model.model} in {model.fit_seconds_:.1f}s (best epoch {model.best_epoch_}); saved to {out}")
     if model.validation_metrics_:
@@ -322,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tensorboard", default=None, metavar="DIR", help="write TensorBoard logs to DIR")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--out", required=True, help="folder for the model bundle")
+    t.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="write an atomic checkpoint to DIR after every epoch (DIR must be empty or new)")  # fmt: skip
+    t.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run checkpointed in DIR (same data and flags), e.g. after a crash or kill -9")  # fmt: skip
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on held-out data")

@@ -6,7 +6,7 @@ import datetime as _dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,8 +14,11 @@ import torch
 from ncf import nn as ncf_nn
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
-from ncf.errors import BundleError, ConfigError, DataError
+from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
 from ncf.training import Callback, TrainConfig, TrainResult, train_module
+
+if TYPE_CHECKING:
+    from ncf.checkpoint import Checkpoint
 
 MODELS = ("gmf", "mlp", "neumf")
 LOSSES = ("bce", "bpr", "softmax")
@@ -235,6 +238,7 @@ class NCF(Recommender):
         cfg: TrainConfig,
         writer: Any,
         epochs: dict[str, int] | None,
+        ck: Checkpoint,
     ) -> tuple[torch.nn.Module, TrainResult, dict[str, Any]]:
         """One training pipeline (GMF + MLP + fused NeuMF with pretraining, else one model)."""
         torch.manual_seed(self.seed_)
@@ -248,23 +252,37 @@ class NCF(Recommender):
             return TrainConfig(**c)
 
         suffix = "" if epochs is None else " (refit)"
+
+        def stage(kind: str) -> Any:  # each stage has its own checkpoint file: gmf, mlp, neumf, gmf_refit, ...
+            return ck.stage(kind + ("" if epochs is None else "_refit"), kind)
+
         if self.model == "neumf" and self.pretrain:
             gmf = self._build("gmf", n_users, n_items)
-            res_g = train_module(gmf, data, val, conf("gmf"), tag="gmf" + suffix, **kw)
+            res_g = train_module(gmf, data, val, conf("gmf"), tag="gmf" + suffix, checkpoint=stage("gmf"), **kw)
             mlp = self._build("mlp", n_users, n_items)
-            res_m = train_module(mlp, data, val, conf("mlp"), tag="mlp" + suffix, **kw)
+            res_m = train_module(mlp, data, val, conf("mlp"), tag="mlp" + suffix, checkpoint=stage("mlp"), **kw)
             module = ncf_nn.NeuMF.from_pretrained(gmf, mlp, self.alpha, dropout=self.dropout, sparse=self.sparse)
             # The paper fine-tunes the fused model gently (it switches to SGD); a smaller
             # Adam step keeps the pretrained towers from being undone in the first epoch.
             res = train_module(
-                module, data, val, conf("neumf", learning_rate=cfg.learning_rate * 0.1), tag="neumf" + suffix, **kw
-            )
+                module, data, val, conf("neumf", learning_rate=cfg.learning_rate * 0.1), tag="neumf" + suffix,
+                checkpoint=stage("neumf"), **kw,
+            )  # fmt: skip
             return module, res, {"gmf": res_g.to_dict(), "mlp": res_m.to_dict(), "neumf": res.to_dict()}
         module = self._build(self.model, n_users, n_items)
-        res = train_module(module, data, val, conf(self.model), tag=self.model + suffix, **kw)
+        res = train_module(
+            module, data, val, conf(self.model), tag=self.model + suffix, checkpoint=stage(self.model), **kw
+        )
         return module, res, {self.model: res.to_dict()}
 
-    def fit(self, train: Interactions, validation: Interactions | str | None = "auto") -> NCF:
+    def fit(
+        self,
+        train: Interactions,
+        validation: Interactions | str | None = "auto",
+        *,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+    ) -> NCF:
         """Train on ``train``; returns self.
 
         ``validation="auto"`` carves a validation part out of ``train`` by the rule that
@@ -272,19 +290,39 @@ class NCF(Recommender):
         latest by time when timestamps exist, else random) for early stopping; an
         :class:`Interactions` is used as given; ``None`` trains exactly ``epochs`` epochs.
         The carved-out items still count as seen for recommendation.
+
+        ``checkpoint_dir`` writes an atomic checkpoint after every epoch (see
+        :mod:`ncf.checkpoint`); ``resume=True`` continues the run found there, after a
+        crash or ``kill -9``, to the same weights as an uninterrupted run with the same
+        seed. A folder that already holds checkpoints needs ``resume=True``; ``resume=True``
+        on an empty or missing folder starts a fresh run there. Resuming with other data or
+        parameters is refused (:class:`~ncf.errors.ConfigError` naming the difference).
+
+        If training is interrupted (``KeyboardInterrupt``) or diverges
+        (:class:`~ncf.errors.ModelDivergedError`), the exception propagates but, when an
+        epoch of the final model's kind had finished, the estimator keeps the best weights
+        so far (``interrupted_ = {"reason": "interrupted"|"diverged", "kept": "stage neumf, epoch 3, ..."}``),
+        so ``save`` works.
         """
         from ncf import split
+        from ncf.checkpoint import Checkpoint
 
         self._validate()
         if not isinstance(train, Interactions):
             raise DataError(f"train must be an ncf Interactions (use ncf.load_interactions), got {type(train).__name__}")
         if len(train) == 0:
             raise DataError("train has no interactions; nothing to learn from")
-        for attr in ("module_", "history_", "validation_metrics_", "train_"):
+        for attr in ("module_", "history_", "validation_metrics_", "train_", "interrupted_"):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self.device_ = resolve_device(self.device)
         self.recency_ = _resolve_recency(self.recency, train)
+        run_info: dict[str, Any] = {"params": self.get_params(), "seed": self.seed_}
+        if checkpoint_dir is not None:  # data hashes only when they are needed (they cost a pass over the data)
+            val_desc = f"given:{validation.fingerprint()}" if isinstance(validation, Interactions) else str(validation)
+            run_info.update(data=train.fingerprint(), validation=val_desc)
+        ck = Checkpoint(checkpoint_dir, run_info, resume=resume)
+        self.seed_ = ck.seed  # a resumed run without an explicit seed takes the checkpoint's
         fit_data = train
         if isinstance(validation, str):
             if validation != "auto":
@@ -307,15 +345,21 @@ class NCF(Recommender):
                 raise ConfigError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
             writer = SummaryWriter(str(self.tensorboard))
         cfg = self._config()
-        with torch.random.fork_rng(devices=[]):
-            module, res, history = self._train_stages(fit_data, val, cfg, writer, None)
-            if self.refit and val is not None:
-                # Early stopping chose each stage's epoch count on the validation part; now
-                # train again on all of `train` for exactly that many epochs, so the most
-                # recent interactions (which leave-one-out validation holds back) are learned.
-                epochs = {tag: max(1, h["best_epoch"]) for tag, h in history.items()}
-                module, _, refit_hist = self._train_stages(train, None, cfg, None, epochs)
-                history.update({f"{tag}_refit": h for tag, h in refit_hist.items()})
+        try:
+            with torch.random.fork_rng(devices=[]):
+                module, res, history = self._train_stages(fit_data, val, cfg, writer, None, ck)
+                if self.refit and val is not None:
+                    # Early stopping chose each stage's epoch count on the validation part; now
+                    # train again on all of `train` for exactly that many epochs, so the most
+                    # recent interactions (which leave-one-out validation holds back) are learned.
+                    epochs = {tag: max(1, h["best_epoch"]) for tag, h in history.items()}
+                    module, _, refit_hist = self._train_stages(train, None, cfg, None, epochs, ck)
+                    history.update({f"{tag}_refit": h for tag, h in refit_hist.items()})
+        except (ModelDivergedError, KeyboardInterrupt) as e:
+            self._keep_best_so_far(ck, train, "diverged" if isinstance(e, ModelDivergedError) else "interrupted")
+            if writer is not None:
+                writer.close()
+            raise
         if writer is not None:
             metric_key = f"hparam/val_{self.metric}"
             hp = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in self.get_params().items()}
@@ -329,6 +373,25 @@ class NCF(Recommender):
         self.created_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.train_ = train
         return self
+
+    def _keep_best_so_far(self, ck: Checkpoint, train: Interactions, why: str) -> None:
+        """After an interrupt or divergence, become the best model of our kind trained so far (if any)."""
+        from ncf.checkpoint import describe_best
+
+        best = ck.best_so_far(self.model)
+        if best is None:
+            return
+        n_users, n_items = train.shape
+        module = self._build(self.model, n_users, n_items)
+        module.load_state_dict(best.state)
+        self.module_ = module.to(self.device_).eval()
+        self.history_ = {}
+        self.best_epoch_ = best.epoch
+        self.validation_metrics_ = {f"val_{self.metric}": best.metric} if best.metric is not None else {}
+        self.fit_seconds_ = 0.0
+        self.created_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        self.train_ = train
+        self.interrupted_ = {"reason": why, "kept": describe_best(best)}
 
     # -- scoring ---------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -388,6 +451,10 @@ class NCF(Recommender):
         est.seed_ = int(b.extra.get("seed", 0))
         n_users, n_items = b.train.shape
         module = est._build(est.model, n_users, n_items)
+        own = module.state_dict()
+        for name, t in b.weights.items():  # load_state_dict would cast silently (an int tensor truncates)
+            if name in own and t.dtype != own[name].dtype:
+                raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {own[name].dtype}")
         try:
             module.load_state_dict(b.weights, strict=True)
         except RuntimeError as e:

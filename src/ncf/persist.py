@@ -61,6 +61,24 @@ def atomic_write_bytes(target: Path, write: Any) -> None:
         os.close(dir_fd)
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    Stored in the bundle's metadata and checked on load, so a file whose tensor bytes were
+    edited or damaged (a flipped bit passes safetensors' own structural checks) is refused.
+    The metadata itself is not covered: each of its fields is validated on its own.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{str(t.dtype)}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+    return h.hexdigest()
+
+
 def _interaction_tensors(prefix: str, data: Interactions) -> dict[str, torch.Tensor]:
     out = {
         f"{prefix}.user_idx": torch.as_tensor(data.user_idx.astype(np.int64)),
@@ -99,6 +117,7 @@ def save_bundle(
         "model_class": model_class,
         "config": json.dumps(config),
         "extra": json.dumps(extra or {}, default=str),
+        "tensors_sha256": tensor_digest(tensors),
     }
     if train.item_metadata is not None:
         md = train.item_metadata.reset_index()
@@ -135,6 +154,13 @@ class Bundle:
         except json.JSONDecodeError as e:
             raise BundleError(f"{path}: the bundle's config is not valid JSON ({e}); the file is corrupt") from None
         self.weights = {k[len("weights.") :]: v for k, v in tensors.items() if k.startswith("weights.")}
+        for name, t in tensors.items():  # casting a mistyped id/index table would silently change it
+            want = _TABLE_DTYPES.get(name.split(".", 1)[-1]) if not name.startswith("weights.") else None
+            if want is not None and t.dtype != want:
+                raise BundleError(f"{path}: tensor {name!r} has dtype {t.dtype}, expected {want}; the file is corrupt")
+        ts = tensors.get("train.timestamps")
+        if ts is not None and not torch.isfinite(ts).all():
+            raise BundleError(f"{path}: the stored training timestamps contain NaN or inf; the file is corrupt")
         try:
             user_map = IdMap.from_arrays(_prefixed(tensors, "users"), name="user")
             item_map = IdMap.from_arrays(_prefixed(tensors, "items"), name="item")
@@ -148,6 +174,12 @@ class Bundle:
             )
         except (KeyError, ValueError) as e:
             raise BundleError(f"{path}: the bundle's id maps or interactions are missing or inconsistent ({e})") from None
+
+
+_TABLE_DTYPES = {
+    "ids": torch.int64, "offsets": torch.int64, "utf8": torch.uint8,
+    "user_idx": torch.int64, "item_idx": torch.int64, "timestamps": torch.float64,
+}  # fmt: skip
 
 
 def _io_string(s: str) -> Any:
@@ -178,8 +210,10 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             meta = fh.metadata() or {}
         if meta.get("format") != FORMAT:
             raise BundleError(f"{f} is a safetensors file but not an ncf model bundle (format {meta.get('format')!r})")
+        if "format_version" not in meta:
+            raise BundleError(f"{f}: bundle metadata lacks 'format_version'; the file is corrupt")
         try:
-            version = int(meta.get("format_version", "0"))
+            version = int(meta["format_version"])
         except ValueError:
             raise BundleError(f"{f}: unreadable format_version {meta.get('format_version')!r}") from None
         if version > FORMAT_VERSION:
@@ -195,4 +229,9 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     for key in ("model_class", "config"):
         if key not in meta:
             raise BundleError(f"{f}: bundle metadata lacks {key!r}; the file is corrupt")
+    if "tensors_sha256" in meta and tensor_digest(tensors) != meta["tensors_sha256"]:  # absent in older bundles
+        raise BundleError(
+            f"{f}: the tensors do not match the bundle's checksum; the file was edited or damaged "
+            "(re-save the model, or restore the bundle from a copy)"
+        )
     return Bundle(meta, tensors, f)

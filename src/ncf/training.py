@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from torch import nn
 
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, ModelDivergedError
+
+if TYPE_CHECKING:
+    from ncf.checkpoint import StageCheckpoint
 
 Callback = Callable[[int, dict[str, Any]], Any]
 """Called after every epoch with (epoch, logs); returning True stops training."""
@@ -201,8 +204,13 @@ def train_module(
     progress: bool = True,
     writer: Any = None,
     tag: str = "",
+    checkpoint: StageCheckpoint | None = None,
 ) -> TrainResult:
-    """Train ``module`` in place and restore the best validation epoch's weights."""
+    """Train ``module`` in place and restore the best validation epoch's weights.
+
+    With ``checkpoint`` (see :mod:`ncf.checkpoint`), the state after every epoch is
+    recorded, and a stage found there is resumed where it stopped (or skipped if done).
+    """
     from tqdm.auto import tqdm
 
     from ncf.evaluation import evaluate_scores
@@ -222,7 +230,15 @@ def train_module(
     best_epoch = 0
     bad_epochs = 0
     stopped = False
-    bar = tqdm(range(1, cfg.epochs + 1), desc=tag or "train", disable=not progress, leave=False, unit="epoch")
+    first = 1
+    resumed = checkpoint.restore(module, opts, gen) if checkpoint is not None else None
+    if resumed is not None and resumed.result is not None:  # the stage had finished
+        module.eval()
+        return TrainResult(**resumed.result)
+    if resumed is not None:
+        history, best_metric, best_state = resumed.history, resumed.best_metric, resumed.best_state
+        best_epoch, bad_epochs, first, t0 = resumed.best_epoch, resumed.bad_epochs, resumed.epoch + 1, t0 - resumed.elapsed
+    bar = tqdm(range(first, cfg.epochs + 1), desc=tag or "train", disable=not progress, leave=False, unit="epoch")
     for epoch in bar:
         module.train()
         tensors = samples.epoch(gen)
@@ -295,8 +311,16 @@ def train_module(
         if stop_requested or (validation is not None and cfg.patience >= 0 and bad_epochs > cfg.patience):
             stopped = epoch < cfg.epochs
             break
+        if checkpoint is not None:  # after the stop decision: a resumed run re-decides identically
+            checkpoint.save_epoch(
+                epoch, module, opts, gen, history=history, best_metric=best_metric, best_epoch=best_epoch,
+                bad_epochs=bad_epochs, best_state=best_state, elapsed=time.perf_counter() - t0,
+            )  # fmt: skip
     bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
-    return TrainResult(history, best_epoch, best_metric, stopped, time.perf_counter() - t0)
+    result = TrainResult(history, best_epoch, best_metric, stopped, time.perf_counter() - t0)
+    if checkpoint is not None:
+        checkpoint.finish(module, result.to_dict())
+    return result

@@ -50,6 +50,14 @@ def _as_id_array(values: Any, what: str = "id") -> tuple[np.ndarray, IdKind]:
         types = pd.Series(arr, dtype=object).map(type)
         if types.isin([int, np.int64, np.int32]).all():
             return arr.astype(np.int64), "int"
+        numeric = types.map(lambda t: issubclass(t, (int, float, np.integer, np.floating)) and t not in (bool, np.bool_))
+        if numeric.all():  # python ints and floats in an object column: judge them as floats, if exact
+            if any(isinstance(v, (int, np.integer)) and abs(int(v)) > 2**53 for v in arr):
+                raise DataError(
+                    f"{what}s mix floats and integers too large to convert exactly; "
+                    "convert the column to one type, e.g. df[col].astype('int64') or .astype(str)"
+                )
+            return _as_id_array(np.array(arr.tolist(), dtype=np.float64), what)
         is_str = types == str  # noqa: E721 - elementwise on a Series
         if is_str.all():
             return arr, "str"

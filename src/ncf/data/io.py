@@ -30,7 +30,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 _SAMPLE_BYTES = 64 * 1024
 _SNIFF_LINES = 50
 _SNIFF_DELIMITERS = ",\t;|"
-_INT_RE = r"-?(?:0|[1-9][0-9]{0,17})"  # at most 18 digits: always fits in int64
+# At most 18 digits: always fits in int64. No "-0": it would merge with the distinct id "0".
+_INT_RE = r"(?:0|-?[1-9][0-9]{0,17})"
 
 Source = str | PathLike[str] | pd.DataFrame
 ColumnKey = Hashable
@@ -464,11 +465,11 @@ def _text_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
 
 def _typed_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
     """Ids from a typed source (DataFrame/Parquet): keep their type, strip strings."""
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        s = s.astype(object)
     missing = s.isna().to_numpy(dtype=bool)
     if missing.any():
         raise DataError(f"{what}: missing id at {where(_first_bad(missing))}")
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype(s.dtype.categories.dtype)  # the categories' own type: ints stay ints, floats floats
     if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
         try:
             arr, kind = _as_id_array(s.to_numpy(dtype=object), "id")
@@ -523,13 +524,14 @@ def _numbers(s: pd.Series, what: str, where: Where, noun: str) -> np.ndarray:
     return values
 
 
-_EPOCH = pd.Timestamp(0, tz="UTC")
-
-
 def _dt_seconds(dt: pd.Series) -> np.ndarray:
-    if getattr(dt.dt, "tz", None) is None:
-        dt = dt.dt.tz_localize("UTC")
-    return ((dt - _EPOCH) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan)
+    if getattr(dt.dt, "tz", None) is not None:
+        dt = dt.dt.tz_convert("UTC").dt.tz_localize(None)
+    # In the column's own unit: converting year-1 dates to nanoseconds would overflow.
+    arr = dt.to_numpy()
+    unit = np.datetime_data(arr.dtype)[0]
+    secs = (arr - np.datetime64(0, unit)) / np.timedelta64(1, "s")
+    return np.where(np.isnat(arr), np.nan, secs).astype(np.float64)
 
 
 def _timestamps(s: pd.Series, what: str, where: Where) -> np.ndarray:
@@ -551,8 +553,14 @@ def _timestamps(s: pd.Series, what: str, where: Where) -> np.ndarray:
     if ok[0] or first is None or (isinstance(first, str) and not first.strip()):
         # Numbers (epoch seconds) column: name the first entry that is not one.
         return _numbers(s, what, where, "timestamp")
+    from pandas.tseries.api import guess_datetime_format
+
     best = None
-    for fmt in ("ISO8601", None):
+    # ISO 8601, else the one format pandas infers from the first entry. Without an inferable
+    # format nothing is guessed per entry: "1,5" is a bad number, not 5 January of year 1.
+    for fmt in ("ISO8601", guess_datetime_format(str(first).strip())):
+        if fmt is None:
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
