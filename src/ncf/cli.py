@@ -102,22 +102,44 @@ def _fmt_metrics(res: dict[str, Any]) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf import NCF, evaluate
+    from ncf import distributed as D
 
+    # Under torchrun (WORLD_SIZE > 1) join the process group: every rank trains on its
+    # shard; rank 0 alone prints, saves and evaluates.
+    ctx = D.init_from_env(args.device)
+    device = D.local_device(args.device)
+    say = print if ctx.is_main else (lambda *a, **k: None)
+    if ctx.active and args.seed is None:
+        from ncf.errors import ConfigError
+
+        raise ConfigError("distributed training needs --seed, so every rank builds the same split and model")
     data = load_data(args.data, args)
     test = None
     if args.test_protocol:
         from ncf import split
 
         data, test = split.by_name(args.test_protocol, data, seed=args.seed or 0, n=args.holdout_n)
-        print(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
+        say(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
     params = {
         k: getattr(args, k)
         for k in ("model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-                  "weight_decay", "dropout", "patience", "seed", "alpha")
+                  "weight_decay", "dropout", "patience", "seed", "alpha", "lr_scaling", "lr_reference_batch",
+                  "warmup_epochs")
         if getattr(args, k) is not None
     }  # fmt: skip
-    model = NCF(**params, pretrain=args.pretrain, device=args.device, verbose=not args.quiet, tensorboard=args.tensorboard)
-    model.fit(data, validation=None if args.no_validation else "auto")
+    model = NCF(**params, pretrain=args.pretrain, compile=args.compile, device=device,
+                verbose=not args.quiet and ctx.is_main, tensorboard=args.tensorboard)  # fmt: skip
+    try:
+        model.fit(data, validation=None if args.no_validation else "auto")
+    finally:
+        if ctx.active:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if not ctx.is_main:
+        return 0
+    if ctx.active:
+        say(f"data-parallel: {ctx.world} ranks, global batch {model.batch_size}")
     out = model.save(args.out)
     print(f"trained {model.model} in {model.fit_seconds_:.1f}s (best epoch {model.best_epoch_}); saved to {out}")
     if model.validation_metrics_:
@@ -288,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=None)
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--lr-scaling", choices=("none", "sqrt", "linear"), default=None,
+                   help="scale --learning-rate from --lr-reference-batch to --batch-size (default none)")
+    t.add_argument("--lr-reference-batch", type=int, default=None, help="batch size the learning rate was tuned at (1024)")
+    t.add_argument("--warmup-epochs", type=float, default=None, help="linear learning-rate warm-up (epochs)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (autograd path; rarely pays on CPU)")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     t.add_argument("--test-protocol", choices=PROTOCOL_CHOICES, default=None,
                    help="hold out a test part first and print test metrics at the end")  # fmt: skip

@@ -74,6 +74,14 @@ class NCF(Recommender):
         Sparse embedding gradients (optimizer cost scales with the batch).
     seed:
         Drives weight init, negatives, shuffling and the validation carve-out.
+    lr_scaling, lr_reference_batch, warmup_epochs:
+        Large-batch rule: with ``lr_scaling="sqrt"`` (or ``"linear"``) the step is
+        ``learning_rate * (batch_size / lr_reference_batch) ** 0.5`` (or ``** 1``), reached
+        by a linear warm-up over ``warmup_epochs`` epochs. ``"none"`` (default) uses
+        ``learning_rate`` as given. Measurements: benchmarks/RESULTS.md.
+    compile:
+        ``torch.compile`` the module (autograd path; the default fused step is not
+        compiled). Off by default: it did not pay on CPU (benchmarks/RESULTS.md).
     device:
         ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
 
@@ -105,6 +113,10 @@ class NCF(Recommender):
         metric: str = "ndcg@10",
         sparse: bool = True,
         seed: int | None = None,
+        lr_scaling: str = "none",
+        lr_reference_batch: int = 1024,
+        warmup_epochs: float = 0.0,
+        compile: bool = False,
         device: str | torch.device | None = None,
         verbose: bool = False,
         tensorboard: str | os.PathLike[str] | None = None,
@@ -127,6 +139,10 @@ class NCF(Recommender):
         self.metric = metric
         self.sparse = sparse
         self.seed = seed
+        self.lr_scaling = lr_scaling
+        self.lr_reference_batch = lr_reference_batch
+        self.warmup_epochs = warmup_epochs
+        self.compile = compile
         self.device = device
         self.verbose = verbose
         self.tensorboard = tensorboard
@@ -136,6 +152,7 @@ class NCF(Recommender):
     PARAMS = (
         "model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
         "weight_decay", "dropout", "patience", "pretrain", "alpha", "refit", "metric", "sparse", "seed",
+        "lr_scaling", "lr_reference_batch", "warmup_epochs", "compile",
     )  # fmt: skip
 
     def get_params(self) -> dict[str, Any]:
@@ -183,6 +200,12 @@ class NCF(Recommender):
         base = str(self.metric).split("@")[0]
         if base not in ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc"):
             raise ConfigError(f"metric == {self.metric!r}, must be like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'")
+        if self.lr_scaling not in ("none", "sqrt", "linear"):
+            raise ConfigError(f"lr_scaling == {self.lr_scaling!r}, must be 'none', 'sqrt' or 'linear'")
+        need_int("lr_reference_batch", 1)
+        w = self.warmup_epochs
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
+            raise ConfigError(f"warmup_epochs == {w!r}, must be a number >= 0 (epochs of linear learning-rate warm-up)")
         if self.pretrain and self.model != "neumf":
             raise ConfigError("pretrain=True only applies to model='neumf'")
 
@@ -198,6 +221,10 @@ class NCF(Recommender):
             patience=self.patience,
             metric=self.metric,
             seed=self.seed_,
+            lr_scaling=self.lr_scaling,
+            lr_reference_batch=int(self.lr_reference_batch),
+            warmup_epochs=float(self.warmup_epochs),
+            compile=bool(self.compile),
         )
 
     def _build(self, kind: str, n_users: int, n_items: int) -> torch.nn.Module:
@@ -274,7 +301,9 @@ class NCF(Recommender):
             raise ConfigError(f"validation must be 'auto', an Interactions, or None; got {type(validation).__name__}")
 
         writer = None
-        if self.tensorboard is not None:
+        from ncf.distributed import context
+
+        if self.tensorboard is not None and context().is_main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
