@@ -137,6 +137,18 @@ class FusedStep:
         self.m_flat, self.v_flat = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
         self.t = 0
 
+    def dense_params_of(self, module: nn.Module) -> list[torch.Tensor]:
+        """``module``'s dense parameters in this step's flat-buffer order (for tests and tools)."""
+        names = {id(p): n for n, p in self.module.named_parameters()}
+        other = dict(module.named_parameters())
+        return [other[names[id(p)]] for p in self.dense_params]
+
+    def tables_of(self, module: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """``module``'s (user tables, item tables) in this step's block-column order."""
+        names = {id(p): n for n, p in self.module.named_parameters()}
+        other = dict(module.named_parameters())
+        return [other[names[id(t)]] for t in self.user_tables], [other[names[id(t)]] for t in self.item_tables]
+
     @torch.no_grad()
     def sync(self) -> None:
         """Copy the working parameters into the module's own tensors."""

@@ -345,6 +345,17 @@ class NCF(Recommender):
         with torch.inference_mode():
             return self.module_.score_block(users)
 
+    def _candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """The GMF dot product (NeuMF's GMF term, or a GMF's full score); MLP has none."""
+        m = self.module_
+        if isinstance(m, ncf_nn.GMF):
+            return self._score_users(users)
+        if not isinstance(m, ncf_nn.NeuMF):
+            raise ConfigError("recommend(candidates=...) needs a GMF part; model='mlp' has none, rank exactly instead")
+        with torch.inference_mode():
+            w_g = m.predict.weight.squeeze(0)[: m.factors]
+            return (m.gmf_user(users) * w_g) @ m.gmf_item.weight.T
+
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             out = [self.module_(users[s : s + 65536], items[s : s + 65536]) for s in range(0, len(users), 65536)]
