@@ -66,7 +66,9 @@ def synthetic_interactions(
         draw = int((n - len(keys)) * 3) + 1000
     if len(keys) < n:
         raise ConfigError(f"could not draw {n} distinct pairs; lower item_alpha or the interaction count")
-    keys = np.sort(rng.choice(keys, size=n, replace=False)) if len(keys) > n else keys
+    if len(keys) > n:  # keep a uniformly random n of the distinct pairs, still sorted (O(N) selection)
+        keep = np.argpartition(rng.random(len(keys)), n)[:n]
+        keys = keys[np.sort(keep)]
     users = (keys // n_items).astype(np.int32)
     items = (keys - users.astype(np.int64) * n_items).astype(np.int32)
     del keys
