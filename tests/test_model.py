@@ -26,6 +26,7 @@ import pytest
 import torch
 
 import ncf.evaluation
+import ncf.fused
 import ncf.nn
 from ncf import NCF, split
 from ncf.baselines import Popularity
@@ -436,7 +437,9 @@ def test_early_stopping_restores_best_epoch_for_real():
 
 @ncf_models
 def test_non_finite_loss_raises_model_diverged(name, monkeypatch):
-    # Training calls forward_l2 when weight_decay > 0 (the default), forward otherwise.
+    # The autograd path (the fused step is covered below) calls forward_l2 when
+    # weight_decay > 0 (the default), forward otherwise.
+    monkeypatch.setattr(ncf.fused, "supports", lambda *a: False)
     for cls in (ncf.nn.GMF, ncf.nn.MLP, ncf.nn.NeuMF):
         original, original_l2 = cls.forward, cls.forward_l2
         monkeypatch.setattr(cls, "forward", lambda self, u, i, _f=original: _f(self, u, i) * float("nan"))
@@ -457,6 +460,7 @@ def test_divergence_after_a_good_epoch_restores_it(monkeypatch):
         return out * float("inf") if broken["on"] else out
 
     monkeypatch.setattr(ncf.nn.NeuMF, "forward", forward)
+    monkeypatch.setattr(ncf.fused, "supports", lambda *a: False)  # the autograd path
     model = quick("neumf", epochs=5, weight_decay=0.0, callbacks=[lambda e, logs: broken.update(on=True)])
     with pytest.raises(ModelDivergedError, match="epoch 2.*restored"):
         model.fit(TRAIN, validation=TEST)
@@ -464,6 +468,22 @@ def test_divergence_after_a_good_epoch_restores_it(monkeypatch):
     assert model.is_fitted and model.interrupted_["reason"] == "diverged"
     assert model.best_epoch_ == 1 and "epoch 1" in model.interrupted_["kept"]
     assert all(torch.isfinite(p).all() for p in model.module_.parameters())
+
+
+def test_fused_step_divergence_restores_the_good_epoch(monkeypatch):
+    broken = {"on": False}
+    original = ncf.fused.FusedStep.step
+
+    def step(self, u, i, y, w=None):
+        out = original(self, u, i, y, w)
+        return out * float("inf") if broken["on"] else out
+
+    monkeypatch.setattr(ncf.fused.FusedStep, "step", step)
+    model = quick("neumf", epochs=5, callbacks=[lambda e, logs: broken.update(on=True)])
+    with pytest.raises(ModelDivergedError, match="epoch 2.*restored"):
+        model.fit(TRAIN, validation=TEST)
+    assert model.is_fitted and model.interrupted_["reason"] == "diverged"  # the good epoch is kept
+    assert model.best_epoch_ == 1
 
 
 @pytest.mark.parametrize("name", ["neumf", "neumf-pretrain"])

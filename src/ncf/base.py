@@ -58,6 +58,10 @@ class Recommender:
             out[sel] = block[inv[sel] - s, items[sel]]
         return out
 
+    def _candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """First-stage scores for two-stage ``recommend(candidates=M)``: (len(users), n_items)."""
+        raise ConfigError(f"{type(self).__name__} has no cheap first-stage scorer; call recommend without candidates")
+
     def _item_vectors(self) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} has no item embeddings for similar_items")
 
@@ -108,6 +112,7 @@ class Recommender:
         items: Sequence[Any] | None = None,
         exclude: Sequence[Any] | None = None,
         unknown: Unknown = "error",
+        candidates: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items for users, as raw item ids and scores, best first.
 
@@ -126,6 +131,10 @@ class Recommender:
         unknown:
             ``"error"`` raises :class:`~ncf.errors.UnknownIdError` naming unknown users;
             ``"popular"`` answers them with the most popular training items.
+        candidates:
+            Two-stage ranking for big catalogues: take each user's top ``candidates``
+            items by the model's cheap dot-product part (NeuMF's GMF), then re-rank them
+            with the full model. ``None`` (default) ranks every item exactly.
 
         Returns
         -------
@@ -151,9 +160,13 @@ class Recommender:
         idx = np.full((len(uidx), k), -1, dtype=np.int64)
         scores = np.full((len(uidx), k), -np.inf, dtype=np.float32)
         known = uidx >= 0
+        stage = {}
+        if candidates is not None:
+            check_k(candidates, "candidates")
+            stage = {"candidates": int(candidates), "rescore": self._score_pairs}
         if known.any():
             i, s = topk(
-                self._score_users,
+                self._candidate_scores if candidates is not None else self._score_users,
                 uidx[known],
                 k,
                 n_items,
@@ -161,6 +174,7 @@ class Recommender:
                 allowed=allowed,
                 chunk_size=chunk_size_for(self._bytes_per_user()),
                 device=self._device(),
+                **stage,
             )
             idx[known], scores[known] = i, s
         if not known.all():

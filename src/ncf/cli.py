@@ -119,32 +119,46 @@ def _recency(text: str) -> float | str | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf import NCF, evaluate
+    from ncf import distributed as D
     from ncf.errors import ConfigError, ModelDivergedError
 
+    # Under torchrun (WORLD_SIZE > 1) join the process group: every rank trains on its
+    # shard; rank 0 alone prints, saves and evaluates.
+    ctx = D.init_from_env(args.device)
+    device = D.local_device(args.device)
+    say = print if ctx.is_main else (lambda *a, **k: None)
+    if ctx.active and args.seed is None:
+        raise ConfigError("distributed training needs --seed, so every rank builds the same split and model")
     data = load_data(args.data, args)
     test = None
     if args.test_protocol:
         from ncf import split
 
         data, test = split.by_name(args.test_protocol, data, seed=args.seed or 0, n=args.holdout_n)
-        print(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
+        say(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
     params = {
         k: getattr(args, k)
         for k in ("model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-                  "weight_decay", "dropout", "patience", "seed", "alpha", "recency")
+                  "weight_decay", "dropout", "patience", "seed", "alpha", "recency", "lr_scaling",
+                  "lr_reference_batch", "warmup_epochs")
         if getattr(args, k) is not None
     }  # fmt: skip
     if params.get("recency") == "none":
         params["recency"] = None
-    model = NCF(**params, pretrain=args.pretrain, device=args.device, verbose=not args.quiet, tensorboard=args.tensorboard)
+    model = NCF(**params, pretrain=args.pretrain, compile=args.compile, device=device,
+                verbose=not args.quiet and ctx.is_main, tensorboard=args.tensorboard)  # fmt: skip
     ck_dir = args.resume or args.checkpoint_dir
     if args.resume and args.checkpoint_dir and Path(args.resume) != Path(args.checkpoint_dir):
         raise ConfigError("--resume DIR already names the checkpoint folder; drop --checkpoint-dir or make them equal")
+    if ck_dir and ctx.active:
+        raise ConfigError("--checkpoint-dir/--resume are single-process for now; drop them under torchrun")
     try:
         model.fit(
             data, validation=None if args.no_validation else "auto", checkpoint_dir=ck_dir, resume=bool(args.resume)
         )
     except (KeyboardInterrupt, ModelDivergedError) as e:
+        if not ctx.is_main:
+            raise
         if getattr(model, "interrupted_", None):
             note = f"saved the best model so far ({model.interrupted_['kept']}) to {model.save(args.out)}"
         else:
@@ -155,6 +169,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ModelDivergedError(f"{e}; {note}") from None
         print(f"ncf: interrupted; {note}", file=sys.stderr)
         return 130
+    finally:
+        if ctx.active:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    if not ctx.is_main:
+        return 0
+    if ctx.active:
+        say(f"data-parallel: {ctx.world} ranks, global batch {model.batch_size}")
     out = model.save(args.out)
     print(f"trained {model.model} in {model.fit_seconds_:.1f}s (best epoch {model.best_epoch_}); saved to {out}")
     if model.validation_metrics_:
@@ -338,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="half-life (in interactions) weighting each user's recent items more; 'auto' (default) or 'none'")  # fmt: skip
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--lr-scaling", choices=("none", "sqrt", "linear"), default=None,
+                   help="scale --learning-rate from --lr-reference-batch to --batch-size (default none)")
+    t.add_argument("--lr-reference-batch", type=int, default=None, help="batch size the learning rate was tuned at (1024)")
+    t.add_argument("--warmup-epochs", type=float, default=None, help="linear learning-rate warm-up (epochs)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (autograd path; rarely pays on CPU)")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     t.add_argument("--test-protocol", choices=PROTOCOL_CHOICES, default=None,
                    help="hold out a test part first and print test metrics at the end")  # fmt: skip

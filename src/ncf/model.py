@@ -88,6 +88,14 @@ class NCF(Recommender):
         Sparse embedding gradients (optimizer cost scales with the batch).
     seed:
         Drives weight init, negatives, shuffling and the validation carve-out.
+    lr_scaling, lr_reference_batch, warmup_epochs:
+        Large-batch rule: with ``lr_scaling="sqrt"`` (or ``"linear"``) the step is
+        ``learning_rate * (batch_size / lr_reference_batch) ** 0.5`` (or ``** 1``), reached
+        by a linear warm-up over ``warmup_epochs`` epochs. ``"none"`` (default) uses
+        ``learning_rate`` as given. Measurements: benchmarks/RESULTS.md.
+    compile:
+        ``torch.compile`` the module (autograd path; the default fused step is not
+        compiled). Off by default: it did not pay on CPU (benchmarks/RESULTS.md).
     device:
         ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
 
@@ -121,6 +129,10 @@ class NCF(Recommender):
         recency_floor: float = 0.1,
         sparse: bool = True,
         seed: int | None = None,
+        lr_scaling: str = "none",
+        lr_reference_batch: int = 1024,
+        warmup_epochs: float = 0.0,
+        compile: bool = False,
         device: str | torch.device | None = None,
         verbose: bool = False,
         tensorboard: str | os.PathLike[str] | None = None,
@@ -145,6 +157,10 @@ class NCF(Recommender):
         self.recency_floor = recency_floor
         self.sparse = sparse
         self.seed = seed
+        self.lr_scaling = lr_scaling
+        self.lr_reference_batch = lr_reference_batch
+        self.warmup_epochs = warmup_epochs
+        self.compile = compile
         self.device = device
         self.verbose = verbose
         self.tensorboard = tensorboard
@@ -153,7 +169,8 @@ class NCF(Recommender):
     # -- parameters ------------------------------------------------------------------
     PARAMS = (
         "model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-        "weight_decay", "dropout", "patience", "pretrain", "alpha", "refit", "metric", "recency", "recency_floor", "sparse", "seed",
+        "weight_decay", "dropout", "patience", "pretrain", "alpha", "refit", "metric", "recency", "recency_floor",
+        "sparse", "seed", "lr_scaling", "lr_reference_batch", "warmup_epochs", "compile",
     )  # fmt: skip
 
     def get_params(self) -> dict[str, Any]:
@@ -209,6 +226,12 @@ class NCF(Recommender):
         base = str(self.metric).split("@")[0]
         if base not in ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc"):
             raise ConfigError(f"metric == {self.metric!r}, must be like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'")
+        if self.lr_scaling not in ("none", "sqrt", "linear"):
+            raise ConfigError(f"lr_scaling == {self.lr_scaling!r}, must be 'none', 'sqrt' or 'linear'")
+        need_int("lr_reference_batch", 1)
+        w = self.warmup_epochs
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
+            raise ConfigError(f"warmup_epochs == {w!r}, must be a number >= 0 (epochs of linear learning-rate warm-up)")
         if self.pretrain and self.model != "neumf":
             raise ConfigError("pretrain=True only applies to model='neumf'")
 
@@ -226,6 +249,10 @@ class NCF(Recommender):
             seed=self.seed_,
             recency=self.recency_,
             recency_floor=float(self.recency_floor),
+            lr_scaling=self.lr_scaling,
+            lr_reference_batch=int(self.lr_reference_batch),
+            warmup_epochs=float(self.warmup_epochs),
+            compile=bool(self.compile),
         )
 
     def _build(self, kind: str, n_users: int, n_items: int) -> torch.nn.Module:
@@ -338,7 +365,9 @@ class NCF(Recommender):
             raise ConfigError(f"validation must be 'auto', an Interactions, or None; got {type(validation).__name__}")
 
         writer = None
-        if self.tensorboard is not None:
+        from ncf.distributed import context
+
+        if self.tensorboard is not None and context().is_main:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
@@ -404,6 +433,17 @@ class NCF(Recommender):
     def _score_users(self, users: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.module_.score_block(users)
+
+    def _candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """The GMF dot product (NeuMF's GMF term, or a GMF's full score); MLP has none."""
+        m = self.module_
+        if isinstance(m, ncf_nn.GMF):
+            return self._score_users(users)
+        if not isinstance(m, ncf_nn.NeuMF):
+            raise ConfigError("recommend(candidates=...) needs a GMF part; model='mlp' has none, rank exactly instead")
+        with torch.inference_mode():
+            w_g = m.predict.weight.squeeze(0)[: m.factors]
+            return (m.gmf_user(users) * w_g) @ m.gmf_item.weight.T
 
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

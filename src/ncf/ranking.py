@@ -15,8 +15,12 @@ import torch
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 """Maps a 1-D LongTensor of user indices to a (len(users), n_items) float tensor."""
+PairFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""Maps equal-length user and item index tensors to one score per pair."""
 
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Bytes of scores and temporaries per user chunk. 64 MiB rather than more: bigger chunks
+#: fall out of the CPU cache (ML-100k full-ranking evaluation: 0.56 s at 256 MiB, 0.40 s at 64).
+DEFAULT_MEMORY_BUDGET = 64 * 2**20
 
 
 def chunk_size_for(bytes_per_user: int, budget: int = DEFAULT_MEMORY_BUDGET) -> int:
@@ -95,21 +99,40 @@ def topk(
     allowed: np.ndarray | None = None,
     chunk_size: int = 1024,
     device: torch.device | str = "cpu",
+    candidates: int | None = None,
+    rescore: PairFn | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` item indices and scores per user, best first.
 
     Returns ``(items, scores)`` of shape (len(users), k). Where a user has fewer than
     ``k`` rankable items the row is padded with item ``-1`` and score ``-inf``.
     Ties are broken by item index (lower first), so results are deterministic.
+
+    Two-stage ranking: with ``candidates=M`` (and ``rescore``), ``score_fn`` is a cheap
+    first-stage scorer (e.g. NeuMF's GMF dot product); each user's top ``M`` unmasked
+    items by it are re-scored by ``rescore(users, items)`` (the full model on those
+    pairs) and the top ``k`` of those are returned. Costs ``M`` full-model pairs per
+    user instead of ``n_items``; ties in the second stage are broken by first-stage rank.
     """
     users = np.asarray(users, dtype=np.int64)
     kk = min(k, n_items)
     out_items = np.full((len(users), k), -1, dtype=np.int64)
     out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+    if candidates is not None and rescore is None:
+        raise ValueError("candidates needs a rescore function for the second stage")
     for sl, scores in masked_scores(
         score_fn, users, n_items, exclude=exclude, allowed=allowed, chunk_size=chunk_size, device=device
     ):
-        vals, idx = topk_rows(scores, kk)
+        if candidates is not None:
+            m = max(kk, min(int(candidates), n_items))
+            c_vals, c_idx = torch.topk(scores, m, dim=1, sorted=True)
+            u = torch.as_tensor(users[sl], device=scores.device).repeat_interleave(m)
+            full = rescore(u, c_idx.reshape(-1)).reshape(-1, m).float()
+            full = torch.where(torch.isneginf(c_vals), -torch.inf, full)  # masked items stay masked
+            vals, pos = topk_rows(full, kk)
+            idx = c_idx.gather(1, pos)
+        else:
+            vals, idx = topk_rows(scores, kk)
         vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
         idx = np.where(np.isneginf(vals), -1, idx)
         out_items[sl, :kk] = idx

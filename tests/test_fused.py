@@ -1,0 +1,136 @@
+"""The fused training step computes the autograd path's loss, gradients and updates."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ncf import nn as ncf_nn
+from ncf.fused import FusedStep, supports
+from ncf.training import make_optimizers
+
+N_USERS, N_ITEMS, B = 30, 20, 64
+CASES = [("gmf", (8, 6, 4)), ("mlp", (8, 6, 4)), ("mlp", (8,)), ("neumf", (8, 6, 4)), ("neumf", (8,))]
+
+
+def _batch(g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    u = torch.randint(0, N_USERS, (B,), generator=g)  # 64 draws of 30 users: duplicates on purpose
+    i = torch.randint(0, N_ITEMS, (B,), generator=g)
+    y = (torch.rand(B, generator=g) < 0.3).float()
+    j = torch.randint(0, N_ITEMS, (B,), generator=g)
+    return u, i, y, j
+
+
+def _autograd_loss(m: torch.nn.Module, u, i, y, j, loss: str, wd: float) -> torch.Tensor:
+    """The trainer's autograd loss (training.train_module), written out."""
+    f = torch.nn.functional
+    if loss == "bce":
+        logits, l2 = m.forward_l2(u, i)
+        out = f.binary_cross_entropy_with_logits(logits, y)
+    else:
+        (sp, l2p), (sn, l2n) = m.forward_l2(u, i), m.forward_l2(u, j)
+        out, l2 = -f.logsigmoid(sp - sn).mean(), l2p + l2n
+    return out + wd * l2 / len(u)
+
+
+@pytest.mark.parametrize("kind,layers", CASES)
+@pytest.mark.parametrize("wd", [0.0, 1e-2])
+def test_bce_updates_match_autograd_rowadam_adam(kind, layers, wd):
+    torch.manual_seed(0)
+    ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
+    mod = copy.deepcopy(ref)
+    start = copy.deepcopy(ref.state_dict())
+    opts = make_optimizers(ref, 0.01)
+    fs = FusedStep(mod, lr=0.01, weight_decay=wd, loss="bce")
+    g = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        u, i, y, j = _batch(g)
+        loss = _autograd_loss(ref, u, i, y, j, "bce", wd)
+        for o in opts:
+            o.zero_grad()
+        loss.backward()
+        for o in opts:
+            o.step()
+        fused_loss = fs.step(u, i, y)
+        torch.testing.assert_close(fused_loss, loss.detach(), atol=1e-6, rtol=1e-6)
+    fs.sync()
+    # 1e-5: float32 sums in another order, amplified a little by Adam's division by sqrt(v).
+    for (name, a), b in zip(ref.named_parameters(), mod.parameters()):
+        torch.testing.assert_close(b, a.detach(), atol=1e-5, rtol=1e-5, msg=name)
+    assert all(not torch.equal(v, start[k]) for k, v in mod.state_dict().items())  # every tensor was trained
+
+
+@pytest.mark.parametrize("kind,layers", CASES)
+@pytest.mark.parametrize("loss,wd", [("bce", 0.0), ("bpr", 0.0), ("bpr", 1e-2)])
+def test_gradients_match_autograd(kind, layers, loss, wd):
+    # BPR is checked on gradients, not on parameters after several Adam steps: where a
+    # gradient is ~0 (the output bias cancels in s(u,i) - s(u,j)) Adam turns rounding noise
+    # into full steps, so parameter trajectories are not a fair comparison.
+    torch.manual_seed(0)
+    ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
+    fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
+    u, i, y, j = _batch(torch.Generator().manual_seed(2))
+    _autograd_loss(ref, u, i, y, j, loss, wd).backward()
+    captured = {}
+
+    def capture(flat, blocks):
+        captured["flat"], captured["blocks"] = flat, blocks
+        return flat, blocks
+
+    fs.reduce = capture
+    fs.step(u, i, y if loss == "bce" else j)
+    expected_dense = torch.cat([p.grad.reshape(-1) for p in fs.dense_params_of(ref)])
+    torch.testing.assert_close(captured["flat"], expected_dense, atol=1e-7, rtol=1e-5)
+    for (rows, grads), tables in zip(captured["blocks"], fs.tables_of(ref)):
+        dense = torch.cat([t.grad.to_dense() for t in tables], dim=1)
+        torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
+        untouched = torch.ones(len(dense), dtype=torch.bool)
+        untouched[rows] = False
+        assert not dense[untouched].any()  # every row with a gradient is in the block
+
+
+def test_supports_only_what_it_implements():
+    assert supports(ncf_nn.NeuMF(5, 5, 4, (8, 4)), "bce")
+    assert not supports(ncf_nn.NeuMF(5, 5, 4, (8, 4), dropout=0.2), "bce")
+    assert not supports(ncf_nn.NeuMF(5, 5, 4, (8, 4)), "softmax")
+    with pytest.raises(ValueError, match="does not support"):
+        FusedStep(ncf_nn.MLP(5, 5, (8, 4), dropout=0.5), lr=0.1)
+
+
+@pytest.mark.parametrize("kind,layers", CASES)
+@pytest.mark.parametrize("loss,wd", [("bce", 0.0), ("bce", 1e-2), ("bpr", 0.0)])
+def test_weighted_gradients_match_autograd(kind, layers, loss, wd):
+    """Per-sample (recency) weights: the fused step's loss and gradients equal ``(w * loss).mean()``."""
+    f = torch.nn.functional
+    torch.manual_seed(0)
+    ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
+    fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
+    g = torch.Generator().manual_seed(3)
+    u, i, y, j = _batch(g)
+    w = torch.rand(B, generator=g) * 2
+    if loss == "bce":
+        logits, l2 = ref.forward_l2(u, i)
+        per = f.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    else:
+        (sp, l2p), (sn, l2n) = ref.forward_l2(u, i), ref.forward_l2(u, j)
+        per, l2 = -f.logsigmoid(sp - sn), l2p + l2n
+    expected = (per * w).mean() + wd * l2 / B
+    expected.backward()
+    captured = {}
+
+    def capture(flat, blocks):
+        captured["flat"], captured["blocks"] = flat, blocks
+        return flat, blocks
+
+    fs.reduce = capture
+    got = fs.step(u, i, y if loss == "bce" else j, w)
+    torch.testing.assert_close(got, expected.detach(), atol=1e-6, rtol=1e-6)
+    expected_dense = torch.cat([p.grad.reshape(-1) for p in fs.dense_params_of(ref)])
+    if loss == "bpr":
+        expected_dense[fs.dense_params[0].numel()] = 0.0  # the output bias cancels in BPR (zeroed exactly)
+    torch.testing.assert_close(captured["flat"], expected_dense, atol=1e-7, rtol=1e-5)
+    for (rows, grads), tables in zip(captured["blocks"], fs.tables_of(ref)):
+        dense = torch.cat([t.grad.to_dense() for t in tables], dim=1)
+        torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
