@@ -234,8 +234,10 @@ def compile_cmp(args: argparse.Namespace) -> None:
     print("| path | fit s (5 epochs, no validation) |\n|---|---|")
     import ncf.fused
 
-    for label, kw, fused in (("fused step (default)", {}, True), ("autograd eager", {}, False),
-                             ("autograd + torch.compile", {"compile": True}, False)):  # fmt: skip
+    for label, kw, fused in (("fused step (default)", {}, True), ("autograd eager, sparse + RowAdam", {}, False),
+                             ("autograd eager, dense embeddings + Adam", {"sparse": False}, False),
+                             ("autograd + torch.compile, dense embeddings + Adam (compile time included)",
+                              {"sparse": False, "compile": True}, False)):  # fmt: skip
         orig = ncf.fused.supports
         if not fused:
             ncf.fused.supports = lambda *a: False

@@ -36,6 +36,8 @@ def test_lr_rule():
     assert effective_lr(TrainConfig(batch_size=4096, lr_scaling="linear", **base)) == pytest.approx(0.004)
     with pytest.raises(ConfigError, match="lr_scaling"):
         NCF(lr_scaling="cubic").fit(synthetic_interactions((20, 20, 100)))
+    with pytest.raises(ConfigError, match="sparse=False"):
+        NCF(compile=True).fit(synthetic_interactions((20, 20, 100)))
     with pytest.raises(ConfigError, match="warmup_epochs"):
         NCF(warmup_epochs=-1).fit(synthetic_interactions((20, 20, 100)))
 

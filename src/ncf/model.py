@@ -80,8 +80,9 @@ class NCF(Recommender):
         by a linear warm-up over ``warmup_epochs`` epochs. ``"none"`` (default) uses
         ``learning_rate`` as given. Measurements: benchmarks/RESULTS.md.
     compile:
-        ``torch.compile`` the module (autograd path; the default fused step is not
-        compiled). Off by default: it did not pay on CPU (benchmarks/RESULTS.md).
+        ``torch.compile`` the module (autograd path with ``sparse=False``: inductor cannot
+        compile sparse embedding gradients; the default fused step is not compiled). Off
+        by default; see benchmarks/RESULTS.md for whether it pays.
     device:
         ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
 
@@ -206,6 +207,10 @@ class NCF(Recommender):
         w = self.warmup_epochs
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
             raise ConfigError(f"warmup_epochs == {w!r}, must be a number >= 0 (epochs of linear learning-rate warm-up)")
+        if self.compile and self.sparse:
+            raise ConfigError(
+                "compile=True needs sparse=False: torch.compile (inductor) cannot compile sparse embedding gradients"
+            )
         if self.pretrain and self.model != "neumf":
             raise ConfigError("pretrain=True only applies to model='neumf'")
 
