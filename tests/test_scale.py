@@ -36,6 +36,8 @@ def test_lr_rule():
     assert effective_lr(TrainConfig(batch_size=4096, lr_scaling="linear", **base)) == pytest.approx(0.004)
     with pytest.raises(ConfigError, match="lr_scaling"):
         NCF(lr_scaling="cubic").fit(synthetic_interactions((20, 20, 100)))
+    with pytest.raises(ConfigError, match="sparse=False"):
+        NCF(compile=True).fit(synthetic_interactions((20, 20, 100)))
     with pytest.raises(ConfigError, match="warmup_epochs"):
         NCF(warmup_epochs=-1).fit(synthetic_interactions((20, 20, 100)))
 
@@ -79,3 +81,26 @@ def test_two_stage_needs_a_gmf_part():
         m.recommend([0], k=3, candidates=5)
     with pytest.raises(ConfigError, match="candidates"):
         m.recommend([0], k=3, candidates=0)
+
+
+def test_sorted_full_ranking_equals_pairwise_comparison_with_ties():
+    # full_ranking_ranks sorts each user's row and binary-searches the positives; the
+    # definition is rank = #(score > pos) + #(score == pos and lower item index).
+    import scipy.sparse as sp
+
+    from ncf.evaluation import full_ranking_ranks
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 30, 40
+    scores = torch.tensor(rng.integers(0, 5, (n_users, n_items)).astype(np.float32))  # many ties
+    test = sp.random(n_users, n_items, density=0.1, format="csr", random_state=1)
+    excl = sp.random(n_users, n_items, density=0.2, format="csr", random_state=2)
+    test.data[:], excl.data[:] = 1, 1
+    users, ranks, _, _, _ = full_ranking_ranks(lambda u: scores[u].clone(), test, excl)
+    expected = []
+    for u in users:
+        sc = scores[u].clone()
+        sc[torch.as_tensor(excl[u].indices, dtype=torch.long)] = -torch.inf
+        for c in test[u].indices:
+            expected.append(int((sc > sc[c]).sum() + ((sc == sc[c]) & (torch.arange(n_items) < c)).sum()))
+    assert ranks.tolist() == expected

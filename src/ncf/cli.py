@@ -145,6 +145,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     }  # fmt: skip
     if params.get("recency") == "none":
         params["recency"] = None
+    if args.compile:
+        params["sparse"] = False  # inductor cannot compile sparse embedding gradients
     model = NCF(**params, pretrain=args.pretrain, compile=args.compile, device=device,
                 verbose=not args.quiet and ctx.is_main, tensorboard=args.tensorboard)  # fmt: skip
     ck_dir = args.resume or args.checkpoint_dir
@@ -365,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale --learning-rate from --lr-reference-batch to --batch-size (default none)")
     t.add_argument("--lr-reference-batch", type=int, default=None, help="batch size the learning rate was tuned at (1024)")
     t.add_argument("--warmup-epochs", type=float, default=None, help="linear learning-rate warm-up (epochs)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model (autograd path; rarely pays on CPU)")
+    t.add_argument("--compile", action="store_true", help="torch.compile the model (autograd path with dense embedding gradients)")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     t.add_argument("--test-protocol", choices=PROTOCOL_CHOICES, default=None,
                    help="hold out a test part first and print test metrics at the end")  # fmt: skip

@@ -79,8 +79,23 @@ def full_ranking_ranks(
         rows = torch.as_tensor(np.repeat(np.arange(sl.stop - sl.start), np.diff(sub.indptr)), device=device)
         cols = torch.as_tensor(sub.indices.astype(np.int64), device=device)
         pos = scores[rows, cols]
-        cand = scores[rows]  # (P, I)
-        above = (cand > pos[:, None]).sum(1) + ((cand == pos[:, None]) & (item_ar[None, :] < cols[:, None])).sum(1)
+        # Rank = #(score > pos) + #(score == pos and lower index). Sort each user's row once
+        # (I log I) and binary-search all their positives in it, instead of comparing every
+        # positive with every item (P x I); only positives tied with another item take the
+        # exact comparison path.
+        counts_c = np.diff(sub.indptr)
+        slot = torch.as_tensor(np.arange(len(sub.indices)) - np.repeat(sub.indptr[:-1], counts_c), device=device)
+        pad = torch.full((sl.stop - sl.start, max(1, int(counts_c.max()) if len(counts_c) else 1)), torch.inf,
+                         device=device, dtype=scores.dtype)  # fmt: skip
+        pad[rows, slot] = pos
+        srt = torch.sort(scores, dim=1).values
+        gt = (n_items - torch.searchsorted(srt, pad, right=True))[rows, slot]
+        ge = (n_items - torch.searchsorted(srt, pad, right=False))[rows, slot]
+        above = gt.clone()
+        tied = torch.nonzero(ge > gt + 1).squeeze(1)
+        if len(tied):
+            cand = scores[rows[tied]]
+            above[tied] += ((cand == pos[tied, None]) & (item_ar[None, :] < cols[tied, None])).sum(1)
         ranks_out.append(above.cpu().numpy())
         if coverage_k:
             kk = min(coverage_k, n_items)

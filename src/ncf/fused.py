@@ -1,24 +1,26 @@
 """A fused training step for GMF / MLP / NeuMF: hand-written backward plus row-wise lazy Adam.
 
-Why: on a CPU the NCF step is tiny (a few MFLOP per 1k-sample batch), so its cost is
-per-op overhead: autograd bookkeeping, sparse COO gradients, and the optimizer's
-indexing. This step computes the same loss, the same gradients and the same updates as
+Why: on a CPU the NCF step is tiny (a few MFLOP per 1k-sample batch), so much of its
+cost is per-op overhead (autograd bookkeeping, sparse COO gradients, the optimizer's
+indexing) and memory traffic. This step computes the same loss, gradients and updates as
 ``module(u, i)`` + ``loss.backward()`` + :class:`ncf.optim.RowAdam` (embeddings) +
-``torch.optim.Adam`` (dense layers), with about a third of the ops:
+``torch.optim.Adam`` (dense layers) with fewer ops and less work:
 
-* embedding rows are gathered with ``index_select`` and their gradients come out as
-  dense ``(batch, dim)`` blocks: no sparse tensors;
-* tables indexed by the same tensor (GMF and MLP user tables) share one deduplication
-  and one ``index_add_`` that merges duplicate rows;
-* the row update reads and writes only the touched rows (``index_select`` /
-  ``index_copy_`` / ``index_add_``), so its cost scales with the batch, not the catalogue.
+* the batch's user and item rows are deduplicated first; each distinct row is gathered
+  once (GMF and MLP tables side by side in one block) and its gradient comes out merged,
+  as a dense block: no sparse tensors;
+* the MLP's first layer is linear in [user; item], so it runs once per distinct user and
+  item and only the sum of the halves is gathered per pair (the largest layer's per-pair
+  cost disappears; its backward merges per row before the matrix products);
+* the row update reads and writes only the touched rows, so its cost scales with the
+  batch, not the catalogue; the dense layers live in one flat buffer (Adam = 7 ops).
 
-``tests/test_fused.py`` checks parameters after several steps against the autograd path.
-Dropout and losses other than BCE and BPR use the autograd path (see ``supports``).
+``tests/test_fused.py`` checks loss, gradients and parameters against the autograd path.
+Dropout and losses other than BCE and BPR use the autograd path (see :func:`supports`).
 
 For data-parallel training :class:`FusedStep` takes a ``reduce`` hook: it receives the
-dense gradients and the (row index, row gradient) blocks of every table before the
-update and returns them reduced over the ranks (:mod:`ncf.distributed`).
+flat dense gradient and the (row index, row gradient) blocks before the update and
+returns them reduced over the ranks (:func:`ncf.distributed.reduce_fused`).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class FusedStep:
     The step trains working copies: the user tables side by side in one
     ``(n_users, factors + half)`` block (one gather, one merge, one row update per side),
     the item tables likewise, and every dense parameter in one flat buffer (Adam is
-    then eight ops on one tensor). :meth:`sync` copies them back into the module; the
+    then seven ops on one tensor). :meth:`sync` copies them back into the module; the
     trainer calls it before validation and at the end.
 
     ``lr`` is read at every step (so a schedule can change it), ``weight_decay`` is the
