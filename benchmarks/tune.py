@@ -51,14 +51,20 @@ GRIDS: dict[str, list[dict[str, Any]]] = {
     # peaked at its edge (64 factors, regularization 1); round 2 moves the box there:
     "implicit-als": _grid(factors=[32, 64], regularization=[1.0, 10.0, 50.0], alpha=[1.0, 5.0]),
     "implicit-bpr": _grid(factors=[64, 128], learning_rate=[0.01, 0.05], regularization=[0.001, 0.01])
-    + [{"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
-       {"factors": 128, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300}],  # fmt: skip
+    + [
+        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
+        {"factors": 128, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
+    ],
     "lightfm-warp": _grid(no_components=[32, 64], learning_rate=[0.02, 0.05], epochs=[20, 50])
-    + [{"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
-       {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4}],  # fmt: skip
+    + [
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
+    ],
     "lightfm-bpr": _grid(no_components=[32, 64], learning_rate=[0.02, 0.05], epochs=[20, 50])
-    + [{"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
-       {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4}],  # fmt: skip
+    + [
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
+    ],
     "neumf": [
         {},  # the defaults: factors 32, negatives 4, weight_decay 1e-4
         {"factors": 16},
