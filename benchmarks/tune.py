@@ -101,13 +101,17 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def search(protocols: list[str], models: list[str], seeds: list[int], out: Path) -> None:
+def search(
+    protocols: list[str], models: list[str], seeds: list[int], out: Path,
+    grids: dict[str, list[dict[str, Any]]] | None = None,
+) -> None:  # fmt: skip
+    grids = grids or GRIDS
     done = {_key(r) for r in _read(out)}
     for protocol in protocols:
         for seed in seeds:
             inner, outer = outer_split(protocol, seed)
             for name in models:
-                for cfg in GRIDS[name]:
+                for cfg in grids[name]:
                     row = {"protocol": protocol, "model": name, "config": cfg, "seed": seed}
                     if _key(row) in done:
                         continue
@@ -157,6 +161,8 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--out", default="benchmarks/tune_rows.jsonl")
+    ap.add_argument("--configs", help="JSON list of configs to try instead of the grid (one model only): "
+                    "exploration outside the equal budget; --select ignores configs not in the grid")  # fmt: skip
     ap.add_argument("--select", metavar="JSONL", help="summarise a search and write the chosen params")
     ap.add_argument("--params-out", default="benchmarks/tuned_params.json")
     args = ap.parse_args()
@@ -176,8 +182,13 @@ def main() -> None:
     unknown = sorted(set(models) - set(GRIDS))
     if unknown:
         raise SystemExit(f"no grid for {unknown}; known: {', '.join(GRIDS)}")
+    grids = None
+    if args.configs:
+        if len(models) != 1:
+            raise SystemExit("--configs needs exactly one model in --models")
+        grids = {models[0]: json.loads(args.configs)}
     search([p.strip() for p in args.protocols.split(",")], models, [int(s) for s in args.seeds.split(",")],
-           Path(args.out))  # fmt: skip
+           Path(args.out), grids)  # fmt: skip
 
 
 if __name__ == "__main__":
