@@ -16,7 +16,9 @@ Every model gets a small documented grid (:data:`GRIDS`, 6-12 configs each); Neu
 a few points around its defaults (the first entry is the defaults). Rows are appended to
 the jsonl as they finish, and configs already there are skipped, so an interrupted search
 resumes. ``--select`` writes the winners as ``{protocol: {model: kwargs}}``, the form
-``ncf benchmark --params`` takes per protocol.
+``ncf benchmark --params`` takes per protocol. ``--configs '[...]'`` (one model) tries
+configs outside the grid, for exploration after the equal-budget search; ``--select``
+ignores them.
 """
 
 from __future__ import annotations
