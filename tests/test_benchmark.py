@@ -241,3 +241,32 @@ def test_cli_notebook_preset_wiring(monkeypatch, tmp_path):
     monkeypatch.setattr(ncf.notebook, "run_notebook", lambda **kw: calls.append(kw) or {})
     assert main(["benchmark", "--preset", "notebook", "--out", str(tmp_path / "nb")]) == 0
     assert calls == [{"out_dir": str(tmp_path / "nb")}]
+
+
+def test_protocol_params_merge_and_errors():
+    from ncf.errors import ConfigError
+
+    given = {"ease": {"l2": 10.0}, "item-knn": {"k_neighbors": 5}, "holdout": {"ease": {"l2": 500.0}}}
+    got = B.protocol_params(given, ["holdout", "leave-one-out"], ["ease", "item-knn"])
+    assert got["holdout"] == {"ease": {"l2": 500.0}, "item-knn": {"k_neighbors": 5}}
+    assert got["leave-one-out"] == {"ease": {"l2": 10.0}, "item-knn": {"k_neighbors": 5}}
+    assert B.protocol_params(None, ["holdout"], ["ease"]) == {"holdout": {}}
+    with pytest.raises(ConfigError, match="not among the models"):
+        B.protocol_params({"leave-one-out": {"gmf": {}}}, ["leave-one-out"], ["ease"])
+    with pytest.raises(ConfigError, match="protocol 'holdout' must map"):
+        B.protocol_params({"holdout": 3}, ["holdout"], ["ease"])
+
+
+def test_cli_params_per_protocol(csv_path, tmp_path):
+    pfile = tmp_path / "tuned.json"
+    pfile.write_text(json.dumps({"holdout": {"ease": {"l2": 5.0}}, "leave-one-out": {"ease": {"l2": 50.0}}}))
+    out = tmp_path / "pp"
+    rc = main([
+        "benchmark", "--data", str(csv_path), "--timestamp-col", "timestamp", "--protocols", "holdout,leave-one-out",
+        "--models", "ease,popularity", "--seeds", "1", "--params", str(pfile), "--out", str(out), "--memory", "off",
+    ])  # fmt: skip
+    assert rc == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    l2 = {r["protocol"]: r["params"]["l2"] for r in runs if r["model"] == "ease"}
+    assert l2 == {"holdout": 5.0, "leave-one-out": 50.0}
+    assert all(r["status"] == "ok" for r in runs)

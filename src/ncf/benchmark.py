@@ -359,7 +359,8 @@ def run_benchmark(
     k:
         Cutoffs for the metrics.
     model_params:
-        Model name -> constructor kwargs overriding the defaults.
+        Model name -> constructor kwargs overriding the defaults; a protocol name as key
+        holds such a mapping for that protocol only (see :func:`protocol_params`).
     progress:
         Called with one line per step (None: silent).
     data_args:
@@ -393,13 +394,8 @@ def run_benchmark(
         raise ConfigError(f"seeds == {seeds!r}, must be one or more integers >= 0")
     ks = sorted(set(_check_k(list(k))))
     memory = _memory_mode(memory)
-    model_params = {str(m).strip().lower(): dict(p or {}) for m, p in (model_params or {}).items()}
-    stray = sorted(set(model_params) - set(models))
-    if stray:
-        raise ConfigError(f"params given for {stray}, which are not among the models benchmarked ({', '.join(models)})")
-    for m, p in model_params.items():
-        if not isinstance(p, dict):
-            raise ConfigError(f"params for {m!r} must map parameter names to values, got {p!r}")
+    given_params = _jsonable(dict(model_params or {}))
+    per_protocol = protocol_params(model_params, protocols, models)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data_ns = _data_namespace(data_args)
@@ -413,7 +409,7 @@ def run_benchmark(
             "models": models,
             "seeds": seeds,
             "k": ks,
-            "model_params": _jsonable(model_params),
+            "model_params": given_params,
             "evaluation": "ncf.evaluate(protocol='full'): test items ranked against all items unseen in train",
             "split_rules": {
                 "holdout": f"{HOLDOUT_N} random interactions per user (seeded); users with fewer than "
@@ -443,6 +439,7 @@ def run_benchmark(
     for spec, protocol, seed in groups:
         dname = _dataset_name(spec)
         where = f"{dname} / {protocol} / seed {seed}"
+        params_now = per_protocol[protocol]
         try:
             data, min_rating = cache.load(spec, protocol)
             train, test = split_for(protocol, data, seed)
@@ -457,13 +454,13 @@ def run_benchmark(
             say(f"[{elapsed()}] {where}: data/split failed: {err}")
             for name in models:
                 done += 1
-                runs.append(_failed(dname, protocol, seed, name, model_params.get(name, {}), err, stage="data"))
+                runs.append(_failed(dname, protocol, seed, name, params_now.get(name, {}), err, stage="data"))
             _write_json(out / "results.json", results)
             continue
         if warm_up and not warmed:
             warmed = True
             say(f"[{elapsed()}] warming up (untimed, not recorded): each model fitted once on a small slice ...")
-            _warm_up(models, model_params, train, seed)
+            _warm_up(models, params_now, train, seed)
             say(f"[{elapsed()}] warm-up done")
         for name in models:
             done += 1
@@ -471,10 +468,10 @@ def run_benchmark(
             say(f"[{elapsed()}] {tag}: fitting ...")
             base = {"dataset": dname, "protocol": protocol, "seed": seed, "model": name, "split": split_info}
             try:
-                rec = _fit_and_measure(name, model_params.get(name, {}), seed, train, test, ks, memory)
+                rec = _fit_and_measure(name, params_now.get(name, {}), seed, train, test, ks, memory)
             except Exception as e:  # noqa: BLE001 - a failing model is recorded, the benchmark goes on
                 err = _error_text(e)
-                runs.append(_failed(dname, protocol, seed, name, model_params.get(name, {}), err, split=split_info))
+                runs.append(_failed(dname, protocol, seed, name, params_now.get(name, {}), err, split=split_info))
                 say(f"[{elapsed()}] {tag}: FAILED: {err}")
             else:
                 runs.append({**base, "status": "ok", "error": None, **rec})
@@ -501,6 +498,40 @@ def run_benchmark(
         files.pop("chart")
     say(f"[{elapsed()}] done: {', '.join(str(p) for p in files.values())}")
     return {**results, "markdown": md, "files": {k: str(v) for k, v in files.items()}}
+
+
+def protocol_params(
+    model_params: Mapping[str, Any] | None, protocols: Sequence[str], models: Sequence[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``model_params`` resolved per protocol: ``{protocol: {model: kwargs}}``.
+
+    Top-level keys are model names (kwargs for every protocol) or protocol names (a
+    ``{model: kwargs}`` mapping for that protocol only, merged over the former per key),
+    e.g. ``{"ease": {"l2": 200}, "holdout": {"ease": {"l2": 500}}}``.
+    """
+    shared: dict[str, dict[str, Any]] = {}
+    by_protocol: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, value in (model_params or {}).items():
+        k = str(key).strip().lower()
+        if k in PROTOCOLS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"params for protocol {k!r} must map model names to parameters, got {value!r}")
+            by_protocol[k] = {str(m).strip().lower(): p for m, p in value.items()}
+        else:
+            shared[k] = value
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for protocol in protocols:
+        merged = {**shared, **by_protocol.get(protocol, {})}
+        for m, p in merged.items():
+            if not isinstance(p, Mapping):
+                raise ConfigError(f"params for {m!r} must map parameter names to values, got {p!r}")
+        stray = sorted(set(merged) - set(models))
+        if stray:
+            raise ConfigError(
+                f"params given for {stray}, which are not among the models benchmarked ({', '.join(models)})"
+            )
+        out[protocol] = {m: dict(p or {}) for m, p in merged.items()}
+    return out
 
 
 WARM_UP_USERS = 64
@@ -840,5 +871,8 @@ def load_params(text: str | None) -> dict[str, dict[str, Any]]:
         what = f"file {p}" if is_file else "--params string"
         raise ConfigError(f'{what} is not valid JSON ({e}); expected e.g. \'{{"ease": {{"l2": 200}}}}\'') from None
     if not isinstance(obj, dict) or not all(isinstance(v, dict) for v in obj.values()):
-        raise ConfigError('params must map model names to objects of parameters, e.g. {"ease": {"l2": 200}}')
+        raise ConfigError(
+            'params must map model names (or protocol names) to objects of parameters, e.g. {"ease": {"l2": 200}} '
+            'or {"holdout": {"ease": {"l2": 500}}}'
+        )
     return obj

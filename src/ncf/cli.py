@@ -430,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seeds", type=int, default=3, help="run seeds 0..N-1 (one split per seed)")
     b.add_argument("-k", type=_int_list, default=(5, 10), help="metric cutoffs, e.g. 5,10")
     b.add_argument("--params", default=None, metavar="JSON",
-                   help='JSON file or string: model name -> constructor kwargs, e.g. \'{"ease": {"l2": 200}}\'')  # fmt: skip
+                   help='JSON file or string: model name -> constructor kwargs, e.g. \'{"ease": {"l2": 200}}\'; '
+                   'a protocol name as key holds such a mapping for that protocol only')  # fmt: skip
     b.add_argument("--memory", choices=("rss", "tracemalloc", "off"), default="rss",
                    help="rss: sampled resident memory (default); tracemalloc: also trace Python/numpy allocations "
                    "(slows Python-heavy fits); off")  # fmt: skip
