@@ -128,18 +128,22 @@ class FusedStep:
         self.dense_params = [m.predict.weight, m.predict.bias]
         for lin in tower.hidden if tower is not None else ():
             self.dense_params += [lin.weight, lin.bias]
-        with torch.no_grad():
-            self.U = torch.cat([t.detach() for t in self.user_tables], 1).contiguous()
-            self.I = torch.cat([t.detach() for t in self.item_tables], 1).contiguous()
-            self.flat = torch.cat([p.detach().reshape(-1) for p in self.dense_params])
-        self.views, off = [], 0
-        for p in self.dense_params:
-            self.views.append(self.flat[off : off + p.numel()].view(p.shape))
-            off += p.numel()
+        self._read_module()
         self.mU, self.vU = torch.zeros_like(self.U), torch.zeros_like(self.U)
         self.mI, self.vI = torch.zeros_like(self.I), torch.zeros_like(self.I)
         self.m_flat, self.v_flat = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
         self.t = 0
+
+    @torch.no_grad()
+    def _read_module(self) -> None:
+        """(Re)build the working copies (user block, item block, flat dense buffer) from the module."""
+        self.U = torch.cat([t.detach() for t in self.user_tables], 1).contiguous()
+        self.I = torch.cat([t.detach() for t in self.item_tables], 1).contiguous()
+        self.flat = torch.cat([p.detach().reshape(-1) for p in self.dense_params])
+        self.views, off = [], 0
+        for p in self.dense_params:
+            self.views.append(self.flat[off : off + p.numel()].view(p.shape))
+            off += p.numel()
 
     def dense_params_of(self, module: nn.Module) -> list[torch.Tensor]:
         """``module``'s dense parameters in this step's flat-buffer order (for tests and tools)."""
@@ -163,13 +167,7 @@ class FusedStep:
     @torch.no_grad()
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore the moments, and re-read the working copies from the (restored) module."""
-        self.U = torch.cat([t.detach() for t in self.user_tables], 1).contiguous()
-        self.I = torch.cat([t.detach() for t in self.item_tables], 1).contiguous()
-        self.flat = torch.cat([p.detach().reshape(-1) for p in self.dense_params])
-        self.views, off = [], 0
-        for p in self.dense_params:
-            self.views.append(self.flat[off : off + p.numel()].view(p.shape))
-            off += p.numel()
+        self._read_module()
         st = sd["state"].get(0)
         if st is None:  # nothing stepped yet
             return
