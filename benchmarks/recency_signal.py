@@ -28,7 +28,7 @@ def main() -> None:
     norm = np.sqrt(np.asarray(x.sum(0)).ravel()) + 1e-9
     sim = (x.T @ x).toarray() / norm[:, None] / norm[None, :]
     np.fill_diagonal(sim, 0.0)
-    rank = split.rank_from_end(inner, inner.timestamps)
+    rank = split.rank_from_end(inner)
     ou, oi = outer.user_idx, outer.item_idx
     print("| tau (interactions) | outer HR@10 |\n|---|---|")
     for tau in (np.inf, 100, 30, 10, 3):

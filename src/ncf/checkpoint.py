@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ncf.errors import BundleError, ConfigError
+from ncf.errors import BundleError, ConfigError, one_line
 
 __all__ = ["Checkpoint", "Resumed", "StageCheckpoint", "describe_best"]
 
@@ -86,7 +86,6 @@ class Checkpoint:
         self.run_info = dict(run_info)
         self.resumed = False
         self._best: dict[str, _Best] = {}  # kind -> latest best-so-far weights of that model kind
-        self._order: list[str] = []
         if self.directory is None:
             return
         if self.directory.exists() and not self.directory.is_dir():
@@ -187,14 +186,14 @@ class StageCheckpoint:
         elapsed: float,
     ) -> None:
         """Record the state after ``epoch`` (in memory always; on disk, atomically, with a folder)."""
+        sd = module.state_dict()
         if best_state is not None:
             self.owner._remember(_Best(self.key, self.kind, best_epoch, best_metric, best_state))
         else:  # no validation: the last finished epoch is the best we know
-            state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-            self.owner._remember(_Best(self.key, self.kind, epoch, None, state))
+            self.owner._remember(_Best(self.key, self.kind, epoch, None, {k: v.detach().clone() for k, v in sd.items()}))
         if self.path is None:
             return
-        tensors = _prefix("module", module.state_dict())
+        tensors = _prefix("module", sd)
         if best_state is not None:
             tensors.update(_prefix("best", best_state))
         opt_meta = _optimizer_tensors(opts, tensors)
@@ -221,9 +220,7 @@ class StageCheckpoint:
         self._write(tensors, status="done", result=result)
 
     def _write(self, tensors: dict[str, torch.Tensor], **meta: Any) -> None:
-        from safetensors.torch import save as to_bytes
-
-        from ncf.persist import atomic_write_bytes
+        from ncf.persist import write_safetensors_atomic
 
         header = {
             "format": FORMAT,
@@ -232,14 +229,8 @@ class StageCheckpoint:
             "kind": self.kind,
             **{k: (v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items()},
         }
-        payload = to_bytes({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata=header)
         assert self.path is not None
-
-        def write(tmp: str) -> None:
-            with open(tmp, "wb") as f:
-                f.write(payload)
-
-        atomic_write_bytes(self.path, write)
+        write_safetensors_atomic(self.path, tensors, header)
 
     # -- reading -------------------------------------------------------------------------
     def restore(self, module: nn.Module, opts: list[torch.optim.Optimizer], gen: torch.Generator) -> Resumed | None:
@@ -266,7 +257,7 @@ class StageCheckpoint:
                 best = {k: v.to(own[k].device) for k, v in best.items()}
         except (KeyError, ValueError, TypeError, RuntimeError, json.JSONDecodeError) as e:
             raise BundleError(
-                f"{self.path}: checkpoint does not match this run's model ({_one_line(e)[:300]}); "
+                f"{self.path}: checkpoint does not match this run's model ({one_line(e)[:300]}); "
                 "delete the file to redo that stage"
             ) from None
         res = Resumed(
@@ -288,7 +279,7 @@ class StageCheckpoint:
             tensors = load_file(str(self.path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise BundleError(
-                f"{self.path} is not a readable checkpoint ({_one_line(e)}); it may be truncated or corrupt; "
+                f"{self.path} is not a readable checkpoint ({one_line(e)}); it may be truncated or corrupt; "
                 "delete it to redo that stage"
             ) from None
         if meta.get("format") != FORMAT:
@@ -304,10 +295,6 @@ class StageCheckpoint:
 
 
 # -- helpers ---------------------------------------------------------------------------
-def _one_line(e: object) -> str:
-    return " ".join(str(e).split())
-
-
 def _prefix(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v for k, v in state.items()}
 

@@ -23,9 +23,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ncf.fused import Block, unique_rows
+from ncf.fused import Block
+from ncf.optim import unique_rows
 
-__all__ = ["Context", "context", "init_from_env", "reduce_fused", "sync_autograd_grads", "broadcast_module"]
+__all__ = [
+    "Context", "context", "init_from_env", "local_device", "reduce_fused", "sync_autograd_grads", "broadcast_module",
+    "broadcast_float", "all_mean",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def init_from_env(device: str | None = None) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 or (dist.is_initialized()):
         return context()
-    use_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda") or device == "auto")
+    use_cuda = _use_cuda(device)
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if use_cuda else "gloo")
@@ -67,10 +71,14 @@ def init_from_env(device: str | None = None) -> Context:
 
 def local_device(device: str | None) -> str | None:
     """Each rank's device: ``cuda:LOCAL_RANK`` under torchrun with CUDA, else ``device``."""
-    ctx = context()
-    if ctx.active and torch.cuda.is_available() and (device is None or device in ("cuda", "auto")):
+    if context().active and _use_cuda(device):  # one GPU per rank, also for --device cuda:N
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return device
+
+
+def _use_cuda(device: str | None) -> bool:
+    """Whether a data-parallel run on ``device`` uses CUDA (NCCL, one GPU per rank)."""
+    return torch.cuda.is_available() and (device is None or device == "auto" or str(device).startswith("cuda"))
 
 
 def _gather_rows(rows: torch.Tensor, grads: torch.Tensor, world: int) -> tuple[torch.Tensor, torch.Tensor]:

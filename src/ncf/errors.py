@@ -45,3 +45,8 @@ class ModelDivergedError(NcfError, RuntimeError):
 
 class BundleError(NcfError, ValueError):
     """A saved model bundle is missing, corrupt, or from an incompatible version."""
+
+
+def one_line(e: object) -> str:
+    """An exception's (or any object's) text on one line, for one-line error messages."""
+    return " ".join(str(e).split())

@@ -32,46 +32,9 @@ import torch
 from torch import nn
 
 from ncf import nn as ncf_nn
+from ncf.optim import row_adam_update, unique_rows
 
-__all__ = ["FusedStep", "supports", "row_adam_update", "unique_rows"]
-
-
-def unique_rows(idx: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct row ids of a batch and each entry's position among them.
-
-    ``torch.unique`` sorts (O(B log B)) and is slow on CPU (~0.5 ms for 2k ids here); when
-    the table is small next to the batch a bincount over the table is several times
-    faster and still O(B) since n_rows <= 16 B.
-    """
-    if n_rows <= 16 * idx.numel():
-        present = torch.bincount(idx, minlength=n_rows) > 0
-        rows = torch.nonzero(present).squeeze(1)
-        pos = torch.cumsum(present, 0) - 1
-        return rows, pos[idx]
-    rows, inv = torch.unique(idx, return_inverse=True)
-    return rows.long(), inv
-
-
-def row_adam_update(
-    p: torch.Tensor,
-    exp_avg: torch.Tensor,
-    exp_avg_sq: torch.Tensor,
-    rows: torch.Tensor,
-    grad: torch.Tensor,
-    *,
-    step: int,
-    lr: float,
-    betas: tuple[float, float],
-    eps: float,
-) -> None:
-    """Lazy Adam on ``rows`` of ``p`` with their merged gradient ``grad`` (one row each)."""
-    b1, b2 = betas
-    m = exp_avg.index_select(0, rows).mul_(b1).add_(grad, alpha=1 - b1)
-    v = exp_avg_sq.index_select(0, rows).mul_(b2).addcmul_(grad, grad, value=1 - b2)
-    exp_avg.index_copy_(0, rows, m)
-    exp_avg_sq.index_copy_(0, rows, v)
-    step_size = lr * (1 - b2**step) ** 0.5 / (1 - b1**step)
-    p.index_add_(0, rows, m.div_(v.sqrt_().add_(eps)), alpha=-step_size)
+__all__ = ["FusedStep", "supports"]
 
 
 def supports(module: nn.Module, loss: str) -> bool:
@@ -121,7 +84,6 @@ class FusedStep:
         tower = getattr(m, "tower", None)
         self.k = gmf[0].weight.shape[1] if gmf else 0  # GMF columns come first in each block
         self.half = tower.half if tower is not None else 0
-        self.has_gmf, self.tower = gmf is not None, tower
         self.n_hidden = len(tower.hidden) if tower is not None else 0
         self.user_tables = [e.weight for e in ((gmf[0],) if gmf else ()) + ((tower.user,) if tower else ())]
         self.item_tables = [e.weight for e in ((gmf[1],) if gmf else ()) + ((tower.item,) if tower else ())]
@@ -181,14 +143,11 @@ class FusedStep:
     @torch.no_grad()
     def sync(self) -> None:
         """Copy the working parameters into the module's own tensors."""
-        off = 0
-        for t in self.user_tables:
-            t.copy_(self.U[:, off : off + t.shape[1]])
-            off += t.shape[1]
-        off = 0
-        for t in self.item_tables:
-            t.copy_(self.I[:, off : off + t.shape[1]])
-            off += t.shape[1]
+        for block, tables in ((self.U, self.user_tables), (self.I, self.item_tables)):
+            off = 0
+            for t in tables:
+                t.copy_(block[:, off : off + t.shape[1]])
+                off += t.shape[1]
         for p, v in zip(self.dense_params, self.views):
             p.copy_(v)
 

@@ -456,13 +456,7 @@ class NCF(Recommender):
         with torch.inference_mode():
             w = m.predict.weight.squeeze(0)
             w_g, w_m = w[: m.factors], w[m.factors :]
-            tw = m.tower
-            if len(tw.hidden):
-                first = tw.hidden[0]
-                a_u = tw.user.weight.mean(0, keepdim=True) @ first.weight[:, : tw.half].T + first.bias
-                prior = tw._rest(a_u + tw.item.weight @ first.weight[:, tw.half :].T) @ w_m
-            else:
-                prior = tw.item.weight @ w_m[tw.half :]
+            prior = m.tower.block_from(m.tower.user.weight.mean(0, keepdim=True), None, head=lambda h: h @ w_m)[0]
             return torch.addmm(prior, m.gmf_user(users) * w_g, m.gmf_item.weight.T)
 
     def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -102,8 +102,13 @@ class _Tower(nn.Module):
         joined. The per-pair tensors are built for a few users at a time so they stay
         cache-sized (~8 MB): 3x faster than one big block on ML-100k.
         """
+        return self.block_from(self.user(users), items, head)
+
+    def block_from(
+        self, p: torch.Tensor, items: torch.Tensor | None, head: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """:meth:`block` for given user embeddings ``p`` (B, half), e.g. an average user."""
         q = self.item.weight if items is None else self.item(items)
-        p = self.user(users)
         head = head or (lambda h: h)
         if not len(self.hidden):
             b, i = p.shape[0], q.shape[0]

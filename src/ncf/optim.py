@@ -44,30 +44,54 @@ class RowAdam(torch.optim.Optimizer):
                 t = state["step"]
                 if g.is_sparse:
                     idx = g._indices()[0]
-                    rows, inv = _unique_rows(idx, p.shape[0])
+                    rows, inv = unique_rows(idx, p.shape[0])
                     grad = torch.zeros(len(rows), p.shape[1], dtype=p.dtype, device=p.device)
                     grad.index_add_(0, inv, g._values())
                 else:  # dense gradient: update the rows that got a non-zero gradient
                     rows = torch.nonzero(g.abs().sum(1) > 0).squeeze(1)
                     grad = g[rows]
-                m = state["exp_avg"][rows].mul_(b1).add_(grad, alpha=1 - b1)
-                v = state["exp_avg_sq"][rows].mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                state["exp_avg"][rows] = m
-                state["exp_avg_sq"][rows] = v
-                step_size = lr * (1 - b2**t) ** 0.5 / (1 - b1**t)
-                p[rows] = p[rows] - step_size * m / (v.sqrt() + eps)
+                row_adam_update(
+                    p, state["exp_avg"], state["exp_avg_sq"], rows, grad, step=t, lr=lr, betas=(b1, b2), eps=eps
+                )
         return None
 
 
-def _unique_rows(idx: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct row ids of a batch and each entry's position among them.
+def unique_rows(idx: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct row ids of a batch (sorted) and each entry's position among them.
 
-    ``torch.unique`` sorts (O(B log B)); when the table is small next to the batch, a
-    bincount over the table is several times faster and still O(B) since n_rows <= 4B.
+    ``torch.unique`` sorts (O(B log B)) and is slow on CPU (~0.5 ms for 2k ids here); when
+    the table is small next to the batch a bincount over the table is several times
+    faster and still O(B) since n_rows <= 16 B.
     """
-    if n_rows <= 4 * idx.numel():
+    if n_rows <= 16 * idx.numel():
         present = torch.bincount(idx, minlength=n_rows) > 0
         rows = torch.nonzero(present).squeeze(1)
         pos = torch.cumsum(present, 0) - 1
         return rows, pos[idx]
-    return torch.unique(idx, return_inverse=True)
+    rows, inv = torch.unique(idx, return_inverse=True)
+    return rows.long(), inv
+
+
+def row_adam_update(
+    p: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    rows: torch.Tensor,
+    grad: torch.Tensor,
+    *,
+    step: int,
+    lr: float,
+    betas: tuple[float, float],
+    eps: float,
+) -> None:
+    """Lazy Adam on ``rows`` (distinct) of ``p`` with their merged gradient ``grad`` (one row each).
+
+    Reads and writes only those rows, so its cost scales with the batch, not the table.
+    """
+    b1, b2 = betas
+    m = exp_avg.index_select(0, rows).mul_(b1).add_(grad, alpha=1 - b1)
+    v = exp_avg_sq.index_select(0, rows).mul_(b2).addcmul_(grad, grad, value=1 - b2)
+    exp_avg.index_copy_(0, rows, m)
+    exp_avg_sq.index_copy_(0, rows, v)
+    step_size = lr * (1 - b2**step) ** 0.5 / (1 - b1**step)
+    p.index_add_(0, rows, m.div_(v.sqrt_().add_(eps)), alpha=-step_size)

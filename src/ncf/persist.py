@@ -74,9 +74,25 @@ def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}|{str(t.dtype)}|{tuple(t.shape)}|".encode())
-        if t.numel():
-            h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the raw bytes, no copy (bool, 0-d, empty alike)
     return h.hexdigest()
+
+
+def write_safetensors_atomic(target: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Serialise ``tensors`` + ``metadata`` in memory and write them to ``target`` atomically.
+
+    In memory, into our own temp file: safetensors' save_file keeps a hidden temp file of
+    its own, which a crash would leave behind beside the target.
+    """
+    from safetensors.torch import save as to_bytes
+
+    payload = to_bytes({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata=metadata)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+
+    atomic_write_bytes(target, write)
 
 
 def _interaction_tensors(prefix: str, data: Interactions) -> dict[str, torch.Tensor]:
@@ -99,8 +115,6 @@ def save_bundle(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle; returns the file written."""
-    from safetensors.torch import save as to_bytes
-
     import ncf
 
     tensors: dict[str, torch.Tensor] = {}
@@ -123,15 +137,7 @@ def save_bundle(
         md = train.item_metadata.reset_index()
         meta["item_metadata"] = md.to_json(orient="split", index=False)
     target = bundle_file(path)
-    # Serialise in memory and write our own temp file: safetensors' save_file keeps a
-    # hidden temp file of its own, which a crash would leave behind in the bundle folder.
-    payload = to_bytes(tensors, metadata=meta)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-
-    atomic_write_bytes(target, write)
+    write_safetensors_atomic(target, tensors, meta)
     return target
 
 

@@ -120,12 +120,12 @@ def topk(
     out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
     if candidates is not None and rescore is None:
         raise ValueError("candidates needs a rescore function for the second stage")
+    m = None if candidates is None else max(kk, min(int(candidates), n_items))
     for sl, scores in masked_scores(
         score_fn, users, n_items, exclude=exclude, allowed=allowed, chunk_size=chunk_size, device=device
     ):
-        if candidates is not None:
-            m = max(kk, min(int(candidates), n_items))
-            c_vals, c_idx = torch.topk(scores, m, dim=1, sorted=True)
+        if m is not None:
+            c_vals, c_idx = topk_rows(scores, m)  # the one top-k: ties by item index here too
             u = torch.as_tensor(users[sl], device=scores.device).repeat_interleave(m)
             full = rescore(u, c_idx.reshape(-1)).reshape(-1, m).float()
             full = torch.where(torch.isneginf(c_vals), -torch.inf, full)  # masked items stay masked

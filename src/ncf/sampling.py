@@ -61,7 +61,7 @@ def _pairs(src: Any, ref: Source, what: str) -> tuple[np.ndarray, np.ndarray]:
     raise ConfigError(f"{what} must be Interactions or a scipy sparse matrix, got {type(src).__name__}")
 
 
-def _positive_keys(data: Source, exclude: Any) -> tuple[np.ndarray, int, int]:
+def positive_keys(data: Source, exclude: Any) -> tuple[np.ndarray, int, int]:
     """Sorted unique ``user * n_items + item`` keys of all positives, and the shape."""
     if not isinstance(data, (Interactions, sp.spmatrix, sp.sparray)):
         raise ConfigError(f"data must be Interactions or a scipy sparse matrix, got {type(data).__name__}")
@@ -113,7 +113,7 @@ class NegativeSampler:
     """
 
     def __init__(self, data: Source, *, exclude: Any = None, device: str | torch.device = "cpu") -> None:
-        keys, n_users, n_items = _positive_keys(data, exclude)
+        keys, n_users, n_items = positive_keys(data, exclude)
         users = keys // n_items
         items = keys - users * n_items
         counts = np.bincount(users, minlength=n_users).astype(np.int64)
@@ -190,7 +190,7 @@ def all_negatives(
     """
     if not isinstance(data, Interactions):
         raise ConfigError(f"data must be Interactions, got {type(data).__name__}")
-    keys, n_users, n_items = _positive_keys(data, exclude)
+    keys, n_users, n_items = positive_keys(data, exclude)
     sel = data.active_users() if users is None else np.unique(np.asarray(users, dtype=np.int64).reshape(-1))
     if sel.size and (sel[0] < 0 or sel[-1] >= n_users):
         raise ConfigError(f"users contain indices outside [0, {n_users})")

@@ -108,12 +108,12 @@ def _rank_from_end(data: Interactions, key: np.ndarray, tie_break: bool = True) 
     return data.indptr[data.user_idx + 1] - 1 - pos
 
 
-def rank_from_end(data: Interactions, timestamps: np.ndarray) -> np.ndarray:
-    """For each interaction: how many of its user's interactions are later (0 = the latest).
+def rank_from_end(data: Interactions) -> np.ndarray:
+    """For each interaction: how many of its user's interactions are later in time (0 = the latest).
 
     Ties in time are broken by item index, as the splits break them.
     """
-    return _rank_from_end(data, np.asarray(timestamps))
+    return _rank_from_end(data, _timestamps(data, "rank_from_end"))
 
 
 def _split_report(

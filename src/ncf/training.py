@@ -79,7 +79,7 @@ def make_optimizers(module: nn.Module, lr: float) -> list[torch.optim.Optimizer]
     return opts
 
 
-def effective_lr(cfg: TrainConfig, world: int = 1) -> float:
+def effective_lr(cfg: TrainConfig) -> float:
     """``learning_rate`` scaled from ``lr_reference_batch`` to the (global) batch by ``lr_scaling``."""
     ratio = cfg.batch_size / max(1, cfg.lr_reference_batch)
     if cfg.lr_scaling == "sqrt":
@@ -148,7 +148,7 @@ class EpochSamples:
 
     def epoch(self, gen: torch.Generator, shard_gen: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         weighted = self.pos_w is not None
-        if self.negatives == "all" and self.loss != "softmax":
+        if self.negatives == "all":  # (never with softmax: it draws its own negatives per batch)
             cols = [self.all_u, self.all_i, self.all_y] + ([self.all_w] if weighted else [])
             take = self._shard(len(self.all_u), shard_gen)
             if take is not None:
@@ -202,7 +202,7 @@ def recency_weights(train: Interactions, half_life: float, floor: float) -> torc
 
     if train.timestamps is None:
         raise ConfigError("recency weighting needs timestamps; load the data with timestamp=... or set recency=None")
-    r = rank_from_end(train, np.asarray(train.timestamps))
+    r = rank_from_end(train)
     w = floor + (1.0 - floor) * np.exp2(-r / half_life)
     return torch.as_tensor(w / w.mean(), dtype=torch.float32)
 
@@ -219,10 +219,10 @@ class SoftmaxNegatives:
     """
 
     def __init__(self, train: Interactions, n: int, device: torch.device) -> None:
+        from ncf.sampling import positive_keys
+
         self.n = n
-        self.n_items = train.n_items
-        keys = train.user_idx.astype("int64") * train.n_items + train.item_idx.astype("int64")
-        keys.sort()
+        keys, _, self.n_items = positive_keys(train, None)  # sorted user * n_items + item
         self.keys = torch.as_tensor(keys, device=device)
 
     def draw(self, gen: torch.Generator) -> torch.Tensor:

@@ -180,7 +180,11 @@ class Interactions:
         )
 
     def fingerprint(self) -> str:
-        """A short content hash of the interactions (index pairs and id maps)."""
+        """A short content hash of the interactions (index pairs and id maps); computed once."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
         import hashlib
 
         h = hashlib.sha256()

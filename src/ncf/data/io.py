@@ -22,7 +22,7 @@ import pandas as pd
 
 from ncf.data.ids import IdMap, _as_id_array
 from ncf.data.interactions import Interactions
-from ncf.errors import ConfigError, DataError
+from ncf.errors import ConfigError, DataError, one_line
 
 __all__ = ["load_interactions"]
 
@@ -193,14 +193,14 @@ def _from_parquet(path: Path, roles: dict[str, ColumnKey], label: str) -> tuple[
 
         names = list(pq.read_schema(path).names)
     except Exception as e:  # pyarrow raises several types for corrupt files
-        raise DataError(f"{label}: cannot read as Parquet ({_one_line(e)})") from e
+        raise DataError(f"{label}: cannot read as Parquet ({one_line(e)})") from e
     cols = _resolve(label, roles, names, by_label=True)
     wanted = sorted(set(cols.values()))
     try:
         table = pq.read_table(path, columns=[names[p] for p in wanted])
         df = table.to_pandas()
     except Exception as e:
-        raise DataError(f"{label}: cannot read as Parquet ({_one_line(e)})") from e
+        raise DataError(f"{label}: cannot read as Parquet ({one_line(e)})") from e
     frame = pd.DataFrame({role: df.iloc[:, wanted.index(pos)] for role, pos in cols.items()}).reset_index(drop=True)
     return frame, _rows_where(), {"format": "parquet", "typed_ids": True}
 
@@ -219,7 +219,7 @@ def _from_text(
             raw = fh.read(_SAMPLE_BYTES)
             truncated = bool(fh.read(1))
     except OSError as e:
-        raise DataError(f"{label}: cannot read file ({_one_line(e)})") from e
+        raise DataError(f"{label}: cannot read file ({one_line(e)})") from e
     text = raw.decode("utf-8-sig", errors="replace")
     lines = text.splitlines()
     if truncated and len(lines) > 1:
@@ -325,7 +325,7 @@ def _read_arrow(
             row = _first_ragged_row(path, encoding, delim, n_fields, header)
             at = f" at {row}" if row else ""
             raise DataError(
-                f"{label}: malformed line{at} ({_one_line(msg)}); every line needs {n_fields} fields"
+                f"{label}: malformed line{at} ({one_line(msg)}); every line needs {n_fields} fields"
             ) from e
     if table is None:  # pragma: no cover - latin-1 decodes any byte
         raise DataError(f"{label}: cannot decode the file as UTF-8 or Latin-1")
@@ -380,7 +380,7 @@ def _read_python(path: Path, label: str, sep: str, n_fields: int, cols: dict[str
         except UnicodeDecodeError as e:
             last = e
         except (pd.errors.ParserError, ValueError) as e:
-            raise DataError(f"{label}: malformed line ({_one_line(e)}); every line needs {n_fields} fields") from e
+            raise DataError(f"{label}: malformed line ({one_line(e)}); every line needs {n_fields} fields") from e
     else:  # pragma: no cover - latin-1 decodes any byte
         raise DataError(f"{label}: cannot decode the file ({last})")
     return pd.DataFrame({role: df[pos].fillna("") for role, pos in cols.items()})
@@ -579,5 +579,3 @@ def _timestamps(s: pd.Series, what: str, where: Where) -> np.ndarray:
     raise DataError(f"{what}: timestamp at {where(pos)} {desc}")
 
 
-def _one_line(e: object) -> str:
-    return " ".join(str(e).split())
