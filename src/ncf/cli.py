@@ -53,13 +53,12 @@ def load_data(spec: str, args: argparse.Namespace) -> Any:
     explicit = any(getattr(args, a, None) for a in ("user_col", "item_col"))
     looks_movielens = path.suffix == ".zip" or path.is_dir() or path.name in ("ratings.dat", "ratings.csv")
     if looks_movielens and not explicit:
-        if path.is_file() and path.suffix != ".zip":
-            try:
-                return load_movielens(path, min_rating=min_rating)
-            except DataError:
-                pass  # only named like MovieLens: read it as any ratings file (that names the real problem)
-        else:
+        try:
             return load_movielens(path, min_rating=min_rating)
+        except DataError:
+            if not path.is_file() or path.suffix == ".zip":
+                raise
+            # only named like MovieLens: read it as any ratings file (that names the real problem)
     user, item = args.user_col, args.item_col
     if user is None or item is None:
         user, item = _guess_columns(path, args.sep, user, item)

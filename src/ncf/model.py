@@ -389,24 +389,31 @@ class NCF(Recommender):
                     epochs = {tag: max(1, h["best_epoch"]) for tag, h in history.items()}
                     module, _, refit_hist = self._train_stages(train, None, cfg, None, epochs, ck)
                     history.update({f"{tag}_refit": h for tag, h in refit_hist.items()})
+            if writer is not None:
+                metric_key = f"hparam/val_{self.metric}"
+                hp = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in self.get_params().items()}
+                writer.add_hparams({k: v for k, v in hp.items() if v is not None}, {metric_key: res.best_metric or 0.0})
         except (ModelDivergedError, KeyboardInterrupt) as e:
             self._keep_best_so_far(ck, train, "diverged" if isinstance(e, ModelDivergedError) else "interrupted")
+            raise
+        finally:
             if writer is not None:
                 writer.close()
-            raise
-        if writer is not None:
-            metric_key = f"hparam/val_{self.metric}"
-            hp = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in self.get_params().items()}
-            writer.add_hparams({k: v for k, v in hp.items() if v is not None}, {metric_key: res.best_metric or 0.0})
-            writer.close()
-        self.module_ = module.eval()
+        self._set_fitted(module, train, history, res.best_epoch, res.best_metric, sum(h["seconds"] for h in history.values()))
+        return self
+
+    def _set_fitted(
+        self, module: torch.nn.Module, train: Interactions, history: dict[str, Any], best_epoch: int,
+        best_metric: float | None, seconds: float,
+    ) -> None:  # fmt: skip
+        """The learned state of a fit (complete, or the best so far after an interrupt)."""
+        self.module_ = module.to(self.device_).eval()
         self.history_ = history
-        self.best_epoch_ = res.best_epoch
-        self.validation_metrics_ = {f"val_{self.metric}": res.best_metric} if res.best_metric is not None else {}
-        self.fit_seconds_ = sum(h["seconds"] for h in history.values())
+        self.best_epoch_ = best_epoch
+        self.validation_metrics_ = {f"val_{self.metric}": best_metric} if best_metric is not None else {}
+        self.fit_seconds_ = seconds
         self.created_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.train_ = train
-        return self
 
     def _keep_best_so_far(self, ck: Checkpoint, train: Interactions, why: str) -> None:
         """After an interrupt or divergence, become the best model of our kind trained so far (if any)."""
@@ -418,13 +425,7 @@ class NCF(Recommender):
         n_users, n_items = train.shape
         module = self._build(self.model, n_users, n_items)
         module.load_state_dict(best.state)
-        self.module_ = module.to(self.device_).eval()
-        self.history_ = {}
-        self.best_epoch_ = best.epoch
-        self.validation_metrics_ = {f"val_{self.metric}": best.metric} if best.metric is not None else {}
-        self.fit_seconds_ = 0.0
-        self.created_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-        self.train_ = train
+        self._set_fitted(module, train, {}, best.epoch, best.metric, 0.0)
         self.interrupted_ = {"reason": why, "kept": describe_best(best)}
 
     # -- scoring ---------------------------------------------------------------------

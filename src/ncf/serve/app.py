@@ -28,6 +28,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from importlib import resources
 from pathlib import Path
@@ -213,11 +214,11 @@ class ModelHolder:
     """Holds the current :class:`LoadedModel`; :meth:`reload` swaps it in one assignment."""
 
     def __init__(self, path: str | os.PathLike[str], *, preload: bool = True,
-                 cache_top: int = DEFAULT_CACHE_TOP) -> None:  # fmt: skip
+                 cache_top: int = DEFAULT_CACHE_TOP, counts: Counter[str] | None = None) -> None:  # fmt: skip
         self.path = Path(path)
         self.cache_top = cache_top
         self.current: LoadedModel | None = load_state(self.path, 1, cache_top) if preload else None
-        self.reloads = 0
+        self.counts: Counter[str] = counts if counts is not None else Counter()  # reloads by result: ok / failed
         self._lock = threading.Lock()  # reloads run in threads (admin endpoint, SIGHUP): one at a time
 
     def get(self) -> LoadedModel:
@@ -231,10 +232,14 @@ class ModelHolder:
         with self._lock:
             target = Path(path) if path is not None else self.path
             gen = (self.current.generation if self.current else 0) + 1
-            new = load_state(target, gen, self.cache_top)  # raises BundleError: nothing is swapped
+            try:
+                new = load_state(target, gen, self.cache_top)  # raises BundleError: nothing is swapped
+            except BaseException:
+                self.counts["failed"] += 1
+                raise
             self.current = new  # the atomic swap: one reference assignment
             self.path = target
-            self.reloads += 1
+            self.counts["ok"] += 1
             return new
 
 
@@ -253,14 +258,12 @@ def _coerce(m: IdMap, values: list[Any]) -> list[Any]:
 def _items_out(lm: LoadedModel, ids: np.ndarray, scores: np.ndarray | None) -> list[dict[str, Any]]:
     """Response items for one row of raw ids (None padding dropped), with metadata when known."""
     ids_l = ids.tolist()
-    sc_l = scores.tolist() if scores is not None else [None] * len(ids_l)
     meta = lm.item_meta
     empty: dict[str, Any] = {}
-    return [
-        {"id": i, "score": s, **meta.get(i, empty)} if s is not None else {"id": i, **meta.get(i, empty)}
-        for i, s in zip(ids_l, sc_l)
-        if i is not None and (s is None or s != float("-inf"))
-    ]
+    if scores is None:
+        return [{"id": i, **meta.get(i, empty)} for i in ids_l if i is not None]
+    # Padding (fewer rankable items than k) comes as id None with score -inf (ncf.ranking.topk).
+    return [{"id": i, "score": s, **meta.get(i, empty)} for i, s in zip(ids_l, scores.tolist()) if i is not None]
 
 
 def _recommend(lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exclude: list[Any], fallback: str):
@@ -451,8 +454,8 @@ def create_app(
         raise ConfigError(f"max_body_bytes == {max_body_bytes!r}, must be an integer >= 1024")
     if isinstance(cache_top, bool) or not isinstance(cache_top, int) or cache_top < 0:
         raise ConfigError(f"cache_top == {cache_top!r}, must be an integer >= 0 (0 turns the cache off)")
-    holder = ModelHolder(bundle_path, preload=preload, cache_top=cache_top)
     metrics = Metrics()
+    holder = ModelHolder(bundle_path, preload=preload, cache_top=cache_top, counts=metrics.reloads)
     page = _page()
 
     @contextlib.asynccontextmanager
@@ -471,11 +474,9 @@ def create_app(
         try:
             lm = holder.reload(path)
         except Exception as e:  # noqa: BLE001 - runs in a thread nobody awaits: log every failure, keep serving
-            metrics.reloads["failed"] += 1
             log.error("reload (%s) failed, still serving the previous model: %s", reason, e,
                       exc_info=not isinstance(e, NcfError))  # fmt: skip
             return None
-        metrics.reloads["ok"] += 1
         log.info("reloaded (%s) %s: generation %d", reason, lm.path, lm.generation)
         return lm
 
@@ -635,9 +636,7 @@ def create_app(
         try:
             lm = await asyncio.to_thread(holder.reload, path)
         except NcfError as e:
-            metrics.reloads["failed"] += 1
             raise ApiError(409, "reload_failed", f"reload failed, still serving the previous model: {e}") from None
-        metrics.reloads["ok"] += 1
         return _json({"status": "reloaded", "generation": lm.generation, "bundle": str(lm.path),
                       "loaded_at": lm.info["loaded_at"]})  # fmt: skip
 

@@ -25,6 +25,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _bounded(v: list, most: int, what: str, *, empty: str | None = None, split: bool = True) -> list:
+    """A request list's length check: not empty (when ``empty`` says how to fix it), at most ``most``."""
+    if empty is not None and not v:
+        raise ValueError(empty)
+    if len(v) > most:
+        raise ValueError(f"at most {most} {what}, got {len(v)}" + ("; split the batch" if split else ""))
+    return v
+
+
 class BatchRecommendationsIn(_Strict):
     users: list[RawId] = Field(description=f"raw user ids, 1 to {MAX_BATCH_USERS}")
     k: int = Field(10, ge=1, le=MAX_K, description="items per user")
@@ -35,18 +44,12 @@ class BatchRecommendationsIn(_Strict):
     @field_validator("users")
     @classmethod
     def _users_bounds(cls, v: list) -> list:
-        if not v:
-            raise ValueError("give at least one user id")
-        if len(v) > MAX_BATCH_USERS:
-            raise ValueError(f"at most {MAX_BATCH_USERS} users per request, got {len(v)}; split the batch")
-        return v
+        return _bounded(v, MAX_BATCH_USERS, "users per request", empty="give at least one user id")
 
     @field_validator("exclude")
     @classmethod
     def _exclude_bounds(cls, v: list) -> list:
-        if len(v) > MAX_EXCLUDE:
-            raise ValueError(f"at most {MAX_EXCLUDE} excluded items, got {len(v)}")
-        return v
+        return _bounded(v, MAX_EXCLUDE, "excluded items", split=False)
 
 
 class Pair(_Strict):
@@ -60,11 +63,7 @@ class ScoresIn(_Strict):
     @field_validator("pairs")
     @classmethod
     def _pairs_bounds(cls, v: list) -> list:
-        if not v:
-            raise ValueError("give at least one {user, item} pair")
-        if len(v) > MAX_PAIRS:
-            raise ValueError(f"at most {MAX_PAIRS} pairs per request, got {len(v)}; split the batch")
-        return v
+        return _bounded(v, MAX_PAIRS, "pairs per request", empty="give at least one {user, item} pair")
 
 
 class ReloadIn(_Strict):
