@@ -1,4 +1,8 @@
-"""The fused training step computes the autograd path's loss, gradients and updates."""
+"""The fused training step computes the autograd path's loss, gradients and updates.
+
+Every test runs twice: through the compiled kernels (``ncf.kernels``, numba) and through
+the pure-PyTorch ops the step falls back to (CUDA, or no numba).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,24 @@ import copy
 import pytest
 import torch
 
+import ncf.fused
+from ncf import kernels
 from ncf import nn as ncf_nn
 from ncf.fused import FusedStep, supports
 from ncf.training import make_optimizers
 
 N_USERS, N_ITEMS, B = 30, 20, 64
 CASES = [("gmf", (8, 6, 4)), ("mlp", (8, 6, 4)), ("mlp", (8,)), ("neumf", (8, 6, 4)), ("neumf", (8,))]
+
+
+@pytest.fixture(autouse=True, params=["kernels", "torch"])
+def path(request, monkeypatch):
+    """Which implementation FusedStep picks: the compiled kernels or the PyTorch ops."""
+    if request.param == "kernels" and not kernels.AVAILABLE:
+        pytest.skip("numba is not installed")
+    if request.param == "torch":
+        monkeypatch.setattr(ncf.fused.kernels, "AVAILABLE", False)
+    return request.param
 
 
 def _batch(g: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -134,3 +150,51 @@ def test_weighted_gradients_match_autograd(kind, layers, loss, wd):
     for (rows, grads), tables in zip(captured["blocks"], fs.tables_of(ref)):
         dense = torch.cat([t.grad.to_dense() for t in tables], dim=1)
         torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind,layers", CASES)
+def test_path_in_use(path, kind, layers):
+    fs = FusedStep(ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True), lr=0.01)
+    # The kernels serve every CPU float32 case but a tower without hidden layers (raw halves as features).
+    assert fs.native == (path == "kernels" and not (kind != "gmf" and len(layers) == 1))
+
+
+@pytest.mark.parametrize("bad", [N_USERS, -1])
+def test_out_of_range_ids_raise_instead_of_corrupting(path, bad):
+    torch.manual_seed(0)
+    fs = FusedStep(ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True), lr=0.01)
+    u, i, y, _ = _batch(torch.Generator().manual_seed(4))
+    u[5] = bad
+    before = fs.U.clone()
+    # The kernels read raw memory, so they check every id themselves; PyTorch's ops check their own.
+    with pytest.raises(IndexError if path == "kernels" else (IndexError, RuntimeError)):
+        fs.step(u, i, y)
+    assert torch.equal(fs.U, before)  # nothing was updated
+    u[5] = 0
+    fs.step(u, i, y)  # the step still works afterwards (the kernels' scratch space was left clean)
+
+
+def test_one_and_two_threads_give_identical_updates():
+    """Two threads update the user and item rows at once (disjoint tables): bit-identical results."""
+    torch.manual_seed(0)
+    ref = ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True)
+    before = torch.get_num_threads()
+    out = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=1e-3)
+            g = torch.Generator().manual_seed(5)
+            for _ in range(4):
+                u, i, y, _ = _batch(g)
+                fs.step(u, i, y)
+            fs.sync()
+            out.append(fs.module.state_dict())
+    finally:
+        torch.set_num_threads(before)
+    for name, t in out[0].items():
+        assert torch.equal(t, out[1][name]), name
+
+
+def test_kernels_compile():
+    assert kernels.warmup() == kernels.AVAILABLE

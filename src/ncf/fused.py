@@ -28,13 +28,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from ncf import kernels
 from ncf import nn as ncf_nn
 from ncf.optim import row_adam_update, unique_rows
 
 __all__ = ["FusedStep", "supports"]
+
+_EMPTY = np.zeros(0, np.float32)  # "no sample weights" for the compiled loss kernels
 
 
 def supports(module: nn.Module, loss: str) -> bool:
@@ -91,6 +95,15 @@ class FusedStep:
         for lin in tower.hidden if tower is not None else ():
             self.dense_params += [lin.weight, lin.bias]
         self._read_module()
+        # The compiled kernels (ncf.kernels) do the indexing and the updates on CPU float32;
+        # elsewhere (CUDA, no numba, an MLP without hidden layers) the PyTorch ops below do.
+        self.native = (
+            kernels.AVAILABLE and self.U.device.type == "cpu" and self.U.dtype == torch.float32
+            and (self.n_hidden > 0 or self.half == 0)
+        )  # fmt: skip
+        if self.native:
+            self._pos_u = np.full(self.U.shape[0], -1, np.int64)  # dedupe scratch, -1 between calls
+            self._pos_i = np.full(self.I.shape[0], -1, np.int64)
         self.mU, self.vU = torch.zeros_like(self.U), torch.zeros_like(self.U)
         self.mI, self.vI = torch.zeros_like(self.I), torch.zeros_like(self.I)
         self.m_flat, self.v_flat = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
@@ -102,10 +115,21 @@ class FusedStep:
         self.U = torch.cat([t.detach() for t in self.user_tables], 1).contiguous()
         self.I = torch.cat([t.detach() for t in self.item_tables], 1).contiguous()
         self.flat = torch.cat([p.detach().reshape(-1) for p in self.dense_params])
-        self.views, off = [], 0
+        # The compiled path writes the dense gradients into one flat buffer of the same layout.
+        self._g_flat = torch.zeros_like(self.flat)
+        self.views, self._gviews, off = [], [], 0
         for p in self.dense_params:
             self.views.append(self.flat[off : off + p.numel()].view(p.shape))
+            self._gviews.append(self._g_flat[off : off + p.numel()].view(p.shape))
             off += p.numel()
+        self._g_np = self._g_flat.numpy() if self._g_flat.device.type == "cpu" else None
+        cpu = self.flat.device.type == "cpu"
+        self._w_np = self.views[0][0].numpy() if cpu else None
+        self._b_np = self.views[1].numpy() if cpu else None
+        empty = np.zeros(0, np.float32)
+        self._np = {"b1": self.views[3].numpy() if cpu and self.n_hidden else empty,
+                    "gb1": self._gviews[3].numpy() if cpu and self.n_hidden else empty}  # fmt: skip
+        self._bufs: dict[int, dict[str, Any]] = {}
 
     def dense_params_of(self, module: nn.Module) -> list[torch.Tensor]:
         """``module``'s dense parameters in this step's flat-buffer order (for tests and tools)."""
@@ -246,6 +270,8 @@ class FusedStep:
         (optional) weighs each sample's loss, as ``(w * loss).mean()`` does in autograd.
         """
         b = u.numel()
+        if self.native:
+            return self._step_native(u, i, y_or_j, w)
         if self.loss == "bce":
             y = y_or_j
 
@@ -273,6 +299,9 @@ class FusedStep:
             # The output bias cancels in s(u, i) - s(u, j): its gradient is exactly zero (summing
             # +dz and -dz would leave rounding noise that Adam would scale up to a full step).
             grads[1].zero_()
+        return self._finish(loss, grads, blocks)
+
+    def _finish(self, loss: torch.Tensor, grads: list[torch.Tensor], blocks: list[Block]) -> torch.Tensor:
         flat_grad = torch.cat([g.reshape(-1) for g in grads])
         if self.reduce is not None:
             flat_grad, blocks = self.reduce(flat_grad, blocks)
@@ -289,3 +318,91 @@ class FusedStep:
         self.flat.addcdiv_(self.m_flat, denom, value=-lr / (1 - b1**t))
         for (rows, grads), p, m, v in zip(blocks, (self.U, self.I), (self.mU, self.mI), (self.vU, self.vI)):
             row_adam_update(p, m, v, rows, grads, step=t, lr=lr, betas=self.betas, eps=eps)
+
+    # -- the compiled path (CPU float32 with numba: ncf.kernels) ---------------------------
+    def _buffers(self, n_pairs: int) -> dict[str, Any]:
+        """Per-batch-size scratch (ids, gathered rows, GMF features), reused across steps."""
+        buf = self._bufs.get(n_pairs)
+        if buf is None:
+            if len(self._bufs) > 3:  # an epoch has one full and one short last batch
+                self._bufs.clear()
+            i64, k = np.int64, self.k
+            buf = {name: np.empty(n_pairs, i64) for name in ("rows_u", "inv_u", "cnt_u", "rows_i", "inv_i", "cnt_i")}
+            buf["pu"] = torch.empty(n_pairs, self.U.shape[1])
+            buf["qi"] = torch.empty(n_pairs, self.I.shape[1])
+            buf["gmf"] = torch.empty(n_pairs, k)
+            self._bufs[n_pairs] = buf
+        return buf
+
+    def _step_native(self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`step` with the indexing, loss and updates in compiled kernels; the same update."""
+        b, bpr = u.numel(), self.loss == "bpr"
+        uu, ii = (torch.cat([u, u]), torch.cat([i, y_or_j])) if bpr else (u, i)
+        n_pairs = uu.numel()
+        buf = self._buffers(n_pairs)
+        k, half, nh, wd = self.k, self.half, self.n_hidden, self.weight_decay
+        nu, ni, l2 = kernels.prepare(
+            uu.numpy(), ii.numpy(), self._pos_u, self._pos_i, self.U.numpy(), self.I.numpy(), k,
+            buf["rows_u"], buf["inv_u"], buf["cnt_u"], buf["rows_i"], buf["inv_i"], buf["cnt_i"],
+            buf["pu"].numpy(), buf["qi"].numpy(), buf["gmf"].numpy(), wd > 0,
+        )  # fmt: skip
+        if nu < 0 or ni < 0:
+            what, n = ("user", self.U.shape[0]) if nu < 0 else ("item", self.I.shape[0])
+            raise IndexError(f"a training batch has a {what} index outside [0, {n})")
+        inv_u, inv_i = buf["inv_u"], buf["inv_i"]
+        pu, qi, gmf = buf["pu"][:nu], buf["qi"][:ni], buf["gmf"]
+        views, gviews = self.views, self._gviews
+        hs: list[torch.Tensor] = []
+        if nh:
+            w1 = views[2]
+            a_u = pu[:, k:] @ w1[:, :half].T  # first layer once per distinct user
+            a_i = qi[:, k:] @ w1[:, half:].T  # and item
+            h = torch.empty(n_pairs, a_u.shape[1])
+            kernels.gather_add_relu(a_u.numpy(), a_i.numpy(), self._np["b1"], inv_u, inv_i, h.numpy())
+            hs.append(h)
+            for j in range(1, nh):
+                h = torch.addmm(views[3 + 2 * j], h, views[2 + 2 * j].T).relu_()
+                hs.append(h)
+        h_last = hs[-1] if hs else torch.empty(n_pairs, 0)
+        dz, da = torch.empty(n_pairs), torch.empty_like(h_last)
+        y = _EMPTY if bpr else y_or_j.contiguous().numpy()
+        w_np = _EMPTY if w is None else w.contiguous().numpy()
+        loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), self._w_np, np.float32(self._b_np[0]), y, w_np, bpr,
+                                dz.numpy(), self._g_np[: self._w_np.shape[0]], da.numpy())  # fmt: skip
+        self._g_np[self._w_np.shape[0]] = gb
+        for j in range(nh - 1, 0, -1):
+            torch.mm(da.T, hs[j - 1], out=gviews[2 + 2 * j])
+            torch.sum(da, 0, out=gviews[3 + 2 * j])
+            da = da @ views[2 + 2 * j]
+            kernels.relu_grad(da.numpy(), hs[j - 1].numpy())
+        du, di = torch.empty(nu, self.U.shape[1]), torch.empty(ni, self.I.shape[1])  # the row-gradient blocks
+        d_au, d_ai = np.empty((nu, da.shape[1]), np.float32), np.empty((ni, da.shape[1]), np.float32)
+        kernels.scatter_backward(dz.numpy(), self._w_np[:k], da.numpy(), pu.numpy(), qi.numpy(), inv_u, inv_i, k,
+                                 du.numpy(), di.numpy(), d_au, d_ai, self._np["gb1"])  # fmt: skip
+        if nh:
+            t_au, t_ai = torch.from_numpy(d_au), torch.from_numpy(d_ai)
+            torch.cat([t_au.T @ pu[:, k:], t_ai.T @ qi[:, k:]], 1, out=gviews[2])
+            torch.mm(t_au, w1[:, :half], out=du[:, k:])
+            torch.mm(t_ai, w1[:, half:], out=di[:, k:])
+        rows_u, rows_i = buf["rows_u"][:nu], buf["rows_i"][:ni]
+        if wd > 0:
+            loss += wd * l2 / b
+            wdc = np.float32(2 * wd / b)  # d/dx of wd * sum(x^2) / b over every looked-up row
+            kernels.add_l2(du.numpy(), pu.numpy(), buf["cnt_u"][:nu], wdc)
+            kernels.add_l2(di.numpy(), qi.numpy(), buf["cnt_i"][:ni], wdc)
+        blocks = [(rows_u, du), (rows_i, di)]
+        g_flat = self._g_flat
+        if self.reduce is not None:  # data-parallel: the gradients averaged over ranks
+            g_flat, reduced = self.reduce(g_flat, [(torch.from_numpy(r), g) for r, g in blocks])
+            blocks = [(r.numpy(), g.contiguous()) for r, g in reduced]
+        self.t += 1
+        t, lr, (b1, b2), eps, f = self.t, self.lr, self.betas, self.eps, np.float32
+        kernels.flat_adam(self.flat.numpy(), self.m_flat.numpy(), self.v_flat.numpy(), g_flat.contiguous().numpy(),
+                          f(lr / (1 - b1**t)), f(1 - b1), f(b2), f(1 - b2), f((1 - b2**t) ** 0.5), f(eps))  # fmt: skip
+        step_size = f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t))
+        (ru, gu), (ri, gi) = blocks
+        # The user and item updates are independent: two threads when torch may use two.
+        both = kernels.row_adam_both_parallel if torch.get_num_threads() > 1 else kernels.row_adam_both
+        both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru, gu.numpy(), self.I.numpy(), self.mI.numpy(),
+             self.vI.numpy(), ri, gi.numpy(), step_size, f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
+        return torch.scalar_tensor(loss)
