@@ -174,8 +174,10 @@ def test_out_of_range_ids_raise_instead_of_corrupting(path, bad):
     fs.step(u, i, y)  # the step still works afterwards (the kernels' scratch space was left clean)
 
 
-def test_one_and_two_threads_give_identical_updates():
-    """Two threads update the user and item rows at once (disjoint tables): bit-identical results."""
+@pytest.mark.parametrize("batch", [B, kernels.PARALLEL_PAIRS])
+def test_one_and_two_threads_give_identical_updates(batch):
+    """With two threads the user and item sides run at once (disjoint outputs), and from
+    PARALLEL_PAIRS pairs the per-pair kernels split their rows: the results are bit-identical."""
     torch.manual_seed(0)
     ref = ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True)
     before = torch.get_num_threads()
@@ -186,8 +188,9 @@ def test_one_and_two_threads_give_identical_updates():
             fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=1e-3)
             g = torch.Generator().manual_seed(5)
             for _ in range(4):
-                u, i, y, _ = _batch(g)
-                fs.step(u, i, y)
+                u = torch.randint(0, N_USERS, (batch,), generator=g)
+                i = torch.randint(0, N_ITEMS, (batch,), generator=g)
+                fs.step(u, i, (torch.rand(batch, generator=g) < 0.3).float())
             fs.sync()
             out.append(fs.module.state_dict())
     finally:

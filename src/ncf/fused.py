@@ -350,6 +350,11 @@ class FusedStep:
             what, n = ("user", self.U.shape[0]) if nu < 0 else ("item", self.I.shape[0])
             raise IndexError(f"a training batch has a {what} index outside [0, {n})")
         inv_u, inv_i = buf["inv_u"], buf["inv_i"]
+        two = torch.get_num_threads() > 1  # the row updates (and, for big batches, the per-pair kernels) on 2 threads
+        par = two and n_pairs >= kernels.PARALLEL_PAIRS
+        gather_add_relu = kernels.gather_add_relu_parallel if par else kernels.gather_add_relu
+        relu_grad = kernels.relu_grad_parallel if par else kernels.relu_grad
+        scatter_backward = kernels.scatter_backward_parallel if par else kernels.scatter_backward
         pu, qi, gmf = buf["pu"][:nu], buf["qi"][:ni], buf["gmf"]
         views, gviews = self.views, self._gviews
         hs: list[torch.Tensor] = []
@@ -358,7 +363,7 @@ class FusedStep:
             a_u = pu[:, k:] @ w1[:, :half].T  # first layer once per distinct user
             a_i = qi[:, k:] @ w1[:, half:].T  # and item
             h = torch.empty(n_pairs, a_u.shape[1])
-            kernels.gather_add_relu(a_u.numpy(), a_i.numpy(), self._np["b1"], inv_u, inv_i, h.numpy())
+            gather_add_relu(a_u.numpy(), a_i.numpy(), self._np["b1"], inv_u, inv_i, h.numpy())
             hs.append(h)
             for j in range(1, nh):
                 h = torch.addmm(views[3 + 2 * j], h, views[2 + 2 * j].T).relu_()
@@ -374,10 +379,10 @@ class FusedStep:
             torch.mm(da.T, hs[j - 1], out=gviews[2 + 2 * j])
             torch.sum(da, 0, out=gviews[3 + 2 * j])
             da = da @ views[2 + 2 * j]
-            kernels.relu_grad(da.numpy(), hs[j - 1].numpy())
+            relu_grad(da.numpy(), hs[j - 1].numpy())
         du, di = torch.empty(nu, self.U.shape[1]), torch.empty(ni, self.I.shape[1])  # the row-gradient blocks
         d_au, d_ai = np.empty((nu, da.shape[1]), np.float32), np.empty((ni, da.shape[1]), np.float32)
-        kernels.scatter_backward(dz.numpy(), self._w_np[:k], da.numpy(), pu.numpy(), qi.numpy(), inv_u, inv_i, k,
+        scatter_backward(dz.numpy(), self._w_np[:k], da.numpy(), pu.numpy(), qi.numpy(), inv_u, inv_i, k,
                                  du.numpy(), di.numpy(), d_au, d_ai, self._np["gb1"])  # fmt: skip
         if nh:
             t_au, t_ai = torch.from_numpy(d_au), torch.from_numpy(d_ai)
@@ -401,8 +406,7 @@ class FusedStep:
                           f(lr / (1 - b1**t)), f(1 - b1), f(b2), f(1 - b2), f((1 - b2**t) ** 0.5), f(eps))  # fmt: skip
         step_size = f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t))
         (ru, gu), (ri, gi) = blocks
-        # The user and item updates are independent: two threads when torch may use two.
-        both = kernels.row_adam_both_parallel if torch.get_num_threads() > 1 else kernels.row_adam_both
+        both = kernels.row_adam_both_parallel if two else kernels.row_adam_both
         both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru, gu.numpy(), self.I.numpy(), self.mI.numpy(),
              self.vI.numpy(), ri, gi.numpy(), step_size, f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
         return torch.scalar_tensor(loss)

@@ -172,11 +172,10 @@ def _row_adam_both(pU, mU, vU, rU, gU, pI, mI, vI, rI, gI, step_size, b1, c1, b2
             row_adam(pI, mI, vI, rI, gI, step_size, b1, c1, b2, c2, eps)
 
 
-@_njit
-def gather_add_relu(a_u, a_i, bias, inv_u, inv_i, out):  # noqa: ANN001, ANN201
+def _gather_add_relu(a_u, a_i, bias, inv_u, inv_i, out):  # noqa: ANN001, ANN202
     """``out[j] = relu(a_u[inv_u[j]] + a_i[inv_i[j]] + bias)`` (the first hidden layer per pair)."""
     h = out.shape[1]
-    for j in range(out.shape[0]):
+    for j in numba.prange(out.shape[0]):
         a, b = inv_u[j], inv_i[j]
         for c in range(h):
             v = a_u[a, c] + a_i[b, c] + bias[c]
@@ -252,45 +251,51 @@ def head(gmf, h, w, bias, y, wts, bpr, dz, gw, da):  # noqa: ANN001, ANN201
     return total, (0.0 if bpr else gb)
 
 
-@_njit
-def relu_grad(dh, h):  # noqa: ANN001, ANN201
+def _relu_grad(dh, h):  # noqa: ANN001, ANN202
     """``dh[h <= 0] = 0`` in place (a ReLU's backward, ``h`` its output)."""
-    for j in range(dh.shape[0]):
+    for j in numba.prange(dh.shape[0]):
         for c in range(dh.shape[1]):
             if h[j, c] <= 0:
                 dh[j, c] = 0.0
 
 
-@_njit
-def scatter_backward(dz, wg, da, pu, qi, inv_u, inv_i, k, gu, gi, d_au, d_ai, gb1):  # noqa: ANN001, ANN201
+def _scatter_backward(dz, wg, da, pu, qi, inv_u, inv_i, k, gu, gi, d_au, d_ai, gb1):  # noqa: ANN001, ANN202
     """Per-pair gradients merged per distinct row (the outputs are zeroed here first).
 
     GMF: ``gu[a, :k] += dz_j * wg * qi[b, :k]`` and ``gi[b, :k] += dz_j * wg * pu[a, :k]``
     (only the first k columns of ``gu`` / ``gi`` are written: they are the full row-gradient
     blocks, whose MLP columns the caller fills); MLP: ``d_au[a] += da[j]`` and
     ``d_ai[b] += da[j]``, for pair j = (a, b) in distinct-row positions; ``gb1`` (the
-    first layer's bias gradient) = the column sums of ``da``.
+    first layer's bias gradient) = the column sums of ``da``. The user side and the item
+    side write disjoint outputs: one pass each, on two threads in the parallel variant.
     """
-    gu[:, :k] = 0.0
-    gi[:, :k] = 0.0
-    d_au[:] = 0.0
-    d_ai[:] = 0.0
     h = da.shape[1]
-    acc = np.zeros(h, np.float64)
-    for j in range(inv_u.shape[0]):
-        a, b = inv_u[j], inv_i[j]
-        g = dz[j]
-        for c in range(k):
-            t = g * wg[c]
-            gu[a, c] += t * qi[b, c]
-            gi[b, c] += t * pu[a, c]
-        for c in range(h):
-            x = da[j, c]
-            d_au[a, c] += x
-            d_ai[b, c] += x
-            acc[c] += x
-    for c in range(h):
-        gb1[c] = acc[c]
+    for side in numba.prange(2):
+        if side == 0:
+            gu[:, :k] = 0.0
+            d_au[:] = 0.0
+            acc = np.zeros(h, np.float64)
+            for j in range(inv_u.shape[0]):
+                a, b = inv_u[j], inv_i[j]
+                g = dz[j]
+                for c in range(k):
+                    gu[a, c] += g * wg[c] * qi[b, c]
+                for c in range(h):
+                    x = da[j, c]
+                    d_au[a, c] += x
+                    acc[c] += x
+            for c in range(h):
+                gb1[c] = acc[c]
+        else:
+            gi[:, :k] = 0.0
+            d_ai[:] = 0.0
+            for j in range(inv_u.shape[0]):
+                a, b = inv_u[j], inv_i[j]
+                g = dz[j]
+                for c in range(k):
+                    gi[b, c] += g * wg[c] * pu[a, c]
+                for c in range(h):
+                    d_ai[b, c] += da[j, c]
 
 
 @_njit
@@ -344,7 +349,11 @@ def flat_adam(p, m, v, g, lr_t, c1, b2, c2, bc2_sqrt, eps):  # noqa: ANN001, ANN
 
 
 def _variants(f):  # noqa: ANN001, ANN202
-    """(serial, parallel) compiled variants of a kernel whose outer loop is ``numba.prange(2)``."""
+    """(serial, parallel) compiled variants of a kernel whose outer loop is a ``numba.prange``.
+
+    The parallel one starts a thread team (~20-40 us here), so the step uses it only with
+    two torch threads and, for the per-pair kernels, large batches (:data:`PARALLEL_PAIRS`).
+    """
     if not AVAILABLE:
         return f, f
     opts = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
@@ -352,6 +361,10 @@ def _variants(f):  # noqa: ANN001, ANN202
 
 
 row_adam_both, row_adam_both_parallel = _variants(_row_adam_both)
+scatter_backward, scatter_backward_parallel = _variants(_scatter_backward)
+gather_add_relu, gather_add_relu_parallel = _variants(_gather_add_relu)
+relu_grad, relu_grad_parallel = _variants(_relu_grad)
+PARALLEL_PAIRS = 4096  # per-pair kernels go parallel from this many pairs a step
 
 
 def warmup() -> bool:
@@ -370,13 +383,16 @@ def warmup() -> bool:
     a = np.zeros((1, 2), f32)
     out = np.zeros((4, 2), f32)
     z2 = np.zeros(2, f32)
-    gather_add_relu(a, a, z2, inv, inv, out)
+    for gar in (gather_add_relu, gather_add_relu_parallel):
+        gar(a, a, z2, inv, inv, out)
     z = np.zeros(4, f32)
     for wts in (z[:0], z):
         head(out[:, :1], out[:, 1:], z[:2], s, z, wts, False, z.copy(), z[:2].copy(), out[:, 1:].copy())
         head(out[:, :1], out[:, 1:], z[:2], s, z[:0], wts[:2], True, z.copy(), z[:2].copy(), out[:, 1:].copy())
-    relu_grad(out, out.copy())
-    scatter_backward(z, z[:1], out, a, a, inv, inv, 1, a[:, :1].copy(), a[:, :1].copy(), a.copy(), a.copy(), z2)
+    for rg in (relu_grad, relu_grad_parallel):
+        rg(out, out.copy())
+    for sb in (scatter_backward, scatter_backward_parallel):
+        sb(z, z[:1], out, a, a, inv, inv, 1, a[:, :1].copy(), a[:, :1].copy(), a.copy(), a.copy(), z2)
     add_l2(a.copy(), a, cnt, s)
     for both in (row_adam_both, row_adam_both_parallel):
         both(tab, tab.copy(), tab.copy(), r[:1], a, tab, tab.copy(), tab.copy(), r[:1], a, s, s, s, s, s, s)
