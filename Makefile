@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	# The explorer-page browser test: Debian's Chromium, driven by Playwright's bundled driver
 	# (browsers cannot be downloaded here, so never `playwright install`). apt only when missing.
 	$(MAKE) chromium
+	# Compile the training step's numba kernels once now (cached on disk), not in the first fit.
+	$(BIN)/python -c "import ncf.kernels as k; k.warmup()"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 chromium:
