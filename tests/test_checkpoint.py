@@ -281,7 +281,7 @@ def cli_data(tmp_path_factory):
 
 def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--data", str(data), "--user-col", "u", "--item-col", "i", "--timestamp-col", "t",
-            "--model", "neumf", "--factors", "8", "--layers", "16,8", "--dropout", "0.1", "--epochs", "5",
+            "--model", "neumf", "--factors", "8", "--layers", "16,8", "--dropout", "0.1", "--epochs", "5", "--learning-rate", "0.01", "--negatives", "4",
             "--patience", "20", "--batch-size", "256", "--seed", "5", "--device", "cpu", "--quiet",
             "--out", str(out), *extra]  # fmt: skip
 

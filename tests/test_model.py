@@ -10,8 +10,10 @@ non-personalised ranking gets 0% by construction (the held-out item lost one cou
 never the most popular unseen item; the popularity baseline below shows it). A model that
 learned the groups gets ~100%; the 10% slack covers the MLP, which can partly memorise a
 user's held-out item as a negative (it is sampled as one every epoch). With the settings
-below every NCF variant scored >= 90% for each of 10 seeds tried (MLP: 90-100%, the rest
-95-100%); the tests use seed 0.
+below (4 negatives, fixed here so the test does not follow the library's default) and the
+compiled training kernels, seeds 0-9 gave: NeuMF 100% on all ten, GMF 98-100%, MLP
+85-100% (below 90% on seed 1 only: the MLP alone is the paper's weakest ablation); the
+tests use seed 0 (MLP 95%).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ TRAIN, TEST = split.leave_one_out(FULL, by="random", seed=0)
 USER_IDS = USER0 + np.arange(N_USERS)
 SEEN = {USER0 + u: set((ITEM0 + TRAIN.item_idx[TRAIN.user_idx == u]).tolist()) for u in range(N_USERS)}
 
-BASE = dict(factors=8, layers=(16, 8), batch_size=64, learning_rate=0.01, epochs=10, seed=0, device="cpu")
+BASE = dict(factors=8, layers=(16, 8), negatives=4, batch_size=64, learning_rate=0.01, epochs=10, seed=0, device="cpu")
 SPECS = {
     "gmf": dict(BASE, model="gmf"),
     "mlp": dict(BASE, model="mlp", layers=(64, 32, 16, 8), epochs=12),  # a deeper MLP escapes the tiny init faster
@@ -142,8 +144,10 @@ def test_batch_recommend_equals_scalar_recommend(name):
         one_items, one_scores = model.recommend(u, k=6)
         assert one_items.shape == (6,)
         np.testing.assert_array_equal(one_items, items[row])
-        # a block of 5 users vs 1 takes another matmul kernel: scores agree to float rounding
-        np.testing.assert_allclose(one_scores, scores[row], rtol=1e-6, atol=1e-6)
+        # a block of 5 users vs 1 takes another matmul kernel: scores agree to float32 rounding,
+        # accumulated through the tower's matmuls (sums of up to 64 terms, eps 1.2e-7 each:
+        # ~1e-5 relative at worst; seen: 1.8e-6 relative on a score of -1.85 for the MLP)
+        np.testing.assert_allclose(one_scores, scores[row], rtol=1e-5, atol=1e-5)
     assert (np.diff(scores, axis=1) <= 0).all()
 
 

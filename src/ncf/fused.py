@@ -38,7 +38,6 @@ from ncf.optim import row_adam_update, unique_rows
 
 __all__ = ["FusedStep", "supports"]
 
-_EMPTY = np.zeros(0, np.float32)  # "no sample weights" for the compiled loss kernels
 
 
 def supports(module: nn.Module, loss: str) -> bool:
@@ -52,6 +51,29 @@ def supports(module: nn.Module, loss: str) -> bool:
 Block = tuple[torch.Tensor, torch.Tensor]
 Reduce = Callable[[torch.Tensor, list[Block]], tuple[torch.Tensor, list[Block]]]
 """(flat dense grad, [(row idx, row grads) for the user and item blocks]) -> the same, reduced over ranks."""
+
+
+def loss_and_grad(
+    kind: str, logits: torch.Tensor, y: torch.Tensor | None, w: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean loss, d loss / d logits) for "bce" (against labels ``y``) or "bpr" (logits of the
+    positives, then of their negatives); ``w`` weighs each sample's term, as ``(w * loss).mean()``."""
+    if kind == "bce":
+        b = logits.numel()
+        yy = y.to(logits.dtype)
+        dz = (torch.sigmoid(logits) - yy).div_(b)
+        if w is None:
+            return nn.functional.binary_cross_entropy_with_logits(logits, yy), dz
+        per = nn.functional.binary_cross_entropy_with_logits(logits, yy, reduction="none")
+        return (per * w).mean(), dz.mul_(w)
+    b = logits.numel() // 2
+    diff = logits[:b] - logits[b:]
+    dz = torch.sigmoid(-diff).div_(-b)
+    per = -nn.functional.logsigmoid(diff)
+    if w is not None:
+        dz.mul_(w)
+        per = per * w
+    return per.mean(), torch.cat([dz, -dz])
 
 
 class FusedStep:
@@ -273,29 +295,10 @@ class FusedStep:
         if self.native:
             return self._step_native(u, i, y_or_j, w)
         if self.loss == "bce":
-            y = y_or_j
-
-            def bce(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                yy = y.to(logits.dtype)
-                dz = (torch.sigmoid(logits) - yy).div_(b)
-                if w is None:
-                    return nn.functional.binary_cross_entropy_with_logits(logits, yy), dz
-                per = nn.functional.binary_cross_entropy_with_logits(logits, yy, reduction="none")
-                return (per * w).mean(), dz.mul_(w)
-
-            loss, grads, blocks = self._pairs(u, i, bce, b)
+            loss, grads, blocks = self._pairs(u, i, lambda z: loss_and_grad("bce", z, y_or_j, w), b)
         else:
-
-            def bpr(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                diff = logits[:b] - logits[b:]
-                dz = torch.sigmoid(-diff).div_(-b)
-                per = -nn.functional.logsigmoid(diff)
-                if w is not None:
-                    dz.mul_(w)
-                    per = per * w
-                return per.mean(), torch.cat([dz, -dz])
-
-            loss, grads, blocks = self._pairs(torch.cat([u, u]), torch.cat([i, y_or_j]), bpr, b)
+            loss, grads, blocks = self._pairs(torch.cat([u, u]), torch.cat([i, y_or_j]),
+                                              lambda z: loss_and_grad("bpr", z, None, w), b)  # fmt: skip
             # The output bias cancels in s(u, i) - s(u, j): its gradient is exactly zero (summing
             # +dz and -dz would leave rounding noise that Adam would scale up to a full step).
             grads[1].zero_()
@@ -369,12 +372,13 @@ class FusedStep:
                 h = torch.addmm(views[3 + 2 * j], h, views[2 + 2 * j].T).relu_()
                 hs.append(h)
         h_last = hs[-1] if hs else torch.empty(n_pairs, 0)
-        dz, da = torch.empty(n_pairs), torch.empty_like(h_last)
-        y = _EMPTY if bpr else y_or_j.contiguous().numpy()
-        w_np = _EMPTY if w is None else w.contiguous().numpy()
-        loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), self._w_np, np.float32(self._b_np[0]), y, w_np, bpr,
-                                dz.numpy(), self._g_np[: self._w_np.shape[0]], da.numpy())  # fmt: skip
-        self._g_np[self._w_np.shape[0]] = gb
+        z, da = torch.empty(n_pairs), torch.empty_like(h_last)
+        kernels.logits(gmf.numpy(), h_last.numpy(), self._w_np, np.float32(self._b_np[0]), z.numpy())
+        loss, dz = loss_and_grad(self.loss, z, None if bpr else y_or_j, w)
+        dz = dz.contiguous()
+        gb = kernels.head_backward(dz.numpy(), gmf.numpy(), h_last.numpy(), self._w_np,
+                                   self._g_np[: self._w_np.shape[0]], da.numpy())  # fmt: skip
+        self._g_np[self._w_np.shape[0]] = 0.0 if bpr else gb  # BPR: the output bias cancels (see step)
         for j in range(nh - 1, 0, -1):
             torch.mm(da.T, hs[j - 1], out=gviews[2 + 2 * j])
             torch.sum(da, 0, out=gviews[3 + 2 * j])
@@ -383,7 +387,7 @@ class FusedStep:
         du, di = torch.empty(nu, self.U.shape[1]), torch.empty(ni, self.I.shape[1])  # the row-gradient blocks
         d_au, d_ai = np.empty((nu, da.shape[1]), np.float32), np.empty((ni, da.shape[1]), np.float32)
         scatter_backward(dz.numpy(), self._w_np[:k], da.numpy(), pu.numpy(), qi.numpy(), inv_u, inv_i, k,
-                                 du.numpy(), di.numpy(), d_au, d_ai, self._np["gb1"])  # fmt: skip
+                         du.numpy(), di.numpy(), d_au, d_ai, self._np["gb1"])  # fmt: skip
         if nh:
             t_au, t_ai = torch.from_numpy(d_au), torch.from_numpy(d_ai)
             torch.cat([t_au.T @ pu[:, k:], t_ai.T @ qi[:, k:]], 1, out=gviews[2])
@@ -391,7 +395,7 @@ class FusedStep:
             torch.mm(t_ai, w1[:, half:], out=di[:, k:])
         rows_u, rows_i = buf["rows_u"][:nu], buf["rows_i"][:ni]
         if wd > 0:
-            loss += wd * l2 / b
+            loss = loss + wd * l2 / b
             wdc = np.float32(2 * wd / b)  # d/dx of wd * sum(x^2) / b over every looked-up row
             kernels.add_l2(du.numpy(), pu.numpy(), buf["cnt_u"][:nu], wdc)
             kernels.add_l2(di.numpy(), qi.numpy(), buf["cnt_i"][:ni], wdc)
@@ -409,4 +413,4 @@ class FusedStep:
         both = kernels.row_adam_both_parallel if two else kernels.row_adam_both
         both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru, gu.numpy(), self.I.numpy(), self.mI.numpy(),
              self.vI.numpy(), ri, gi.numpy(), step_size, f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
-        return torch.scalar_tensor(loss)
+        return loss
