@@ -31,12 +31,16 @@ def path(request, monkeypatch):
     return request.param
 
 
-def _batch(g: torch.Generator) -> tuple[torch.Tensor, ...]:
-    u = torch.randint(0, N_USERS, (B,), generator=g)  # 64 draws of 30 users: duplicates on purpose
-    i = torch.randint(0, N_ITEMS, (B,), generator=g)
-    y = (torch.rand(B, generator=g) < 0.3).float()
-    j = torch.randint(0, N_ITEMS, (B,), generator=g)
+def _batch(g: torch.Generator, n: int = B) -> tuple[torch.Tensor, ...]:
+    u = torch.randint(0, N_USERS, (n,), generator=g)  # 64 draws of 30 users: duplicates on purpose
+    i = torch.randint(0, N_ITEMS, (n,), generator=g)
+    y = (torch.rand(n, generator=g) < 0.3).float()
+    j = torch.randint(0, N_ITEMS, (n,), generator=g)
     return u, i, y, j
+
+
+# Batches from kernels.PARALLEL_PAIRS pairs take the big-batch route (PyTorch's loss, parallel kernels).
+SIZES = [B, kernels.PARALLEL_PAIRS]
 
 
 def _autograd_loss(m: torch.nn.Module, u, i, y, j, loss: str, wd: float) -> torch.Tensor:
@@ -78,16 +82,17 @@ def test_bce_updates_match_autograd_rowadam_adam(kind, layers, wd):
     assert all(not torch.equal(v, start[k]) for k, v in mod.state_dict().items())  # every tensor was trained
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("kind,layers", CASES)
 @pytest.mark.parametrize("loss,wd", [("bce", 0.0), ("bpr", 0.0), ("bpr", 1e-2)])
-def test_gradients_match_autograd(kind, layers, loss, wd):
+def test_gradients_match_autograd(kind, layers, loss, wd, n):
     # BPR is checked on gradients, not on parameters after several Adam steps: where a
     # gradient is ~0 (the output bias cancels in s(u,i) - s(u,j)) Adam turns rounding noise
     # into full steps, so parameter trajectories are not a fair comparison.
     torch.manual_seed(0)
     ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
     fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
-    u, i, y, j = _batch(torch.Generator().manual_seed(2))
+    u, i, y, j = _batch(torch.Generator().manual_seed(2), n)
     _autograd_loss(ref, u, i, y, j, loss, wd).backward()
     captured = {}
 
@@ -115,24 +120,25 @@ def test_supports_only_what_it_implements():
         FusedStep(ncf_nn.MLP(5, 5, (8, 4), dropout=0.5), lr=0.1)
 
 
+@pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("kind,layers", CASES)
 @pytest.mark.parametrize("loss,wd", [("bce", 0.0), ("bce", 1e-2), ("bpr", 0.0)])
-def test_weighted_gradients_match_autograd(kind, layers, loss, wd):
+def test_weighted_gradients_match_autograd(kind, layers, loss, wd, n):
     """Per-sample (recency) weights: the fused step's loss and gradients equal ``(w * loss).mean()``."""
     f = torch.nn.functional
     torch.manual_seed(0)
     ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
     fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
     g = torch.Generator().manual_seed(3)
-    u, i, y, j = _batch(g)
-    w = torch.rand(B, generator=g) * 2
+    u, i, y, j = _batch(g, n)
+    w = torch.rand(n, generator=g) * 2
     if loss == "bce":
         logits, l2 = ref.forward_l2(u, i)
         per = f.binary_cross_entropy_with_logits(logits, y, reduction="none")
     else:
         (sp, l2p), (sn, l2n) = ref.forward_l2(u, i), ref.forward_l2(u, j)
         per, l2 = -f.logsigmoid(sp - sn), l2p + l2n
-    expected = (per * w).mean() + wd * l2 / B
+    expected = (per * w).mean() + wd * l2 / n
     expected.backward()
     captured = {}
 

@@ -38,6 +38,8 @@ from ncf.optim import row_adam_update, unique_rows
 
 __all__ = ["FusedStep", "supports"]
 
+_EMPTY = np.zeros(0, np.float32)  # "no labels / no sample weights" for the compiled head
+
 
 
 def supports(module: nn.Module, loss: str) -> bool:
@@ -372,12 +374,21 @@ class FusedStep:
                 h = torch.addmm(views[3 + 2 * j], h, views[2 + 2 * j].T).relu_()
                 hs.append(h)
         h_last = hs[-1] if hs else torch.empty(n_pairs, 0)
-        z, da = torch.empty(n_pairs), torch.empty_like(h_last)
-        kernels.logits(gmf.numpy(), h_last.numpy(), self._w_np, np.float32(self._b_np[0]), z.numpy())
-        loss, dz = loss_and_grad(self.loss, z, None if bpr else y_or_j, w)
-        dz = dz.contiguous()
-        gb = kernels.head_backward(dz.numpy(), gmf.numpy(), h_last.numpy(), self._w_np,
-                                   self._g_np[: self._w_np.shape[0]], da.numpy())  # fmt: skip
+        da, gw = torch.empty_like(h_last), self._g_np[: self._w_np.shape[0]]
+        bias = np.float32(self._b_np[0])
+        if n_pairs < kernels.PARALLEL_PAIRS:  # small batch: output layer, loss and backward in one kernel
+            dz = torch.empty(n_pairs)
+            y = _EMPTY if bpr else y_or_j.contiguous().numpy()
+            w_np = _EMPTY if w is None else w.contiguous().numpy()
+            loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), self._w_np, bias, y, w_np, bpr, dz.numpy(), gw,
+                                    da.numpy())  # fmt: skip
+            loss = torch.scalar_tensor(loss)
+        else:  # big batch: PyTorch's vectorised exp / log1p for the loss
+            z = torch.empty(n_pairs)
+            kernels.logits(gmf.numpy(), h_last.numpy(), self._w_np, bias, z.numpy())
+            loss, dz = loss_and_grad(self.loss, z, None if bpr else y_or_j, w)
+            dz = dz.contiguous()
+            gb = kernels.head_backward(dz.numpy(), gmf.numpy(), h_last.numpy(), self._w_np, gw, da.numpy())
         self._g_np[self._w_np.shape[0]] = 0.0 if bpr else gb  # BPR: the output bias cancels (see step)
         for j in range(nh - 1, 0, -1):
             torch.mm(da.T, hs[j - 1], out=gviews[2 + 2 * j])
