@@ -183,78 +183,6 @@ def _gather_add_relu(a_u, a_i, bias, inv_u, inv_i, out):  # noqa: ANN001, ANN202
 
 
 @_njit
-def head(gmf, h, w, bias, y, wts, bpr, dz, gw, da):  # noqa: ANN001, ANN201
-    """Output layer, loss and the first steps of the backward, for features ``[gmf | h]``.
-
-    logits ``z = [gmf | h] @ w + bias``; the loss is the mean BCE-with-logits against
-    ``y`` or, when ``bpr``, the mean ``-log sigmoid(z[:n] - z[n:])`` over the ``n`` pairs;
-    each term weighted by ``wts`` when it is non-empty. Writes ``dz`` (d loss / d z),
-    ``gw`` (d loss / d w) and ``da = dz * w[k:]`` masked by ``h > 0`` (the last hidden
-    layer's pre-activation gradient). Returns ``(loss, d loss / d bias)``; the bias
-    gradient of BPR is exactly 0 (it cancels in the difference). Stable forms throughout:
-    ``max(z, 0) - z y + log1p(exp(-|z|))``; sums in float64. Used for small batches, where
-    one kernel beats PyTorch's per-op dispatch; from :data:`PARALLEL_PAIRS` pairs the step
-    computes the loss with PyTorch's vectorised ``exp`` / ``log1p`` instead (per element here
-    they cost ~0.5 ms an 8k batch) around :func:`logits` and :func:`head_backward`.
-    """
-    B = dz.shape[0]
-    k, H = gmf.shape[1], h.shape[1]
-    for j in range(B):
-        z = bias
-        for c in range(k):
-            z += gmf[j, c] * w[c]
-        for c in range(H):
-            z += h[j, c] * w[k + c]
-        dz[j] = z
-    weighted = wts.shape[0] > 0
-    total = 0.0
-    one, zero = np.float32(1.0), np.float32(0.0)  # float32 transcendental calls (expf, log1pf): ~2x cheaper
-    if not bpr:
-        for j in range(B):
-            x = dz[j]
-            t = np.float32(y[j])
-            e = np.exp(-x if x > 0 else x)
-            per = (x if x > 0 else zero) - x * t + np.log1p(e)
-            s = one / (one + e) if x >= 0 else e / (one + e)  # sigmoid(x)
-            g = (s - t) / np.float32(B)
-            if weighted:
-                per *= wts[j]
-                g *= wts[j]
-            dz[j] = g
-            total += per
-        total /= B
-    else:
-        n = B // 2
-        for j in range(n):
-            d = dz[j] - dz[n + j]
-            e = np.exp(-d if d > 0 else d)
-            per = (-d if d < 0 else zero) + np.log1p(e)  # softplus(-d) = -log sigmoid(d)
-            s_neg = e / (one + e) if d >= 0 else one / (one + e)  # sigmoid(-d)
-            g = -s_neg / np.float32(n)
-            if weighted:
-                per *= wts[j]
-                g *= wts[j]
-            dz[j] = g
-            dz[n + j] = -g
-            total += per
-        total /= n
-    acc = np.zeros(k + H, np.float64)
-    gb = 0.0
-    for j in range(B):
-        g = dz[j]
-        gb += g
-        for c in range(k):
-            acc[c] += g * gmf[j, c]
-        for c in range(H):
-            hc = h[j, c]
-            acc[k + c] += g * hc
-            da[j, c] = g * w[k + c] if hc > 0 else zero
-    for c in range(k + H):
-        gw[c] = acc[c]
-    return total, (0.0 if bpr else gb)
-
-
-@_njit
 def logits(gmf, h, w, bias, z):  # noqa: ANN001, ANN201
     """``z = [gmf | h] @ w + bias``: the output layer on the GMF features and the last hidden layer."""
     k, H = gmf.shape[1], h.shape[1]
@@ -292,6 +220,59 @@ def head_backward(dz, gmf, h, w, gw, da):  # noqa: ANN001, ANN201
     for c in range(k + H):
         gw[c] = acc[c]
     return gb
+
+
+@_njit
+def head(gmf, h, w, bias, y, wts, bpr, dz, gw, da):  # noqa: ANN001, ANN201
+    """Output layer, loss and the first steps of the backward, for features ``[gmf | h]``.
+
+    logits ``z = [gmf | h] @ w + bias``; the loss is the mean BCE-with-logits against
+    ``y`` or, when ``bpr``, the mean ``-log sigmoid(z[:n] - z[n:])`` over the ``n`` pairs;
+    each term weighted by ``wts`` when it is non-empty. Writes ``dz`` (d loss / d z),
+    ``gw`` (d loss / d w) and ``da = dz * w[k:]`` masked by ``h > 0`` (the last hidden
+    layer's pre-activation gradient). Returns ``(loss, d loss / d bias)``; the bias
+    gradient of BPR is exactly 0 (it cancels in the difference). Stable forms throughout:
+    ``max(z, 0) - z y + log1p(exp(-|z|))``; sums in float64. Used for small batches, where
+    one kernel beats PyTorch's per-op dispatch; from :data:`PARALLEL_PAIRS` pairs the step
+    computes the loss with PyTorch's vectorised ``exp`` / ``log1p`` instead (per element here
+    they cost ~0.5 ms an 8k batch) around :func:`logits` and :func:`head_backward`.
+    """
+    B = dz.shape[0]
+    logits(gmf, h, w, bias, dz)  # dz holds the logits until the loss loop overwrites them
+    weighted = wts.shape[0] > 0
+    total = 0.0
+    one, zero = np.float32(1.0), np.float32(0.0)  # float32 transcendental calls (expf, log1pf): ~2x cheaper
+    if not bpr:
+        for j in range(B):
+            x = dz[j]
+            t = np.float32(y[j])
+            e = np.exp(-x if x > 0 else x)
+            per = (x if x > 0 else zero) - x * t + np.log1p(e)
+            s = one / (one + e) if x >= 0 else e / (one + e)  # sigmoid(x)
+            g = (s - t) / np.float32(B)
+            if weighted:
+                per *= wts[j]
+                g *= wts[j]
+            dz[j] = g
+            total += per
+        total /= B
+    else:
+        n = B // 2
+        for j in range(n):
+            d = dz[j] - dz[n + j]
+            e = np.exp(-d if d > 0 else d)
+            per = (-d if d < 0 else zero) + np.log1p(e)  # softplus(-d) = -log sigmoid(d)
+            s_neg = e / (one + e) if d >= 0 else one / (one + e)  # sigmoid(-d)
+            g = -s_neg / np.float32(n)
+            if weighted:
+                per *= wts[j]
+                g *= wts[j]
+            dz[j] = g
+            dz[n + j] = -g
+            total += per
+        total /= n
+    gb = head_backward(dz, gmf, h, w, gw, da)
+    return total, (0.0 if bpr else gb)
 
 
 def _relu_grad(dh, h):  # noqa: ANN001, ANN202
