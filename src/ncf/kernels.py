@@ -89,10 +89,18 @@ prefetch = _make_prefetch() if AVAILABLE else None
 AHEAD = 6  # rows fetched ahead
 
 
-def _njit(f):  # noqa: ANN001, ANN202 - decorator
+def _jit(f, parallel: bool = False):  # noqa: ANN001, ANN202
     # error_model="numpy": float division follows IEEE (no ZeroDivisionError branch), which
     # is what lets LLVM vectorise the Adam loops (~6x faster than numba's Python error model).
-    return numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")(f) if AVAILABLE else f
+    opts = {"nogil": True, "boundscheck": False, "error_model": "numpy", "parallel": parallel}
+    try:
+        return numba.njit(cache=True, **opts)(f)
+    except RuntimeError:  # no writable cache location (read-only install and home): compile per process
+        return numba.njit(cache=False, **opts)(f)
+
+
+def _njit(f):  # noqa: ANN001, ANN202 - decorator
+    return _jit(f) if AVAILABLE else f
 
 
 @_njit
@@ -380,8 +388,7 @@ def _variants(f):  # noqa: ANN001, ANN202
     """
     if not AVAILABLE:
         return f, f
-    opts = {"cache": True, "nogil": True, "boundscheck": False, "error_model": "numpy"}
-    return numba.njit(**opts)(f), numba.njit(parallel=True, **opts)(f)
+    return _jit(f), _jit(f, parallel=True)
 
 
 row_adam_both, row_adam_both_parallel = _variants(_row_adam_both)
