@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 import torch
+from tune import outer_split  # benchmarks/: the same (inner, outer) carve as the tuning search
 
 import ncf.fused as F
 import ncf.training as T
-from ncf import NCF, evaluate, split
-from ncf.data.movielens import movielens_100k
+from ncf import NCF, evaluate
 
 STATE: dict = {}
 
@@ -61,9 +61,7 @@ def main() -> None:
     T.EpochSamples = HardNegatives
     rows = []
     for seed in (0, 1, 2):
-        train, _test = split.holdout(movielens_100k(min_rating=3), n=10, by="random", seed=seed)
-        inner, outer = split.carve_validation(train, "random", n=10, seed=seed)
-        inner.report["split"] = train.report["split"]
+        inner, outer = outer_split("holdout", seed)  # the test part is never used
         t = time.perf_counter()
         m = NCF(seed=seed, **cfg).fit(inner)
         r = evaluate(m, outer, k=[10])

@@ -16,14 +16,9 @@ import json
 import time
 
 import numpy as np
+from tune import outer_split  # benchmarks/: the same (inner, outer) carve as the tuning search
 
-from ncf import NCF, evaluate, split
-from ncf.data.movielens import movielens_100k
-
-SPLITS = {
-    "holdout": lambda seed: split.holdout(movielens_100k(min_rating=3), n=10, by="random", seed=seed),
-    "leave-one-out": lambda seed: split.leave_one_out(movielens_100k(), by="timestamp", seed=seed),
-}
+from ncf import NCF, evaluate
 
 
 def main() -> None:
@@ -36,12 +31,7 @@ def main() -> None:
     for cfg in configs:
         rows = []
         for seed in (int(s) for s in args.seeds.split(",")):
-            train, _test = SPLITS[args.protocol](seed)  # the test part is never used
-            if args.protocol == "holdout":
-                inner, outer = split.carve_validation(train, "random", n=10, seed=seed)
-                inner.report["split"] = train.report["split"]  # so fit() mirrors the holdout rule
-            else:
-                inner, outer = split.carve_validation(train, "timestamp", n=1)
+            inner, outer = outer_split(args.protocol, seed)  # the test part is never used
             t = time.perf_counter()
             m = NCF(seed=seed, **cfg).fit(inner)
             fit = time.perf_counter() - t

@@ -146,13 +146,13 @@ class FusedStep:
             self.views.append(self.flat[off : off + p.numel()].view(p.shape))
             self._gviews.append(self._g_flat[off : off + p.numel()].view(p.shape))
             off += p.numel()
-        self._g_np = self._g_flat.numpy() if self._g_flat.device.type == "cpu" else None
-        cpu = self.flat.device.type == "cpu"
-        self._w_np = self.views[0][0].numpy() if cpu else None
-        self._b_np = self.views[1].numpy() if cpu else None
-        empty = np.zeros(0, np.float32)
-        self._np = {"b1": self.views[3].numpy() if cpu and self.n_hidden else empty,
-                    "gb1": self._gviews[3].numpy() if cpu and self.n_hidden else empty}  # fmt: skip
+        # numpy views for the compiled path (CPU only): output weights and bias, the flat
+        # gradient, and the first hidden layer's bias and its gradient.
+        self._np: dict[str, np.ndarray] = {}
+        if self.flat.device.type == "cpu":
+            self._np = {"w": self.views[0][0].numpy(), "b": self.views[1].numpy(), "g": self._g_flat.numpy(),
+                        "b1": self.views[3].numpy() if self.n_hidden else _EMPTY,
+                        "gb1": self._gviews[3].numpy() if self.n_hidden else _EMPTY}  # fmt: skip
         self._bufs: dict[int, dict[str, Any]] = {}
 
     def dense_params_of(self, module: nn.Module) -> list[torch.Tensor]:
@@ -304,10 +304,10 @@ class FusedStep:
             # The output bias cancels in s(u, i) - s(u, j): its gradient is exactly zero (summing
             # +dz and -dz would leave rounding noise that Adam would scale up to a full step).
             grads[1].zero_()
-        return self._finish(loss, grads, blocks)
+        return self._finish(loss, torch.cat([g.reshape(-1) for g in grads]), blocks)
 
-    def _finish(self, loss: torch.Tensor, grads: list[torch.Tensor], blocks: list[Block]) -> torch.Tensor:
-        flat_grad = torch.cat([g.reshape(-1) for g in grads])
+    def _finish(self, loss: torch.Tensor, flat_grad: torch.Tensor, blocks: list[Block]) -> torch.Tensor:
+        """Reduce over ranks (data-parallel) and update; returns ``loss``."""
         if self.reduce is not None:
             flat_grad, blocks = self.reduce(flat_grad, blocks)
         self._update(flat_grad, blocks)
@@ -316,6 +316,16 @@ class FusedStep:
     def _update(self, g: torch.Tensor, blocks: list[Block]) -> None:
         self.t += 1
         t, lr, (b1, b2), eps = self.t, self.lr, self.betas, self.eps
+        if self.native:  # the same arithmetic in the compiled kernels, in place, float32 scalars
+            f = np.float32
+            kernels.flat_adam(self.flat.numpy(), self.m_flat.numpy(), self.v_flat.numpy(), g.contiguous().numpy(),
+                              f(lr / (1 - b1**t)), f(1 - b1), f(b2), f(1 - b2), f((1 - b2**t) ** 0.5), f(eps))  # fmt: skip
+            (ru, gu), (ri, gi) = blocks
+            both = kernels.row_adam_both_parallel if torch.get_num_threads() > 1 else kernels.row_adam_both
+            both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru.numpy(), gu.contiguous().numpy(), self.I.numpy(),
+                 self.mI.numpy(), self.vI.numpy(), ri.numpy(), gi.contiguous().numpy(),
+                 f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t)), f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
+            return
         # torch.optim.Adam's update, on the one flat buffer of dense parameters.
         self.m_flat.lerp_(g, 1 - b1)
         self.v_flat.mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -355,8 +365,8 @@ class FusedStep:
             what, n = ("user", self.U.shape[0]) if nu < 0 else ("item", self.I.shape[0])
             raise IndexError(f"a training batch has a {what} index outside [0, {n})")
         inv_u, inv_i = buf["inv_u"], buf["inv_i"]
-        two = torch.get_num_threads() > 1  # the row updates (and, for big batches, the per-pair kernels) on 2 threads
-        par = two and n_pairs >= kernels.PARALLEL_PAIRS
+        # With two torch threads the per-pair kernels of big batches run on two (the row updates always do).
+        par = torch.get_num_threads() > 1 and n_pairs >= kernels.PARALLEL_PAIRS
         gather_add_relu = kernels.gather_add_relu_parallel if par else kernels.gather_add_relu
         relu_grad = kernels.relu_grad_parallel if par else kernels.relu_grad
         scatter_backward = kernels.scatter_backward_parallel if par else kernels.scatter_backward
@@ -374,22 +384,22 @@ class FusedStep:
                 h = torch.addmm(views[3 + 2 * j], h, views[2 + 2 * j].T).relu_()
                 hs.append(h)
         h_last = hs[-1] if hs else torch.empty(n_pairs, 0)
-        da, gw = torch.empty_like(h_last), self._g_np[: self._w_np.shape[0]]
-        bias = np.float32(self._b_np[0])
+        w_out, g_np = self._np["w"], self._np["g"]
+        da, gw, bias = torch.empty_like(h_last), g_np[: len(w_out)], np.float32(self._np["b"][0])
         if n_pairs < kernels.PARALLEL_PAIRS:  # small batch: output layer, loss and backward in one kernel
             dz = torch.empty(n_pairs)
             y = _EMPTY if bpr else y_or_j.contiguous().numpy()
             w_np = _EMPTY if w is None else w.contiguous().numpy()
-            loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), self._w_np, bias, y, w_np, bpr, dz.numpy(), gw,
+            loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), w_out, bias, y, w_np, bpr, dz.numpy(), gw,
                                     da.numpy())  # fmt: skip
             loss = torch.scalar_tensor(loss)
         else:  # big batch: PyTorch's vectorised exp / log1p for the loss
             z = torch.empty(n_pairs)
-            kernels.logits(gmf.numpy(), h_last.numpy(), self._w_np, bias, z.numpy())
+            kernels.logits(gmf.numpy(), h_last.numpy(), w_out, bias, z.numpy())
             loss, dz = loss_and_grad(self.loss, z, None if bpr else y_or_j, w)
             dz = dz.contiguous()
-            gb = kernels.head_backward(dz.numpy(), gmf.numpy(), h_last.numpy(), self._w_np, gw, da.numpy())
-        self._g_np[self._w_np.shape[0]] = 0.0 if bpr else gb  # BPR: the output bias cancels (see step)
+            gb = kernels.head_backward(dz.numpy(), gmf.numpy(), h_last.numpy(), w_out, gw, da.numpy())
+        g_np[len(w_out)] = 0.0 if bpr else gb  # BPR: the output bias cancels (see step)
         for j in range(nh - 1, 0, -1):
             torch.mm(da.T, hs[j - 1], out=gviews[2 + 2 * j])
             torch.sum(da, 0, out=gviews[3 + 2 * j])
@@ -397,7 +407,7 @@ class FusedStep:
             relu_grad(da.numpy(), hs[j - 1].numpy())
         du, di = torch.empty(nu, self.U.shape[1]), torch.empty(ni, self.I.shape[1])  # the row-gradient blocks
         d_au, d_ai = np.empty((nu, da.shape[1]), np.float32), np.empty((ni, da.shape[1]), np.float32)
-        scatter_backward(dz.numpy(), self._w_np[:k], da.numpy(), pu.numpy(), qi.numpy(), inv_u, inv_i, k,
+        scatter_backward(dz.numpy(), w_out[:k], da.numpy(), pu.numpy(), qi.numpy(), inv_u, inv_i, k,
                          du.numpy(), di.numpy(), d_au, d_ai, self._np["gb1"])  # fmt: skip
         if nh:
             t_au, t_ai = torch.from_numpy(d_au), torch.from_numpy(d_ai)
@@ -410,18 +420,4 @@ class FusedStep:
             wdc = np.float32(2 * wd / b)  # d/dx of wd * sum(x^2) / b over every looked-up row
             kernels.add_l2(du.numpy(), pu.numpy(), buf["cnt_u"][:nu], wdc)
             kernels.add_l2(di.numpy(), qi.numpy(), buf["cnt_i"][:ni], wdc)
-        blocks = [(rows_u, du), (rows_i, di)]
-        g_flat = self._g_flat
-        if self.reduce is not None:  # data-parallel: the gradients averaged over ranks
-            g_flat, reduced = self.reduce(g_flat, [(torch.from_numpy(r), g) for r, g in blocks])
-            blocks = [(r.numpy(), g.contiguous()) for r, g in reduced]
-        self.t += 1
-        t, lr, (b1, b2), eps, f = self.t, self.lr, self.betas, self.eps, np.float32
-        kernels.flat_adam(self.flat.numpy(), self.m_flat.numpy(), self.v_flat.numpy(), g_flat.contiguous().numpy(),
-                          f(lr / (1 - b1**t)), f(1 - b1), f(b2), f(1 - b2), f((1 - b2**t) ** 0.5), f(eps))  # fmt: skip
-        step_size = f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t))
-        (ru, gu), (ri, gi) = blocks
-        both = kernels.row_adam_both_parallel if two else kernels.row_adam_both
-        both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru, gu.numpy(), self.I.numpy(), self.mI.numpy(),
-             self.vI.numpy(), ri, gi.numpy(), step_size, f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
-        return loss
+        return self._finish(loss, self._g_flat, [(torch.from_numpy(rows_u), du), (torch.from_numpy(rows_i), di)])

@@ -291,6 +291,29 @@ def _relu_grad(dh, h):  # noqa: ANN001, ANN202
                 dh[j, c] = 0.0
 
 
+@_njit
+def _scatter_side(dz, wg, da, other, inv_self, inv_other, k, g, d_a, col_sums):  # noqa: ANN001, ANN202
+    """One side of :func:`scatter_backward`: ``g[a, :k] += dz_j * wg * other[b, :k]``, ``d_a[a] += da[j]``
+    for pair j = (a on this side, b on the other); ``col_sums`` (if non-empty) = the column sums of ``da``."""
+    h = da.shape[1]
+    g[:, :k] = 0.0
+    d_a[:] = 0.0
+    acc = np.zeros(h, np.float64)
+    sums = col_sums.shape[0] > 0
+    for j in range(inv_self.shape[0]):
+        a, b = inv_self[j], inv_other[j]
+        gj = dz[j]
+        for c in range(k):
+            g[a, c] += gj * wg[c] * other[b, c]
+        for c in range(h):
+            x = da[j, c]
+            d_a[a, c] += x
+            if sums:
+                acc[c] += x
+    for c in range(col_sums.shape[0]):
+        col_sums[c] = acc[c]
+
+
 def _scatter_backward(dz, wg, da, pu, qi, inv_u, inv_i, k, gu, gi, d_au, d_ai, gb1):  # noqa: ANN001, ANN202
     """Per-pair gradients merged per distinct row (the outputs are zeroed here first).
 
@@ -301,33 +324,11 @@ def _scatter_backward(dz, wg, da, pu, qi, inv_u, inv_i, k, gu, gi, d_au, d_ai, g
     first layer's bias gradient) = the column sums of ``da``. The user side and the item
     side write disjoint outputs: one pass each, on two threads in the parallel variant.
     """
-    h = da.shape[1]
     for side in numba.prange(2):
         if side == 0:
-            gu[:, :k] = 0.0
-            d_au[:] = 0.0
-            acc = np.zeros(h, np.float64)
-            for j in range(inv_u.shape[0]):
-                a, b = inv_u[j], inv_i[j]
-                g = dz[j]
-                for c in range(k):
-                    gu[a, c] += g * wg[c] * qi[b, c]
-                for c in range(h):
-                    x = da[j, c]
-                    d_au[a, c] += x
-                    acc[c] += x
-            for c in range(h):
-                gb1[c] = acc[c]
+            _scatter_side(dz, wg, da, qi, inv_u, inv_i, k, gu, d_au, gb1)
         else:
-            gi[:, :k] = 0.0
-            d_ai[:] = 0.0
-            for j in range(inv_u.shape[0]):
-                a, b = inv_u[j], inv_i[j]
-                g = dz[j]
-                for c in range(k):
-                    gi[b, c] += g * wg[c] * pu[a, c]
-                for c in range(h):
-                    d_ai[b, c] += da[j, c]
+            _scatter_side(dz, wg, da, pu, inv_i, inv_u, k, gi, d_ai, gb1[:0])
 
 
 @_njit
