@@ -249,7 +249,7 @@ def test_divergence_in_the_cli_saves_the_best_model_and_advises(tmp_path, monkey
     DATA.to_frame().rename(columns={"user": "u", "item": "i"}).to_csv(csv, index=False)
     code = main(["train", "--data", str(csv), "--user-col", "u", "--item-col", "i", "--factors", "4", "--layers",
                  "8,4", "--epochs", "4", "--batch-size", "256", "--seed", "0", "--device", "cpu", "--quiet",
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+                 "--no-pretrain", "--out", str(tmp_path / "out")])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "diverged" in err and "lower the learning rate" in err and "regularisation" in err

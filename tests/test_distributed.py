@@ -19,7 +19,8 @@ from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.synthetic import synthetic_interactions
 
-PARAMS = dict(model="neumf", factors=8, layers=(16, 8), epochs=6, batch_size=1024, learning_rate=0.01, seed=0)
+PARAMS = dict(model="neumf", factors=8, layers=(16, 8), epochs=6, batch_size=1024, learning_rate=0.01, seed=0,
+              pretrain=False, weight_decay=1e-4)  # one stage, light L2: what the CLI run below trains
 
 
 def _free_port() -> int:
@@ -57,7 +58,7 @@ def test_two_processes_reach_single_process_quality(data, tmp_path):
         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
         "-m", "ncf", "train", "--data", str(path), "--quiet", "--out", str(tmp_path / "ddp"),
         "--model", "neumf", "--factors", "8", "--layers", "16,8", "--epochs", "6", "--batch-size", "1024",
-        "--learning-rate", "0.01", "--seed", "0", "--device", "cpu",
+        "--learning-rate", "0.01", "--weight-decay", "1e-4", "--no-pretrain", "--seed", "0", "--device", "cpu",
     ]  # fmt: skip
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -138,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = {
         k: getattr(args, k)
         for k in ("model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-                  "weight_decay", "dropout", "patience", "seed", "alpha", "recency", "lr_scaling",
+                  "weight_decay", "dropout", "patience", "seed", "alpha", "pretrain", "recency", "lr_scaling",
                   "lr_reference_batch", "warmup_epochs")
         if getattr(args, k) is not None
     }  # fmt: skip
@@ -146,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         params["recency"] = None
     if args.compile:
         params["sparse"] = False  # inductor cannot compile sparse embedding gradients
-    model = NCF(**params, pretrain=args.pretrain, compile=args.compile, device=device,
+    model = NCF(**params, compile=args.compile, device=device,
                 verbose=not args.quiet and ctx.is_main, tensorboard=args.tensorboard)  # fmt: skip
     ck_dir = args.resume or args.checkpoint_dir
     if args.resume and args.checkpoint_dir and Path(args.resume) != Path(args.checkpoint_dir):
@@ -346,8 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", required=True, help="'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file")
     _add_data_args(t)
     t.add_argument("--model", choices=("gmf", "mlp", "neumf"), default=None)
-    t.add_argument("--pretrain", action="store_true", help="NeuMF: pretrain GMF and MLP, fuse, fine-tune")
-    t.add_argument("--alpha", type=float, default=None, help="pretraining trade-off between GMF and MLP (0.5)")
+    t.add_argument("--pretrain", action=argparse.BooleanOptionalAction, default=None,
+                   help="NeuMF: pretrain GMF and MLP, fuse, fine-tune (the default; --no-pretrain trains one stage)")
+    t.add_argument("--alpha", type=float, default=None, help="pretraining trade-off between GMF and MLP (0.85)")
     t.add_argument("--factors", type=int, default=None)
     t.add_argument("--layers", type=_int_list, default=None, help="e.g. 64,32,16,8")
     t.add_argument("--negatives", type=_negatives, default=None, help="negatives per positive, or 'all'")
