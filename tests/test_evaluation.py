@@ -266,3 +266,32 @@ def test_evaluate_reindexes_test_by_raw_ids():
 def test_evaluate_needs_a_fitted_model():
     with pytest.raises(NotFittedError):
         evaluate(Popularity(), TEST)
+
+
+@pytest.mark.parametrize("direct_max", [0, 10_000])  # 0: every chunk sorts; 10k: every chunk compares directly
+def test_full_ranks_match_brute_force_on_both_paths(monkeypatch, direct_max):
+    """Sorted-row search and direct comparison give the exact rank, ties broken by item index."""
+    import scipy.sparse as sp
+
+    import ncf.evaluation as E
+
+    monkeypatch.setattr(E, "DIRECT_MAX_POSITIVES", direct_max)
+    monkeypatch.setattr(E, "DIRECT_BLOCK", 64)  # several blocks per chunk
+    rng = np.random.default_rng(0)
+    n_users, n_items = 30, 40
+    scores = torch.tensor(rng.integers(0, 6, (n_users, n_items)), dtype=torch.float32)  # many ties
+    exclude = sp.random(n_users, n_items, density=0.2, format="csr", random_state=1)
+    exclude.data[:] = 1
+    test = sp.random(n_users, n_items, density=0.3, format="csr", random_state=2)  # up to ~20 per user
+    test = (test - test.multiply(exclude > 0)).tocsr()
+    test.eliminate_zeros()
+    test.data[:] = 1
+    users, ranks, indptr, _, _ = full_ranking_ranks(lambda u: scores[u].clone(), test, exclude)
+    masked = scores.numpy().copy()
+    masked[exclude.toarray() > 0] = -np.inf
+    expected = []
+    for u in users:
+        row = masked[u]
+        for i in test[u].indices:
+            expected.append(int((row > row[i]).sum() + ((row == row[i]) & (np.arange(n_items) < i)).sum()))
+    assert len(expected) > 100 and ranks.tolist() == expected

@@ -46,6 +46,14 @@ def _check_k(k: int | Sequence[int]) -> list[int]:
     return [int(v) for v in ks]
 
 
+#: Up to this many held-out items per user, ranks come from direct comparisons, not a sort.
+#: Measured on ML-100k validation (one thread): with 1 item per user direct is 4x faster
+#: (GMF 0.03 vs 0.12 s), with 10 per user the sort is 2x faster (0.08 vs 0.15 s).
+DIRECT_MAX_POSITIVES = 4
+#: Scores compared at once on the direct path (x ~6 bytes of temporaries each).
+DIRECT_BLOCK = 1 << 22
+
+
 @torch.inference_mode()
 def full_ranking_ranks(
     score_fn: ScoreFn,
@@ -79,11 +87,26 @@ def full_ranking_ranks(
         rows = torch.as_tensor(np.repeat(np.arange(sl.stop - sl.start), np.diff(sub.indptr)), device=device)
         cols = torch.as_tensor(sub.indices.astype(np.int64), device=device)
         pos = scores[rows, cols]
-        # Rank = #(score > pos) + #(score == pos and lower index). Sort each user's row once
-        # (I log I) and binary-search all their positives in it, instead of comparing every
-        # positive with every item (P x I); only positives tied with another item take the
-        # exact comparison path.
+        # Rank = #(score > pos) + #(score == pos and lower index).
         counts_c = np.diff(sub.indptr)
+        if max_pos <= DIRECT_MAX_POSITIVES:
+            # Few held-out items per user (leave-one-out): compare each with every item (P x I,
+            # a few cheap vector ops) instead of sorting every row (I log I per user).
+            above = torch.empty(len(pos), dtype=torch.int64, device=device)
+            step = max(1, DIRECT_BLOCK // max(1, n_items))
+            for b in range(0, len(pos), step):
+                r, c, p = rows[b : b + step], cols[b : b + step], pos[b : b + step, None]
+                cand = scores[r]
+                above[b : b + step] = (cand > p).sum(1) + ((cand == p) & (item_ar[None, :] < c[:, None])).sum(1)
+            ranks_out.append(above.cpu().numpy())
+            if coverage_k:
+                kk = min(coverage_k, n_items)
+                vals, idx = topk_rows(scores, kk)  # the items recommend() would return
+                topk_out.append(torch.where(torch.isneginf(vals), -1, idx).cpu().numpy())
+            continue
+        # Many per user: sort each user's row once (I log I) and binary-search all their
+        # positives in it, instead of comparing every positive with every item (P x I); only
+        # positives tied with another item take the exact comparison path.
         slot = torch.as_tensor(np.arange(len(sub.indices)) - np.repeat(sub.indptr[:-1], counts_c), device=device)
         pad = torch.full((sl.stop - sl.start, max(1, int(counts_c.max()) if len(counts_c) else 1)), torch.inf,
                          device=device, dtype=scores.dtype)  # fmt: skip
@@ -230,9 +253,15 @@ def evaluate_scores(
 
 def _drop_train_overlap(train: Interactions, test: Interactions) -> tuple[Interactions, int]:
     """Remove test pairs that are also train pairs (they would leak); count them."""
-    keys_train = train.user_idx * train.n_items + train.item_idx
-    keys_test = test.user_idx * test.n_items + test.item_idx
-    overlap = np.isin(keys_test, keys_train)
+    keys_train = train.user_idx.astype(np.int64) * train.n_items + train.item_idx
+    keys_test = test.user_idx.astype(np.int64) * test.n_items + test.item_idx
+    if len(keys_train) and np.all(keys_train[1:] > keys_train[:-1]):
+        # Interactions keep (user, item) order: a binary search per test pair, no hashing of
+        # train (this runs once per validation epoch).
+        at = np.searchsorted(keys_train, keys_test).clip(max=len(keys_train) - 1)
+        overlap = keys_train[at] == keys_test
+    else:
+        overlap = np.isin(keys_test, keys_train)
     n = int(overlap.sum())
     return (test._subset(~overlap) if n else test), n
 
