@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ncf import kernels
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, ModelDivergedError
 
@@ -168,6 +169,8 @@ class EpochSamples:
         n = int(self.negatives)
         # (P, n) negatives, re-drawn every epoch, in chunks so the temporaries stay small.
         step = max(1, SAMPLE_CHUNK // max(1, n))
+        if self.loss == "bce" and self.device.type == "cpu" and kernels.AVAILABLE and len(pos_u) and n:
+            return self._epoch_compiled(pos_u, pos_i, pos_w, n, step, gen)
         neg = torch.cat(
             [self.sampler.sample(pos_u[s : s + step], n, gen).to(pos_i.dtype) for s in range(0, len(pos_u), step)]
         ) if len(pos_u) else torch.zeros(0, n, dtype=pos_i.dtype, device=self.device)  # fmt: skip
@@ -188,6 +191,28 @@ class EpochSamples:
             cols.append(torch.cat([pos_w, pos_w.repeat_interleave(n)]))
         perm = torch.randperm(len(u), generator=gen, device=self.device)
         return tuple(c[perm] for c in cols)
+
+
+    def _epoch_compiled(
+        self, pos_u: torch.Tensor, pos_i: torch.Tensor, pos_w: torch.Tensor | None, n: int, step: int,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, ...]:  # fmt: skip
+        """The BCE epoch of :meth:`epoch`, the same tensors from the same draws, built in one
+        compiled pass (:func:`ncf.kernels.assemble_bce`) instead of a dozen whole-epoch torch
+        ops: the negatives' lookup (in place in the ranks), the concatenation, the shuffle's gathers."""
+        r = torch.cat([self.sampler.ranks(pos_u[s : s + step], n, gen).to(torch.int32)
+                       for s in range(0, len(pos_u), step)])  # fmt: skip
+        total = len(pos_u) * (n + 1)
+        perm = torch.randperm(total, generator=gen, device=self.device)
+        u = torch.empty(total, dtype=pos_u.dtype)
+        i = torch.empty(total, dtype=pos_i.dtype)
+        y = torch.empty(total)
+        w = torch.empty(total if pos_w is not None else 0)
+        sm = self.sampler
+        kernels.assemble_bce(perm.numpy(), pos_u.numpy(), pos_i.numpy(), (pos_w if pos_w is not None else w).numpy(),
+                             r.numpy(), sm._qkeys.numpy(), sm._indptr.numpy(), sm.n_items, u.numpy(), i.numpy(),
+                             y.numpy(), w.numpy())  # fmt: skip
+        return (u, i, y, w) if pos_w is not None else (u, i, y)
 
 
 def recency_weights(train: Interactions, half_life: float, floor: float) -> torch.Tensor:
