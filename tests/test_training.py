@@ -104,7 +104,7 @@ def test_softmax_masks_known_positives_and_matches_a_hand_computed_loss():
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("world", [1, 2])
 def test_compiled_epoch_builder_gives_the_torch_paths_tensors(monkeypatch, weighted, world):
-    """kernels.assemble_bce builds exactly the epoch the torch ops build, from the same draws."""
+    """With the compiled sampler lookup (ncf.kernels) the epoch is exactly the torch path's, from the same draws."""
     from ncf import kernels
     from ncf.synthetic import synthetic_interactions
     from ncf.training import EpochSamples

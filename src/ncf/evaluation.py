@@ -54,6 +54,46 @@ DIRECT_MAX_POSITIVES = 4
 DIRECT_BLOCK = 1 << 22
 
 
+def _ties_before(cand: torch.Tensor, pos: torch.Tensor, cols: torch.Tensor, item_ar: torch.Tensor) -> torch.Tensor:
+    """Per row, how many items tie with the held-out item's score and have a lower index."""
+    return ((cand == pos[:, None]) & (item_ar[None, :] < cols[:, None])).sum(1)
+
+
+def _ranks_direct(
+    scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pos: torch.Tensor, item_ar: torch.Tensor
+) -> torch.Tensor:
+    """Rank = #(score > pos) + #(score == pos and lower index), comparing each held-out item
+    with every item (P x I, a few cheap vector ops): for few held-out items per user."""
+    above = torch.empty(len(pos), dtype=torch.int64, device=pos.device)
+    step = max(1, DIRECT_BLOCK // max(1, scores.shape[1]))
+    for b in range(0, len(pos), step):
+        cand, p = scores[rows[b : b + step]], pos[b : b + step]
+        above[b : b + step] = (cand > p[:, None]).sum(1) + _ties_before(cand, p, cols[b : b + step], item_ar)
+    return above
+
+
+def _ranks_sorted(
+    scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pos: torch.Tensor, item_ar: torch.Tensor,
+    indptr: np.ndarray,
+) -> torch.Tensor:  # fmt: skip
+    """The same ranks for many held-out items per user: sort each user's row once (I log I)
+    and binary-search all their held-out items in it; only items tied with another score
+    take the exact comparison path."""
+    n_items, device, counts = scores.shape[1], scores.device, np.diff(indptr)
+    slot = torch.as_tensor(np.arange(len(cols)) - np.repeat(indptr[:-1], counts), device=device)
+    pad = torch.full((scores.shape[0], max(1, int(counts.max()) if len(counts) else 1)), torch.inf, device=device,
+                     dtype=scores.dtype)  # fmt: skip
+    pad[rows, slot] = pos
+    srt = torch.sort(scores, dim=1).values
+    gt = (n_items - torch.searchsorted(srt, pad, right=True))[rows, slot]
+    ge = (n_items - torch.searchsorted(srt, pad, right=False))[rows, slot]
+    above = gt.clone()
+    tied = torch.nonzero(ge > gt + 1).squeeze(1)
+    if len(tied):
+        above[tied] += _ties_before(scores[rows[tied]], pos[tied], cols[tied], item_ar)
+    return above
+
+
 @torch.inference_mode()
 def full_ranking_ranks(
     score_fn: ScoreFn,
@@ -87,38 +127,10 @@ def full_ranking_ranks(
         rows = torch.as_tensor(np.repeat(np.arange(sl.stop - sl.start), np.diff(sub.indptr)), device=device)
         cols = torch.as_tensor(sub.indices.astype(np.int64), device=device)
         pos = scores[rows, cols]
-        # Rank = #(score > pos) + #(score == pos and lower index).
-        counts_c = np.diff(sub.indptr)
         if max_pos <= DIRECT_MAX_POSITIVES:
-            # Few held-out items per user (leave-one-out): compare each with every item (P x I,
-            # a few cheap vector ops) instead of sorting every row (I log I per user).
-            above = torch.empty(len(pos), dtype=torch.int64, device=device)
-            step = max(1, DIRECT_BLOCK // max(1, n_items))
-            for b in range(0, len(pos), step):
-                r, c, p = rows[b : b + step], cols[b : b + step], pos[b : b + step, None]
-                cand = scores[r]
-                above[b : b + step] = (cand > p).sum(1) + ((cand == p) & (item_ar[None, :] < c[:, None])).sum(1)
-            ranks_out.append(above.cpu().numpy())
-            if coverage_k:
-                kk = min(coverage_k, n_items)
-                vals, idx = topk_rows(scores, kk)  # the items recommend() would return
-                topk_out.append(torch.where(torch.isneginf(vals), -1, idx).cpu().numpy())
-            continue
-        # Many per user: sort each user's row once (I log I) and binary-search all their
-        # positives in it, instead of comparing every positive with every item (P x I); only
-        # positives tied with another item take the exact comparison path.
-        slot = torch.as_tensor(np.arange(len(sub.indices)) - np.repeat(sub.indptr[:-1], counts_c), device=device)
-        pad = torch.full((sl.stop - sl.start, max(1, int(counts_c.max()) if len(counts_c) else 1)), torch.inf,
-                         device=device, dtype=scores.dtype)  # fmt: skip
-        pad[rows, slot] = pos
-        srt = torch.sort(scores, dim=1).values
-        gt = (n_items - torch.searchsorted(srt, pad, right=True))[rows, slot]
-        ge = (n_items - torch.searchsorted(srt, pad, right=False))[rows, slot]
-        above = gt.clone()
-        tied = torch.nonzero(ge > gt + 1).squeeze(1)
-        if len(tied):
-            cand = scores[rows[tied]]
-            above[tied] += ((cand == pos[tied, None]) & (item_ar[None, :] < cols[tied, None])).sum(1)
+            above = _ranks_direct(scores, rows, cols, pos, item_ar)
+        else:
+            above = _ranks_sorted(scores, rows, cols, pos, item_ar, sub.indptr)
         ranks_out.append(above.cpu().numpy())
         if coverage_k:
             kk = min(coverage_k, n_items)

@@ -17,8 +17,8 @@ batch; :class:`ncf.fused.FusedStep` keeps the matrix products in PyTorch (MKL):
 * :func:`add_l2` - the L2 term of each looked-up row;
 * :func:`row_adam` / :func:`flat_adam` - lazy Adam on the touched rows and Adam on the flat buffer of dense parameters, in place: the arithmetic of
   :func:`ncf.optim.row_adam_update` and ``torch.optim.Adam``;
-* :func:`assemble_bce` - a shuffled BCE epoch (positives, sampled negatives, labels, weights)
-  in one pass, for :class:`ncf.training.EpochSamples`.
+* :func:`negatives_from_ranks` - the negative sampler's lookup (:mod:`ncf.sampling`), per user;
+* :func:`assemble_bce` - a shuffled BCE epoch in one pass, for :class:`ncf.training.EpochSamples`.
 
 numba is a dependency, but everything works without it: :data:`AVAILABLE` is False when
 it cannot be imported (or ``NCF_NO_NUMBA=1``) and the step uses its pure-PyTorch path,
@@ -384,23 +384,18 @@ def flat_adam(p, m, v, g, lr_t, c1, b2, c2, bc2_sqrt, eps):  # noqa: ANN001, ANN
 
 
 @_njit
-def assemble_bce(perm, pos_u, pos_i, pos_w, r, qkeys, indptr, n_items, out_u, out_i, out_y, out_w):  # noqa: ANN001, ANN201
-    """One BCE epoch in shuffled order: what :class:`ncf.training.EpochSamples` builds.
+def negatives_from_ranks(users, r, qkeys, indptr, n_items):  # noqa: ANN001, ANN201
+    """:meth:`ncf.sampling.NegativeSampler.sample`'s lookup, in place: rank ``r[a, j]`` among
+    user ``users[a]``'s negatives becomes the item ``r + #{k : q_k <= r}``.
 
-    First, in positive order (users sorted, so each user's keys stay in cache), rank
-    ``r[p, j]`` of positive ``p``'s user becomes the item ``r + #{j : q_j <= r}``: the lookup
-    of :meth:`ncf.sampling.NegativeSampler.sample`, as a binary search in the user's own
-    keys (in ``r``, in place). Then row ``t`` of the output is sample ``s = perm[t]`` of the
-    unshuffled epoch ``[positives; negatives]``: ``s < P`` is positive ``s``, else negative
-    ``(s - P) % n`` of positive ``(s - P) // n``. Negatives share their positive's weight;
-    an empty ``pos_w`` means unweighted.
+    A binary search in the user's own keys instead of ``torch.searchsorted`` over everyone's;
+    with the trainer's positives (sorted by user) each user's keys stay in cache.
     """
-    n_pos, n = pos_u.shape[0], r.shape[1]
-    for p in range(n_pos):
-        u = pos_u[p]
+    for a in range(users.shape[0]):
+        u = users[a]
         lo0, hi0, base = indptr[u], indptr[u + 1], u * n_items
-        for j in range(n):
-            rr = r[p, j]
+        for j in range(r.shape[1]):
+            rr = r[a, j]
             lo, hi, x = lo0, hi0, base + rr
             while lo < hi:
                 mid = (lo + hi) >> 1
@@ -408,21 +403,30 @@ def assemble_bce(perm, pos_u, pos_i, pos_w, r, qkeys, indptr, n_items, out_u, ou
                     lo = mid + 1
                 else:
                     hi = mid
-            r[p, j] = rr + (lo - lo0)
+            r[a, j] = rr + (lo - lo0)
+
+
+@_njit
+def assemble_bce(perm, pos_u, pos_i, pos_w, neg, out_u, out_i, out_y, out_w):  # noqa: ANN001, ANN201
+    """A shuffled BCE epoch in one pass: row ``t`` is sample ``s = perm[t]`` of the unshuffled
+    ``[positives; negatives]``, so ``s < P`` is positive ``s`` and otherwise negative
+    ``(s - P) % n`` of positive ``(s - P) // n`` (``neg`` is ``(P, n)``). Negatives share
+    their positive's weight; an empty ``pos_w`` means unweighted. The same rows as
+    :class:`ncf.training.EpochSamples`' torch ops (concatenate, repeat, gather by ``perm``).
+    """
+    n_pos, n = pos_u.shape[0], neg.shape[1]
     weighted = pos_w.shape[0] > 0
     for t in range(perm.shape[0]):
         s = perm[t]
         if s < n_pos:
-            out_u[t] = pos_u[s]
-            out_i[t] = pos_i[s]
-            out_y[t] = 1.0
             p = s
+            out_i[t] = pos_i[p]
+            out_y[t] = 1.0
         else:
-            k = s - n_pos
-            p = k // n
-            out_u[t] = pos_u[p]
-            out_i[t] = r[p, k - p * n]
+            p = (s - n_pos) // n
+            out_i[t] = neg[p, s - n_pos - p * n]
             out_y[t] = 0.0
+        out_u[t] = pos_u[p]
         if weighted:
             out_w[t] = pos_w[p]
 
@@ -478,10 +482,10 @@ def warmup() -> bool:
         both(tab, tab.copy(), tab.copy(), r[:1], a, tab, tab.copy(), tab.copy(), r[:1], a, s, s, s, s, s, s)
     f = np.zeros(3, f32)
     flat_adam(f, f.copy(), f.copy(), f.copy(), s, s, s, s, s, s)
+    negatives_from_ranks(np.zeros(1, i64), np.zeros((1, 2), i64), np.zeros(1, i64), np.array([0, 1], i64), 2)
     i32 = np.int32
     for w in (np.zeros(0, f32), np.ones(1, f32)):
         assemble_bce(np.arange(2, dtype=i64), np.zeros(1, i32), np.zeros(1, i32), w, np.zeros((1, 1), i32),
-                     np.zeros(1, i64), np.array([0, 1], i64), 2, np.zeros(2, i32), np.zeros(2, i32), np.zeros(2, f32),
-                     np.zeros(2, f32))  # fmt: skip
+                     np.zeros(2, i32), np.zeros(2, i32), np.zeros(2, f32), np.zeros(2, f32))  # fmt: skip
     return True
 

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ncf import kernels
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
 
@@ -161,26 +162,20 @@ class NegativeSampler:
         ``generator`` (on any device: they are moved over), so the same generator
         state gives the same samples.
         """
-        u = self._users(users)
-        r = self.ranks(u, n, generator)
-        base = u.unsqueeze(1) * self.n_items
-        below = torch.searchsorted(self._qkeys, base + r, right=True) - self._indptr[u].unsqueeze(1)
-        return r + below
-
-    def ranks(self, users: Any, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The first half of :meth:`sample`: which negative (0-based, in item order) each draw is.
-
-        ``sample`` turns rank ``r`` of user ``u`` into the item ``r + #{j : q_j <= r}``;
-        the trainer's compiled epoch builder (:func:`ncf.kernels.assemble_bce`) does that
-        lookup itself while it assembles the epoch. Same draws from ``generator`` as ``sample``.
-        """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ConfigError(f"n == {n!r}, must be an integer >= 0")
         u = self._users(users)
         gen_device = generator.device if generator is not None else self.device
         # 62 random bits modulo n_neg: the bias is below n_items / 2**62, i.e. nil.
         bits = torch.randint(0, 2**62, (u.numel(), int(n)), generator=generator, device=gen_device, dtype=torch.int64)
-        return bits.to(self.device) % self._n_neg[u].unsqueeze(1)
+        r = bits.to(self.device) % self._n_neg[u].unsqueeze(1)
+        if self.device.type == "cpu" and kernels.AVAILABLE:
+            # The same lookup compiled, per user (ncf.kernels): 3-4x less time than searchsorted here.
+            kernels.negatives_from_ranks(u.numpy(), r.numpy(), self._qkeys.numpy(), self._indptr.numpy(), self.n_items)
+            return r
+        base = u.unsqueeze(1) * self.n_items
+        below = torch.searchsorted(self._qkeys, base + r, right=True) - self._indptr[u].unsqueeze(1)
+        return r + below
 
 
 def all_negatives(

@@ -169,8 +169,6 @@ class EpochSamples:
         n = int(self.negatives)
         # (P, n) negatives, re-drawn every epoch, in chunks so the temporaries stay small.
         step = max(1, SAMPLE_CHUNK // max(1, n))
-        if self.loss == "bce" and self.device.type == "cpu" and kernels.AVAILABLE and len(pos_u) and n:
-            return self._epoch_compiled(pos_u, pos_i, pos_w, n, step, gen)
         neg = torch.cat(
             [self.sampler.sample(pos_u[s : s + step], n, gen).to(pos_i.dtype) for s in range(0, len(pos_u), step)]
         ) if len(pos_u) else torch.zeros(0, n, dtype=pos_i.dtype, device=self.device)  # fmt: skip
@@ -181,6 +179,15 @@ class EpochSamples:
             if pos_w is not None:
                 cols.append(pos_w.repeat_interleave(n))
             return tuple(c[perm] for c in cols)
+        if self.device.type == "cpu" and kernels.AVAILABLE:
+            # The rows below (concatenate, repeat, gather by a permutation) in one compiled pass.
+            perm = torch.randperm(len(pos_u) * (n + 1), generator=gen)
+            cols = [torch.empty(len(perm), dtype=pos_u.dtype), torch.empty(len(perm), dtype=pos_i.dtype),
+                    torch.empty(len(perm)), torch.empty(len(perm) if pos_w is not None else 0)]  # fmt: skip
+            w_in = pos_w if pos_w is not None else cols[3]
+            kernels.assemble_bce(perm.numpy(), pos_u.numpy(), pos_i.numpy(), w_in.numpy(), neg.numpy(),
+                                 *(c.numpy() for c in cols))  # fmt: skip
+            return tuple(cols) if pos_w is not None else tuple(cols[:3])
         u = torch.cat([pos_u, pos_u.repeat_interleave(n)])
         i = torch.cat([pos_i, neg.reshape(-1)])
         del neg
@@ -191,28 +198,6 @@ class EpochSamples:
             cols.append(torch.cat([pos_w, pos_w.repeat_interleave(n)]))
         perm = torch.randperm(len(u), generator=gen, device=self.device)
         return tuple(c[perm] for c in cols)
-
-
-    def _epoch_compiled(
-        self, pos_u: torch.Tensor, pos_i: torch.Tensor, pos_w: torch.Tensor | None, n: int, step: int,
-        gen: torch.Generator,
-    ) -> tuple[torch.Tensor, ...]:  # fmt: skip
-        """The BCE epoch of :meth:`epoch`, the same tensors from the same draws, built in one
-        compiled pass (:func:`ncf.kernels.assemble_bce`) instead of a dozen whole-epoch torch
-        ops: the negatives' lookup (in place in the ranks), the concatenation, the shuffle's gathers."""
-        r = torch.cat([self.sampler.ranks(pos_u[s : s + step], n, gen).to(torch.int32)
-                       for s in range(0, len(pos_u), step)])  # fmt: skip
-        total = len(pos_u) * (n + 1)
-        perm = torch.randperm(total, generator=gen, device=self.device)
-        u = torch.empty(total, dtype=pos_u.dtype)
-        i = torch.empty(total, dtype=pos_i.dtype)
-        y = torch.empty(total)
-        w = torch.empty(total if pos_w is not None else 0)
-        sm = self.sampler
-        kernels.assemble_bce(perm.numpy(), pos_u.numpy(), pos_i.numpy(), (pos_w if pos_w is not None else w).numpy(),
-                             r.numpy(), sm._qkeys.numpy(), sm._indptr.numpy(), sm.n_items, u.numpy(), i.numpy(),
-                             y.numpy(), w.numpy())  # fmt: skip
-        return (u, i, y, w) if pos_w is not None else (u, i, y)
 
 
 def recency_weights(train: Interactions, half_life: float, floor: float) -> torch.Tensor:
