@@ -229,9 +229,9 @@ def test_ctrl_c_before_the_final_models_first_epoch_keeps_nothing():
 
 def test_divergence_in_the_cli_saves_the_best_model_and_advises(tmp_path, monkeypatch, capsys):
     import ncf.nn
-    import ncf.training
+    import ncf.train.sources
 
-    original, original_epoch = ncf.nn.NeuMF.forward_l2, ncf.training.EpochSamples.epoch
+    original, original_epoch = ncf.nn.NeuMF.forward_l2, ncf.train.sources.UniformNegatives.epoch
     epochs = {"n": 0}
 
     def epoch(self, gen, *rest):
@@ -242,9 +242,9 @@ def test_divergence_in_the_cli_saves_the_best_model_and_advises(tmp_path, monkey
         out, l2 = original(self, u, i)
         return (out * float("nan"), l2) if epochs["n"] >= 2 else (out, l2)  # epoch 1 is fine, later ones not
 
-    monkeypatch.setattr(ncf.training.EpochSamples, "epoch", epoch)
+    monkeypatch.setattr(ncf.train.sources.UniformNegatives, "epoch", epoch)
     monkeypatch.setattr(ncf.nn.NeuMF, "forward_l2", forward_l2)
-    monkeypatch.setattr("ncf.fused.supports", lambda *a, **k: False)  # the NaN is injected on the autograd path
+    monkeypatch.setattr("ncf.train.steps.supports", lambda *a, **k: False)  # the NaN is injected on the autograd path
     csv = tmp_path / "d.csv"
     DATA.to_frame().rename(columns={"user": "u", "item": "i"}).to_csv(csv, index=False)
     code = main(["train", "--data", str(csv), "--user-col", "u", "--item-col", "i", "--factors", "4", "--layers",

@@ -82,13 +82,14 @@ def test_two_processes_reach_single_process_quality(data, tmp_path):
 
 
 def test_shards_are_disjoint_and_cover_equal_parts():
-    from ncf.training import EpochSamples
+    from ncf.train.sources import UniformNegatives
 
     d = synthetic_interactions((50, 40, 401), seed=0)
     shards = []
     for rank in range(2):
-        es = EpochSamples(d, 1, "bce", torch.device("cpu"), rank=rank, world=2)
-        u, i, y = es.epoch(torch.Generator().manual_seed(rank), torch.Generator().manual_seed(5))
+        es = UniformNegatives(d, 1, "bce", torch.device("cpu"), rank=rank, world=2)
+        ep = es.epoch(torch.Generator().manual_seed(rank), torch.Generator().manual_seed(5))
+        u, i, y = ep.u, ep.i, ep.target
         pos = set(zip(u[y == 1].tolist(), i[y == 1].tolist()))
         assert len(pos) == 200 and len(u) == 400  # 401 // 2 positives, one negative each
         shards.append(pos)

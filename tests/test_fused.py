@@ -1,6 +1,6 @@
 """The fused training step computes the autograd path's loss, gradients and updates.
 
-Every test runs twice: through the compiled kernels (``ncf.kernels``, numba) and through
+Every test runs twice: through the compiled kernels (``ncf.train.kernels``, numba) and through
 the pure-PyTorch ops the step falls back to (CUDA, or no numba).
 """
 
@@ -11,11 +11,11 @@ import copy
 import pytest
 import torch
 
-import ncf.fused
-from ncf import kernels
+import ncf.train.fused
 from ncf import nn as ncf_nn
-from ncf.fused import FusedStep, supports
-from ncf.training import make_optimizers
+from ncf.train import kernels
+from ncf.train.fused import CompiledFusedStep, fused_step, supports
+from ncf.train.steps import make_optimizers
 
 N_USERS, N_ITEMS, B = 30, 20, 64
 CASES = [("gmf", (8, 6, 4)), ("mlp", (8, 6, 4)), ("mlp", (8,)), ("neumf", (8, 6, 4)), ("neumf", (8,))]
@@ -27,7 +27,7 @@ def path(request, monkeypatch):
     if request.param == "kernels" and not kernels.AVAILABLE:
         pytest.skip("numba is not installed")
     if request.param == "torch":
-        monkeypatch.setattr(ncf.fused.kernels, "AVAILABLE", False)
+        monkeypatch.setattr(ncf.train.fused.kernels, "AVAILABLE", False)
     return request.param
 
 
@@ -63,7 +63,7 @@ def test_bce_updates_match_autograd_rowadam_adam(kind, layers, wd):
     mod = copy.deepcopy(ref)
     start = copy.deepcopy(ref.state_dict())
     opts = make_optimizers(ref, 0.01)
-    fs = FusedStep(mod, lr=0.01, weight_decay=wd, loss="bce")
+    fs = fused_step(mod, lr=0.01, weight_decay=wd, loss="bce")
     g = torch.Generator().manual_seed(1)
     for _ in range(5):
         u, i, y, j = _batch(g)
@@ -91,7 +91,7 @@ def test_gradients_match_autograd(kind, layers, loss, wd, n):
     # into full steps, so parameter trajectories are not a fair comparison.
     torch.manual_seed(0)
     ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
-    fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
+    fs = fused_step(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
     u, i, y, j = _batch(torch.Generator().manual_seed(2), n)
     _autograd_loss(ref, u, i, y, j, loss, wd).backward()
     captured = {}
@@ -117,7 +117,7 @@ def test_supports_only_what_it_implements():
     assert not supports(ncf_nn.NeuMF(5, 5, 4, (8, 4), dropout=0.2), "bce")
     assert not supports(ncf_nn.NeuMF(5, 5, 4, (8, 4)), "softmax")
     with pytest.raises(ValueError, match="does not support"):
-        FusedStep(ncf_nn.MLP(5, 5, (8, 4), dropout=0.5), lr=0.1)
+        fused_step(ncf_nn.MLP(5, 5, (8, 4), dropout=0.5), lr=0.1)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -128,7 +128,7 @@ def test_weighted_gradients_match_autograd(kind, layers, loss, wd, n):
     f = torch.nn.functional
     torch.manual_seed(0)
     ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
-    fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
+    fs = fused_step(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
     g = torch.Generator().manual_seed(3)
     u, i, y, j = _batch(g, n)
     w = torch.rand(n, generator=g) * 2
@@ -160,15 +160,15 @@ def test_weighted_gradients_match_autograd(kind, layers, loss, wd, n):
 
 @pytest.mark.parametrize("kind,layers", CASES)
 def test_path_in_use(path, kind, layers):
-    fs = FusedStep(ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True), lr=0.01)
+    fs = fused_step(ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True), lr=0.01)
     # The kernels serve every CPU float32 case but a tower without hidden layers (raw halves as features).
-    assert fs.native == (path == "kernels" and not (kind != "gmf" and len(layers) == 1))
+    assert isinstance(fs, CompiledFusedStep) == (path == "kernels" and not (kind != "gmf" and len(layers) == 1))
 
 
 @pytest.mark.parametrize("bad", [N_USERS, -1])
 def test_out_of_range_ids_raise_instead_of_corrupting(path, bad):
     torch.manual_seed(0)
-    fs = FusedStep(ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True), lr=0.01)
+    fs = fused_step(ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True), lr=0.01)
     u, i, y, _ = _batch(torch.Generator().manual_seed(4))
     u[5] = bad
     before = fs.U.clone()
@@ -191,7 +191,7 @@ def test_one_and_two_threads_give_identical_updates(batch):
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=1e-3)
+            fs = fused_step(copy.deepcopy(ref), lr=0.01, weight_decay=1e-3)
             g = torch.Generator().manual_seed(5)
             for _ in range(4):
                 u = torch.randint(0, N_USERS, (batch,), generator=g)

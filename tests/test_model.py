@@ -28,8 +28,10 @@ import pytest
 import torch
 
 import ncf.evaluation
-import ncf.fused
 import ncf.nn
+import ncf.train.fused
+import ncf.train.steps
+import ncf.train.trainer
 from ncf import NCF, split
 from ncf.baselines import Popularity
 from ncf.data.ids import IdMap
@@ -411,7 +413,7 @@ def test_early_stopping_restores_the_best_epoch(name, monkeypatch):
         snapshots.append(copy.deepcopy(score_fn.__self__.state_dict()))
         return {"protocol": "full", f"{metrics[0]}@{k}": script[len(snapshots) - 1]}
 
-    monkeypatch.setattr(ncf.evaluation, "evaluate_scores", fake_eval)
+    monkeypatch.setattr(ncf.train.trainer, "evaluate_scores", fake_eval)
     observed = []
     model = quick(
         name, epochs=6, patience=1, refit=False, callbacks=[lambda e, logs: observed.append(logs["val_ndcg@10"])]
@@ -446,7 +448,7 @@ def test_early_stopping_restores_best_epoch_for_real():
 def test_non_finite_loss_raises_model_diverged(name, monkeypatch):
     # The autograd path (the fused step is covered below) calls forward_l2 when
     # weight_decay > 0 (the default), forward otherwise.
-    monkeypatch.setattr(ncf.fused, "supports", lambda *a: False)
+    monkeypatch.setattr(ncf.train.steps, "supports", lambda *a: False)
     for cls in (ncf.nn.GMF, ncf.nn.MLP, ncf.nn.NeuMF):
         original, original_l2 = cls.forward, cls.forward_l2
         monkeypatch.setattr(cls, "forward", lambda self, u, i, _f=original: _f(self, u, i) * float("nan"))
@@ -467,7 +469,7 @@ def test_divergence_after_a_good_epoch_restores_it(monkeypatch):
         return out * float("inf") if broken["on"] else out
 
     monkeypatch.setattr(ncf.nn.NeuMF, "forward", forward)
-    monkeypatch.setattr(ncf.fused, "supports", lambda *a: False)  # the autograd path
+    monkeypatch.setattr(ncf.train.steps, "supports", lambda *a: False)  # the autograd path
     model = quick("neumf", epochs=5, weight_decay=0.0, callbacks=[lambda e, logs: broken.update(on=True)])
     with pytest.raises(ModelDivergedError, match="epoch 2.*restored"):
         model.fit(TRAIN, validation=TEST)
@@ -479,13 +481,13 @@ def test_divergence_after_a_good_epoch_restores_it(monkeypatch):
 
 def test_fused_step_divergence_restores_the_good_epoch(monkeypatch):
     broken = {"on": False}
-    original = ncf.fused.FusedStep.step
+    original = ncf.train.fused.FusedStep.__call__  # both fused variants step through __call__
 
-    def step(self, u, i, y, w=None):
-        out = original(self, u, i, y, w)
+    def step(self, batch):
+        out = original(self, batch)
         return out * float("inf") if broken["on"] else out
 
-    monkeypatch.setattr(ncf.fused.FusedStep, "step", step)
+    monkeypatch.setattr(ncf.train.fused.FusedStep, "__call__", step)
     model = quick("neumf", epochs=5, callbacks=[lambda e, logs: broken.update(on=True)])
     with pytest.raises(ModelDivergedError, match="epoch 2.*restored"):
         model.fit(TRAIN, validation=TEST)

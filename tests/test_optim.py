@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ncf.optim import RowAdam
+from ncf.train.optim import RowAdam
 
 N_ROWS, DIM = 20, 5
 

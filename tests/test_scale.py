@@ -8,7 +8,8 @@ import torch
 
 from ncf import NCF, ConfigError
 from ncf.synthetic import SHAPES, synthetic_interactions
-from ncf.training import EpochSamples, TrainConfig, effective_lr
+from ncf.train.sources import UniformNegatives
+from ncf.train.trainer import TrainConfig, effective_lr
 
 
 def test_synthetic_is_seeded_exact_and_power_law():
@@ -44,7 +45,8 @@ def test_lr_rule():
 
 def test_epoch_tensors_are_int32():
     d = synthetic_interactions((40, 30, 300), seed=0)
-    u, i, y = EpochSamples(d, 4, "bce", torch.device("cpu")).epoch(torch.Generator().manual_seed(0))
+    ep = UniformNegatives(d, 4, "bce", torch.device("cpu")).epoch(torch.Generator().manual_seed(0))
+    u, i, y = ep.u, ep.i, ep.target
     assert u.dtype == i.dtype == torch.int32 and len(u) == 1500 and int(y.sum()) == 300
     neg_keys = u[y == 0].long() * 30 + i[y == 0].long()
     assert not np.isin(neg_keys.numpy(), d.user_idx.astype(np.int64) * 30 + d.item_idx).any()  # negatives are unobserved

@@ -11,7 +11,8 @@ from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.errors import DataError
 from ncf.model import AUTO_RECENCY_HALF_LIFE, _resolve_recency
-from ncf.training import SoftmaxNegatives, recency_weights, sampled_softmax_loss
+from ncf.train.sources import Batch, SoftmaxNegatives, recency_weights
+from ncf.train.steps import softmax_loss
 
 
 def timed(n_users: int = 4, n_items: int = 12, per_user: int = 6, seed: int = 0) -> Interactions:
@@ -92,7 +93,7 @@ def test_softmax_masks_known_positives_and_matches_a_hand_computed_loss():
     mod = Fixed()
     u, i = torch.as_tensor(data.user_idx), torch.as_tensor(data.item_idx)
     neg = shared.draw(torch.Generator().manual_seed(0))
-    per, reg = sampled_softmax_loss(mod, shared, u, i, gen, l2=False)
+    per, reg = softmax_loss(shared, gen)(mod, Batch(u, i, None), False)
     assert reg is None
     t = mod.table.detach().numpy()
     for row, (uu, ii) in enumerate(zip(data.user_idx, data.item_idx)):
@@ -104,20 +105,22 @@ def test_softmax_masks_known_positives_and_matches_a_hand_computed_loss():
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("world", [1, 2])
 def test_compiled_epoch_builder_gives_the_torch_paths_tensors(monkeypatch, weighted, world):
-    """With the compiled sampler lookup (ncf.kernels) the epoch is exactly the torch path's, from the same draws."""
-    from ncf import kernels
+    """With the compiled sampler lookup (ncf.train.kernels) the epoch is exactly the torch path's, from the same draws."""
     from ncf.synthetic import synthetic_interactions
-    from ncf.training import EpochSamples
+    from ncf.train import kernels
+    from ncf.train.sources import UniformNegatives, Weighted
 
     if not kernels.AVAILABLE:
         pytest.skip("numba not available: only the torch path exists")
     data = synthetic_interactions((60, 50, 900), seed=3)
-    es = EpochSamples(data, 3, "bce", torch.device("cpu"), rank=world - 1, world=world)
+    es = UniformNegatives(data, 3, "bce", torch.device("cpu"), rank=world - 1, world=world)
     if weighted:  # recency weights need timestamps; any per-positive weights take the same path
-        es.pos_w = torch.rand(len(es.pos_u), generator=torch.Generator().manual_seed(2))
+        es = Weighted(es, torch.rand(len(data), generator=torch.Generator().manual_seed(2)))
     fast = es.epoch(torch.Generator().manual_seed(7), torch.Generator().manual_seed(1))
     monkeypatch.setattr(kernels, "AVAILABLE", False)
     slow = es.epoch(torch.Generator().manual_seed(7), torch.Generator().manual_seed(1))
-    assert len(fast) == len(slow) == (4 if weighted else 3)
-    for a, b in zip(fast, slow):
+    cols = ("u", "i", "target", "origin", "w") if weighted else ("u", "i", "target")
+    assert (fast.w is None) == (slow.w is None) == (not weighted)
+    for name in cols:
+        a, b = getattr(fast, name), getattr(slow, name)
         assert a.dtype == b.dtype and torch.equal(a, b)

@@ -118,8 +118,8 @@ def _recency(text: str) -> float | str | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf import NCF, evaluate
-    from ncf import distributed as D
     from ncf.errors import ConfigError, ModelDivergedError
+    from ncf.train import distributed as D
 
     # Under torchrun (WORLD_SIZE > 1) join the process group: every rank trains on its
     # shard; rank 0 alone prints, saves and evaluates.

@@ -15,10 +15,10 @@ from ncf import nn as ncf_nn
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
-from ncf.training import Callback, TrainConfig, TrainResult, train_module
+from ncf.train.trainer import TrainConfig, TrainResult, UserCallback, train_module
 
 if TYPE_CHECKING:
-    from ncf.checkpoint import Checkpoint
+    from ncf.train.checkpoint import Checkpoint
 
 MODELS = ("gmf", "mlp", "neumf")
 LOSSES = ("bce", "bpr", "softmax")
@@ -140,7 +140,7 @@ class NCF(Recommender):
         device: str | torch.device | None = None,
         verbose: bool = False,
         tensorboard: str | os.PathLike[str] | None = None,
-        callbacks: Sequence[Callback] = (),
+        callbacks: Sequence[UserCallback] = (),
     ) -> None:
         self.model = model
         self.factors = factors
@@ -327,7 +327,7 @@ class NCF(Recommender):
         The carved-out items still count as seen for recommendation.
 
         ``checkpoint_dir`` writes an atomic checkpoint after every epoch (see
-        :mod:`ncf.checkpoint`); ``resume=True`` continues the run found there, after a
+        :mod:`ncf.train.checkpoint`); ``resume=True`` continues the run found there, after a
         crash or ``kill -9``, to the same weights as an uninterrupted run with the same
         seed. A folder that already holds checkpoints needs ``resume=True``; ``resume=True``
         on an empty or missing folder starts a fresh run there. Resuming with other data or
@@ -340,7 +340,7 @@ class NCF(Recommender):
         so ``save`` works.
         """
         from ncf import split
-        from ncf.checkpoint import Checkpoint
+        from ncf.train.checkpoint import Checkpoint
 
         self._validate()
         if not isinstance(train, Interactions):
@@ -373,7 +373,7 @@ class NCF(Recommender):
             raise ConfigError(f"validation must be 'auto', an Interactions, or None; got {type(validation).__name__}")
 
         writer = None
-        from ncf.distributed import context
+        from ncf.train.distributed import context
 
         if self.tensorboard is not None and context().is_main:
             try:
@@ -420,7 +420,7 @@ class NCF(Recommender):
 
     def _keep_best_so_far(self, ck: Checkpoint, train: Interactions, why: str) -> None:
         """After an interrupt or divergence, become the best model of our kind trained so far (if any)."""
-        from ncf.checkpoint import describe_best
+        from ncf.train.checkpoint import describe_best
 
         best = ck.best_so_far(self.model)
         if best is None:

@@ -23,9 +23,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ncf import kernels
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
+from ncf.train import kernels
 
 __all__ = ["NegativeSampler", "all_negatives", "ALL_NEGATIVES_LIMIT"]
 
@@ -170,7 +170,7 @@ class NegativeSampler:
         bits = torch.randint(0, 2**62, (u.numel(), int(n)), generator=generator, device=gen_device, dtype=torch.int64)
         r = bits.to(self.device) % self._n_neg[u].unsqueeze(1)
         if self.device.type == "cpu" and kernels.AVAILABLE:
-            # The same lookup compiled, per user (ncf.kernels): 3-4x less time than searchsorted here.
+            # The same lookup compiled, per user (ncf.train.kernels): 3-4x less time than searchsorted here.
             kernels.negatives_from_ranks(u.numpy(), r.numpy(), self._qkeys.numpy(), self._indptr.numpy(), self.n_items)
             return r
         base = u.unsqueeze(1) * self.n_items

@@ -9,7 +9,7 @@ every update, so all replicas stay identical.
 Why not ``DistributedDataParallel``: DDP all-reduces *dense* buckets, so sparse
 embedding gradients either fail (NCCL) or are densified to the whole catalogue per
 step, which is what the sparse trainer exists to avoid, and DDP hooks autograd,
-which the fused step (:mod:`ncf.fused`) does not use. Here the dense layers' gradient
+which the fused step (:mod:`ncf.train.fused`) does not use. Here the dense layers' gradient
 (one flat buffer, a few KB) is all-reduced and the embedding gradients are exchanged
 as (row index, row gradient) blocks with ``all_gather``: the traffic scales with the
 batch, not the catalogue, and works the same on gloo and NCCL.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ncf.fused import Block
-from ncf.optim import unique_rows
+from ncf.train.fused import Block
+from ncf.train.optim import unique_rows
 
 __all__ = [
     "Context", "context", "init_from_env", "local_device", "reduce_fused", "sync_autograd_grads", "broadcast_module",
@@ -103,7 +103,7 @@ def _gather_rows(rows: torch.Tensor, grads: torch.Tensor, world: int) -> tuple[t
 
 
 def reduce_fused(flat_grad: torch.Tensor, blocks: list[Block]) -> tuple[torch.Tensor, list[Block]]:
-    """The :class:`ncf.fused.FusedStep` reduce hook: mean over ranks of every gradient."""
+    """The :class:`ncf.train.fused.FusedStep` reduce hook: mean over ranks of every gradient."""
     world = dist.get_world_size()
     dist.all_reduce(flat_grad)
     flat_grad /= world

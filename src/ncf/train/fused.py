@@ -3,7 +3,7 @@
 Why: on a CPU the NCF step is tiny (a few MFLOP per 1k-sample batch), so much of its
 cost is per-op overhead (autograd bookkeeping, sparse COO gradients, the optimizer's
 indexing) and memory traffic. This step computes the same loss, gradients and updates as
-``module(u, i)`` + ``loss.backward()`` + :class:`ncf.optim.RowAdam` (embeddings) +
+``module(u, i)`` + ``loss.backward()`` + :class:`ncf.train.optim.RowAdam` (embeddings) +
 ``torch.optim.Adam`` (dense layers) with fewer ops and less work:
 
 * the batch's user and item rows are deduplicated first; each distinct row is gathered
@@ -20,7 +20,7 @@ Dropout and losses other than BCE and BPR use the autograd path (see :func:`supp
 
 For data-parallel training :class:`FusedStep` takes a ``reduce`` hook: it receives the
 flat dense gradient and the (row index, row gradient) blocks before the update and
-returns them reduced over the ranks (:func:`ncf.distributed.reduce_fused`).
+returns them reduced over the ranks (:func:`ncf.train.distributed.reduce_fused`).
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ncf import kernels
 from ncf import nn as ncf_nn
-from ncf.optim import row_adam_update, unique_rows
+from ncf.train import kernels
+from ncf.train.optim import row_adam_update, unique_rows
+from ncf.train.sources import Batch
 
-__all__ = ["FusedStep", "supports"]
+__all__ = ["CompiledFusedStep", "FusedStep", "fused_step", "supports"]
 
 _EMPTY = np.zeros(0, np.float32)  # "no labels / no sample weights" for the compiled head
 
@@ -90,7 +91,12 @@ class FusedStep:
     ``lr`` is read at every step (so a schedule can change it), ``weight_decay`` is the
     L2 coefficient on the embedding rows a batch touches divided by the batch size (as
     in the autograd path), ``loss`` "bce" or "bpr".
+
+    This class runs the step in PyTorch ops (any device); :class:`CompiledFusedStep` runs
+    the same arithmetic in compiled CPU kernels. :func:`fused_step` picks one.
     """
+
+    native = False
 
     def __init__(
         self,
@@ -119,15 +125,6 @@ class FusedStep:
         for lin in tower.hidden if tower is not None else ():
             self.dense_params += [lin.weight, lin.bias]
         self._read_module()
-        # The compiled kernels (ncf.kernels) do the indexing and the updates on CPU float32;
-        # elsewhere (CUDA, no numba, an MLP without hidden layers) the PyTorch ops below do.
-        self.native = (
-            kernels.AVAILABLE and self.U.device.type == "cpu" and self.U.dtype == torch.float32
-            and (self.n_hidden > 0 or self.half == 0)
-        )  # fmt: skip
-        if self.native:
-            self._pos_u = np.full(self.U.shape[0], -1, np.int64)  # dedupe scratch, -1 between calls
-            self._pos_i = np.full(self.I.shape[0], -1, np.int64)
         self.mU, self.vU = torch.zeros_like(self.U), torch.zeros_like(self.U)
         self.mI, self.vI = torch.zeros_like(self.I), torch.zeros_like(self.I)
         self.m_flat, self.v_flat = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
@@ -167,7 +164,7 @@ class FusedStep:
         other = dict(module.named_parameters())
         return [other[names[id(t)]] for t in self.user_tables], [other[names[id(t)]] for t in self.item_tables]
 
-    # -- checkpoints: the optimiser-like state_dict protocol ncf.checkpoint saves -----------------
+    # -- checkpoints: the optimiser-like state_dict protocol ncf.train.checkpoint saves -----------------
     def state_dict(self) -> dict[str, Any]:
         """Adam moments and step count, in ``torch.optim.Optimizer.state_dict()``'s shape."""
         state = {"mU": self.mU, "vU": self.vU, "mI": self.mI, "vI": self.vI, "m_flat": self.m_flat,
@@ -294,8 +291,6 @@ class FusedStep:
         (optional) weighs each sample's loss, as ``(w * loss).mean()`` does in autograd.
         """
         b = u.numel()
-        if self.native:
-            return self._step_native(u, i, y_or_j, w)
         if self.loss == "bce":
             loss, grads, blocks = self._pairs(u, i, lambda z: loss_and_grad("bce", z, y_or_j, w), b)
         else:
@@ -316,16 +311,6 @@ class FusedStep:
     def _update(self, g: torch.Tensor, blocks: list[Block]) -> None:
         self.t += 1
         t, lr, (b1, b2), eps = self.t, self.lr, self.betas, self.eps
-        if self.native:  # the same arithmetic in the compiled kernels, in place, float32 scalars
-            f = np.float32
-            kernels.flat_adam(self.flat.numpy(), self.m_flat.numpy(), self.v_flat.numpy(), g.contiguous().numpy(),
-                              f(lr / (1 - b1**t)), f(1 - b1), f(b2), f(1 - b2), f((1 - b2**t) ** 0.5), f(eps))  # fmt: skip
-            (ru, gu), (ri, gi) = blocks
-            both = kernels.row_adam_both_parallel if torch.get_num_threads() > 1 else kernels.row_adam_both
-            both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru.numpy(), gu.contiguous().numpy(), self.I.numpy(),
-                 self.mI.numpy(), self.vI.numpy(), ri.numpy(), gi.contiguous().numpy(),
-                 f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t)), f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
-            return
         # torch.optim.Adam's update, on the one flat buffer of dense parameters.
         self.m_flat.lerp_(g, 1 - b1)
         self.v_flat.mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -334,7 +319,47 @@ class FusedStep:
         for (rows, grads), p, m, v in zip(blocks, (self.U, self.I), (self.mU, self.mI), (self.vU, self.vI)):
             row_adam_update(p, m, v, rows, grads, step=t, lr=lr, betas=self.betas, eps=eps)
 
-    # -- the compiled path (CPU float32 with numba: ncf.kernels) ---------------------------
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        """The trainer's step protocol (:mod:`ncf.train.steps`): one update on a batch."""
+        return self.step(batch.u, batch.i, batch.target, batch.w)
+
+    @property
+    def optimizers(self) -> list[Any]:
+        """What a checkpoint saves as the optimiser: this step's own Adam state."""
+        return [self]
+
+    def set_lr(self, lr: float) -> None:
+        self.lr = lr
+
+
+class CompiledFusedStep(FusedStep):
+    """:class:`FusedStep` with the indexing, loss and updates in compiled kernels (CPU float32,
+    numba: :mod:`ncf.train.kernels`); the same arithmetic, checked against it in tests."""
+
+    native = True
+
+    def __init__(self, module: nn.Module, **kw: Any) -> None:
+        super().__init__(module, **kw)
+        self._pos_u = np.full(self.U.shape[0], -1, np.int64)  # dedupe scratch, -1 between calls
+        self._pos_i = np.full(self.I.shape[0], -1, np.int64)
+
+    @torch.no_grad()
+    def step(self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        return self._step_native(u, i, y_or_j, w)
+
+    def _update(self, g: torch.Tensor, blocks: list[Block]) -> None:
+        """:meth:`FusedStep._update`'s arithmetic in the compiled kernels, in place, float32 scalars."""
+        self.t += 1
+        t, lr, (b1, b2), eps = self.t, self.lr, self.betas, self.eps
+        f = np.float32
+        kernels.flat_adam(self.flat.numpy(), self.m_flat.numpy(), self.v_flat.numpy(), g.contiguous().numpy(),
+                          f(lr / (1 - b1**t)), f(1 - b1), f(b2), f(1 - b2), f((1 - b2**t) ** 0.5), f(eps))  # fmt: skip
+        (ru, gu), (ri, gi) = blocks
+        both = kernels.row_adam_both_parallel if torch.get_num_threads() > 1 else kernels.row_adam_both
+        both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru.numpy(), gu.contiguous().numpy(), self.I.numpy(),
+             self.mI.numpy(), self.vI.numpy(), ri.numpy(), gi.contiguous().numpy(),
+             f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t)), f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
+
     def _buffers(self, n_pairs: int) -> dict[str, Any]:
         """Per-batch-size scratch (ids, gathered rows, GMF features), reused across steps."""
         buf = self._bufs.get(n_pairs)
@@ -421,3 +446,13 @@ class FusedStep:
             kernels.add_l2(du.numpy(), pu.numpy(), buf["cnt_u"][:nu], wdc)
             kernels.add_l2(di.numpy(), qi.numpy(), buf["cnt_i"][:ni], wdc)
         return self._finish(loss, self._g_flat, [(torch.from_numpy(rows_u), du), (torch.from_numpy(rows_i), di)])
+
+
+def fused_step(module: nn.Module, **kw: Any) -> FusedStep:
+    """The compiled step where its kernels apply (CPU float32 with numba, an MLP with hidden
+    layers or none at all), else the PyTorch one (CUDA, no numba)."""
+    p = next(module.parameters())
+    tower = getattr(module, "tower", None)
+    compiled = kernels.AVAILABLE and p.device.type == "cpu" and p.dtype == torch.float32
+    compiled = compiled and (tower is None or len(tower.hidden) > 0)
+    return (CompiledFusedStep if compiled else FusedStep)(module, **kw)

@@ -4,7 +4,7 @@ Why: on a CPU the NCF step is small, and PyTorch's row-indexing ops are slow at 
 size (``index_add_`` of 1k x 40 floats 35-90 us, ``index_copy_`` ~60 us, a ``unique`` or
 ``bincount`` dedupe ~90 us a side) while a 1k-sample step needs dozens of them, each with
 its own dispatch and temporaries. These kernels do that work in a few passes over the
-batch; :class:`ncf.fused.FusedStep` keeps the matrix products in PyTorch (MKL):
+batch; :class:`ncf.train.fused.FusedStep` keeps the matrix products in PyTorch (MKL):
 
 * :func:`prepare` - distinct user and item rows (first-appearance order), each pair's
   position among them and each row's count, the rows gathered, the GMF features per pair,
@@ -16,9 +16,9 @@ batch; :class:`ncf.fused.FusedStep` keeps the matrix products in PyTorch (MKL):
 * :func:`scatter_backward` - per-pair gradients merged per distinct row;
 * :func:`add_l2` - the L2 term of each looked-up row;
 * :func:`row_adam` / :func:`flat_adam` - lazy Adam on the touched rows and Adam on the flat buffer of dense parameters, in place: the arithmetic of
-  :func:`ncf.optim.row_adam_update` and ``torch.optim.Adam``;
+  :func:`ncf.train.optim.row_adam_update` and ``torch.optim.Adam``;
 * :func:`negatives_from_ranks` - the negative sampler's lookup (:mod:`ncf.sampling`), per user;
-* :func:`assemble_bce` - a shuffled BCE epoch in one pass, for :class:`ncf.training.EpochSamples`.
+* :func:`assemble_bce` - a shuffled BCE epoch in one pass, for :class:`ncf.train.sources.UniformNegatives`.
 
 numba is a dependency, but everything works without it: :data:`AVAILABLE` is False when
 it cannot be imported (or ``NCF_NO_NUMBA=1``) and the step uses its pure-PyTorch path,
@@ -346,7 +346,7 @@ def add_l2(grad, rows_val, counts, wdc):  # noqa: ANN001, ANN201
 def row_adam(p, m, v, rows, grad, step_size, b1, c1, b2, c2, eps):  # noqa: ANN001, ANN201
     """Lazy Adam on ``rows`` of ``p`` (distinct), in place, with their merged gradients ``grad``.
 
-    The arithmetic of :func:`ncf.optim.row_adam_update`, in float32 (float32 scalars,
+    The arithmetic of :func:`ncf.train.optim.row_adam_update`, in float32 (float32 scalars,
     ``c1 = 1 - b1``, ``c2 = 1 - b2``). Row views and nothing read before it is written
     keep the inner loop vectorised (reading ``p`` for an L2 term here made it 2x slower:
     :func:`add_l2` adds that term first).
@@ -407,15 +407,13 @@ def negatives_from_ranks(users, r, qkeys, indptr, n_items):  # noqa: ANN001, ANN
 
 
 @_njit
-def assemble_bce(perm, pos_u, pos_i, pos_w, neg, out_u, out_i, out_y, out_w):  # noqa: ANN001, ANN201
+def assemble_bce(perm, pos_u, pos_i, neg, out_u, out_i, out_y):  # noqa: ANN001, ANN201
     """A shuffled BCE epoch in one pass: row ``t`` is sample ``s = perm[t]`` of the unshuffled
     ``[positives; negatives]``, so ``s < P`` is positive ``s`` and otherwise negative
-    ``(s - P) % n`` of positive ``(s - P) // n`` (``neg`` is ``(P, n)``). Negatives share
-    their positive's weight; an empty ``pos_w`` means unweighted. The same rows as
-    :class:`ncf.training.EpochSamples`' torch ops (concatenate, repeat, gather by ``perm``).
+    ``(s - P) % n`` of positive ``(s - P) // n`` (``neg`` is ``(P, n)``). The same rows as
+    :class:`ncf.train.sources.UniformNegatives`' torch ops (concatenate, repeat, gather by ``perm``).
     """
     n_pos, n = pos_u.shape[0], neg.shape[1]
-    weighted = pos_w.shape[0] > 0
     for t in range(perm.shape[0]):
         s = perm[t]
         if s < n_pos:
@@ -427,8 +425,6 @@ def assemble_bce(perm, pos_u, pos_i, pos_w, neg, out_u, out_i, out_y, out_w):  #
             out_i[t] = neg[p, s - n_pos - p * n]
             out_y[t] = 0.0
         out_u[t] = pos_u[p]
-        if weighted:
-            out_w[t] = pos_w[p]
 
 
 def _variants(f):  # noqa: ANN001, ANN202
@@ -484,8 +480,7 @@ def warmup() -> bool:
     flat_adam(f, f.copy(), f.copy(), f.copy(), s, s, s, s, s, s)
     negatives_from_ranks(np.zeros(1, i64), np.zeros((1, 2), i64), np.zeros(1, i64), np.array([0, 1], i64), 2)
     i32 = np.int32
-    for w in (np.zeros(0, f32), np.ones(1, f32)):
-        assemble_bce(np.arange(2, dtype=i64), np.zeros(1, i32), np.zeros(1, i32), w, np.zeros((1, 1), i32),
-                     np.zeros(2, i32), np.zeros(2, i32), np.zeros(2, f32), np.zeros(2, f32))  # fmt: skip
+    assemble_bce(np.arange(2, dtype=i64), np.zeros(1, i32), np.zeros(1, i32), np.zeros((1, 1), i32),
+                 np.zeros(2, i32), np.zeros(2, i32), np.zeros(2, f32))
     return True
 
