@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ncf.model import NCF
+from ncf.params import Bool, Choice, Constraint, declared
 from ncf.split import PROTOCOLS as PROTOCOL_CHOICES
 
 
@@ -18,15 +20,6 @@ def _int_list(text: str) -> tuple[int, ...]:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,32,16,8, got {text!r}") from None
-
-
-def _negatives(text: str) -> int | str:
-    if text == "all":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'all', got {text!r}") from None
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -100,20 +93,41 @@ def _guess_columns(path: Path, sep: str | None, user: str | None, item: str | No
     return pick(user, ("user", "user_id", "userid", "userId")), pick(item, ("item", "item_id", "itemid", "movieId"))
 
 
+def _add_param_flags(p: argparse.ArgumentParser, estimator: type) -> None:
+    """One flag per declared hyper-parameter of ``estimator`` (ncf.params), e.g. ``--batch-size``.
+
+    An unset flag leaves no attribute (``argparse.SUPPRESS``), so the estimator's default applies.
+    """
+    for f in declared(estimator):
+        if not f.metadata["flag"]:
+            continue
+        c, flag = f.metadata["constraint"], "--" + f.name.replace("_", "-")
+        text = f"{f.metadata['help']} (default: {_show(f.default)})"
+        if isinstance(c, Bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        elif isinstance(c, Choice):
+            p.add_argument(flag, choices=c.values, default=argparse.SUPPRESS, help=text)
+        else:
+            p.add_argument(flag, type=_parser(flag, c), default=argparse.SUPPRESS, metavar=c.metavar, help=text)
+
+
+def _show(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else "none" if value is None else str(value)
+
+
+def _parser(flag: str, c: Constraint) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            return c.parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: must be {c.text}") from None
+
+    return parse
+
+
 def _fmt_metrics(res: dict[str, Any]) -> str:
     keys = [k for k in res if isinstance(res[k], float)]
     return "  ".join(f"{k}={res[k]:.4f}" for k in keys)
-
-
-def _recency(text: str) -> float | str | None:
-    if text.strip().lower() in ("none", "off"):
-        return "none"
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--recency {text!r}: give a half-life > 0, 'auto' or 'none'") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -126,28 +140,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     ctx = D.init_from_env(args.device)
     device = D.local_device(args.device)
     say = print if ctx.is_main else (lambda *a, **k: None)
-    if ctx.active and args.seed is None:
+    if ctx.active and getattr(args, "seed", None) is None:
         raise ConfigError("distributed training needs --seed, so every rank builds the same split and model")
     data = load_data(args.data, args)
     test = None
     if args.test_protocol:
         from ncf import split
 
-        data, test = split.by_name(args.test_protocol, data, seed=args.seed or 0, n=args.holdout_n)
+        data, test = split.by_name(args.test_protocol, data, seed=getattr(args, "seed", None) or 0, n=args.holdout_n)
         say(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
-    params = {
-        k: getattr(args, k)
-        for k in ("model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-                  "weight_decay", "dropout", "patience", "seed", "alpha", "pretrain", "recency", "lr_scaling",
-                  "lr_reference_batch", "warmup_epochs")
-        if getattr(args, k) is not None
-    }  # fmt: skip
-    if params.get("recency") == "none":
-        params["recency"] = None
-    if args.compile:
+    params = {f.name: getattr(args, f.name) for f in declared(NCF) if hasattr(args, f.name)}  # the flags given
+    if params.get("compile") and "sparse" not in params:
         params["sparse"] = False  # inductor cannot compile sparse embedding gradients
-    model = NCF(**params, compile=args.compile, device=device,
-                verbose=not args.quiet and ctx.is_main, tensorboard=args.tensorboard)  # fmt: skip
+    model = NCF(**params, device=device, verbose=not args.quiet and ctx.is_main, tensorboard=args.tensorboard)
     ck_dir = args.resume or args.checkpoint_dir
     if args.resume and args.checkpoint_dir and Path(args.resume) != Path(args.checkpoint_dir):
         raise ConfigError("--resume DIR already names the checkpoint folder; drop --checkpoint-dir or make them equal")
@@ -345,29 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save its bundle")
     t.add_argument("--data", required=True, help="'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file")
     _add_data_args(t)
-    t.add_argument("--model", choices=("gmf", "mlp", "neumf"), default=None)
-    t.add_argument("--pretrain", action=argparse.BooleanOptionalAction, default=None,
-                   help="NeuMF: pretrain GMF and MLP, fuse, fine-tune (the default; --no-pretrain trains one stage)")
-    t.add_argument("--alpha", type=float, default=None, help="pretraining trade-off between GMF and MLP (0.85)")
-    t.add_argument("--factors", type=int, default=None)
-    t.add_argument("--layers", type=_int_list, default=None, help="e.g. 64,32,16,8")
-    t.add_argument("--negatives", type=_negatives, default=None, help="negatives per positive, or 'all'")
-    t.add_argument("--loss", choices=("bce", "bpr", "softmax"), default=None)
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--learning-rate", type=float, default=None)
-    t.add_argument("--weight-decay", type=float, default=None)
-    t.add_argument("--dropout", type=float, default=None)
-    t.add_argument("--patience", type=int, default=None)
-    t.add_argument("--recency", type=_recency, default=None,
-                   help="half-life (in interactions) weighting each user's recent items more; 'auto' (default) or 'none'")  # fmt: skip
+    _add_param_flags(t, NCF)
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--lr-scaling", choices=("none", "sqrt", "linear"), default=None,
-                   help="scale --learning-rate from --lr-reference-batch to --batch-size (default none)")
-    t.add_argument("--lr-reference-batch", type=int, default=None, help="batch size the learning rate was tuned at (1024)")
-    t.add_argument("--warmup-epochs", type=float, default=None, help="linear learning-rate warm-up (epochs)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model (autograd path with dense embedding gradients)")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     t.add_argument("--test-protocol", choices=PROTOCOL_CHOICES, default=None,
                    help="hold out a test part first and print test metrics at the end")  # fmt: skip

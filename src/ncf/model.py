@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from ncf import nn as ncf_nn
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
+from ncf.params import Bool, Choice, Either, Float, Int, IntList, Metric, declared, param, setting, validate
 from ncf.train.trainer import TrainConfig, TrainResult, UserCallback, train_module
 
 if TYPE_CHECKING:
@@ -37,6 +39,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of a fit: train a ``kind`` module, new or fused from the trained GMF and MLP
+    stages (``init="fuse"``), at ``lr_scale`` times the learning rate."""
+
+    kind: str
+    init: str = "new"
+    lr_scale: float = 1.0
+
+
+@dataclasses.dataclass(eq=False, repr=False)
 class NCF(Recommender):
     """Neural Collaborative Filtering (GMF, MLP or NeuMF) for implicit feedback.
 
@@ -112,156 +125,62 @@ class NCF(Recommender):
 
     name = "ncf"
 
-    def __init__(
-        self,
-        model: str = "neumf",
-        factors: int = 32,
-        layers: Sequence[int] = (64, 32, 16, 8),
-        negatives: int | str = 8,
-        loss: str = "bce",
-        epochs: int = 30,
-        batch_size: int = 8192,
-        learning_rate: float = 0.005,
-        weight_decay: float = 0.01,
-        dropout: float = 0.0,
-        patience: int = 2,
-        pretrain: bool = True,
-        alpha: float = 0.85,
-        refit: bool = True,
-        metric: str = "ndcg@10",
-        recency: float | str | None = "auto",
-        recency_floor: float = 0.1,
-        sparse: bool = True,
-        seed: int | None = None,
-        lr_scaling: str = "none",
-        lr_reference_batch: int = 1024,
-        warmup_epochs: float = 0.0,
-        compile: bool = False,
-        device: str | torch.device | None = None,
-        verbose: bool = False,
-        tensorboard: str | os.PathLike[str] | None = None,
-        callbacks: Sequence[UserCallback] = (),
-    ) -> None:
-        self.model = model
-        self.factors = factors
-        self.layers = layers
-        self.negatives = negatives
-        self.loss = loss
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.dropout = dropout
-        self.patience = patience
-        self.pretrain = pretrain
-        self.alpha = alpha
-        self.refit = refit
-        self.metric = metric
-        self.recency = recency
-        self.recency_floor = recency_floor
-        self.sparse = sparse
-        self.seed = seed
-        self.lr_scaling = lr_scaling
-        self.lr_reference_batch = lr_reference_batch
-        self.warmup_epochs = warmup_epochs
-        self.compile = compile
-        self.device = device
-        self.verbose = verbose
-        self.tensorboard = tensorboard
-        self.callbacks = callbacks
+    model: str = param("neumf", Choice(*MODELS), "gmf, mlp or neumf (GMF + MLP towers)")
+    factors: int = param(32, Int(1), "predictive factors of the GMF part")
+    layers: Sequence[int] = param((64, 32, 16, 8), IntList("64, 32, 16, 8", even_first=True),
+                                  "MLP sizes: the [user; item] embedding size (even), then the hidden layers")  # fmt: skip
+    negatives: int | str = param(8, Either(Int(1), literals=("all",), parse_literals={"all": "all"}),
+                                 "negatives per positive, or 'all' (every unobserved pair; BCE only)")  # fmt: skip
+    loss: str = param("bce", Choice(*LOSSES), "bce (pointwise), bpr (pairwise) or softmax (sampled)")
+    epochs: int = param(30, Int(1), "most epochs per training stage")
+    batch_size: int = param(8192, Int(1), "training rows per step")
+    learning_rate: float = param(0.005, Float(0.0, 10.0, open_lo=True), "Adam step size")
+    weight_decay: float = param(0.01, Float(0.0, 1e6), "L2 on the embedding rows each batch touches")
+    dropout: float = param(0.0, Float(0.0, 1.0, open_hi=True), "dropout after each MLP hidden layer")
+    patience: int = param(2, Int(0), "epochs without validation improvement before stopping")
+    pretrain: bool = param(True, Bool(), "NeuMF: train GMF and MLP first, fuse, fine-tune")
+    alpha: float = param(0.85, Float(0.0, 1.0), "NeuMF pretraining: GMF's share of the fused output layer")
+    refit: bool = param(True, Bool(), "retrain on all of train for the epochs early stopping chose")
+    metric: str = param("ndcg@10", Metric(), "validation metric for early stopping, e.g. ndcg@10, hr@10")
+    recency: float | str | None = param(
+        "auto", Either(Float(0.0, open_lo=True), literals=(None, "auto"), parse_literals={"auto": "auto", "none": None}),
+        "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
+    )
+    recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below")
+    sparse: bool = param(True, Bool(), "sparse embedding gradients (optimiser cost scales with the batch)")
+    seed: int | None = param(None, Either(Int(0), literals=(None,)), "drives init, negatives, shuffling, validation")
+    lr_scaling: str = param("none", Choice("none", "sqrt", "linear"), "scale the learning rate from lr_reference_batch")
+    lr_reference_batch: int = param(1024, Int(1), "the batch size the learning rate was tuned at")
+    warmup_epochs: float = param(0.0, Float(0.0), "linear learning-rate warm-up (epochs)")
+    compile: bool = param(False, Bool(), "torch.compile the model (autograd path, needs sparse=False)")
+    device: str | torch.device | None = setting(None)
+    verbose: bool = setting(False)
+    tensorboard: str | os.PathLike[str] | None = setting(None)
+    callbacks: Sequence[UserCallback] = setting(())
 
     # -- parameters ------------------------------------------------------------------
-    PARAMS = (
-        "model", "factors", "layers", "negatives", "loss", "epochs", "batch_size", "learning_rate",
-        "weight_decay", "dropout", "patience", "pretrain", "alpha", "refit", "metric", "recency", "recency_floor",
-        "sparse", "seed", "lr_scaling", "lr_reference_batch", "warmup_epochs", "compile",
-    )  # fmt: skip
-
     def get_params(self) -> dict[str, Any]:
-        p = {k: getattr(self, k) for k in self.PARAMS}
+        p = {f.name: getattr(self, f.name) for f in declared(self)}
         p["layers"] = list(p["layers"])
         return p
 
     def _validate(self) -> None:
-        def need_int(name: str, lo: int) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ConfigError(f"{name} == {v!r}, must be an integer >= {lo}")
-
-        if self.model not in MODELS:
-            raise ConfigError(f"model == {self.model!r}, must be one of {', '.join(MODELS)}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss == {self.loss!r}, must be one of {', '.join(LOSSES)}")
-        need_int("factors", 1)
-        need_int("epochs", 1)
-        need_int("batch_size", 1)
-        need_int("patience", 0)
-        layers = list(self.layers)
-        if not layers or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in layers):
-            raise ConfigError(f"layers == {self.layers!r}, must be positive integers, e.g. (64, 32, 16, 8)")
-        if layers[0] % 2:
-            raise ConfigError(f"layers[0] == {layers[0]}, must be even: it is the [user; item] embedding size")
-        if self.negatives == "all":
-            if self.loss != "bce":
-                raise ConfigError(
-                    f"negatives='all' needs loss='bce'; {self.loss!r} contrasts each positive with sampled negatives"
-                )
-        elif isinstance(self.negatives, bool) or not isinstance(self.negatives, (int, np.integer)) or self.negatives < 1:
-            raise ConfigError(f"negatives == {self.negatives!r}, must be an integer >= 1 or 'all'")
-        for name, lo, hi, lo_open in (
-            ("learning_rate", 0.0, 10.0, True),
-            ("weight_decay", 0.0, 1e6, False),
-            ("dropout", 0.0, 1.0, False),
-            ("alpha", 0.0, 1.0, False),
-            ("recency_floor", 0.0, 1.0, False),
-        ):
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-            ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if name == "dropout" else v <= hi)
-            if not ok:
-                lo_b = "(" if lo_open else "["
-                hi_b = ")" if name == "dropout" else "]"
-                raise ConfigError(f"{name} == {v!r}, must be in {lo_b}{lo}, {hi}{hi_b}")
-        r = self.recency
-        if not (r is None or r == "auto") and (
-            isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) or not np.isfinite(r) or r <= 0
-        ):
-            raise ConfigError(f"recency == {r!r}, must be None, 'auto' or a half-life > 0 (in interactions)")
-        base = str(self.metric).split("@")[0]
-        if base not in ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc"):
-            raise ConfigError(f"metric == {self.metric!r}, must be like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'")
-        if self.lr_scaling not in ("none", "sqrt", "linear"):
-            raise ConfigError(f"lr_scaling == {self.lr_scaling!r}, must be 'none', 'sqrt' or 'linear'")
-        need_int("lr_reference_batch", 1)
-        w = self.warmup_epochs
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
-            raise ConfigError(f"warmup_epochs == {w!r}, must be a number >= 0 (epochs of linear learning-rate warm-up)")
+        validate(self)
+        if self.negatives == "all" and self.loss != "bce":
+            raise ConfigError(
+                f"negatives='all' needs loss='bce'; {self.loss!r} contrasts each positive with sampled negatives"
+            )
         if self.compile and self.sparse:
             raise ConfigError(
                 "compile=True needs sparse=False: torch.compile (inductor) cannot compile sparse embedding gradients"
             )
-        if not isinstance(self.pretrain, (bool, np.bool_)):
-            raise ConfigError(f"pretrain == {self.pretrain!r}, must be True or False")
 
     # -- fitting ---------------------------------------------------------------------
     def _config(self) -> TrainConfig:
-        return TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=float(self.learning_rate),
-            weight_decay=float(self.weight_decay),
-            negatives=self.negatives if self.negatives == "all" else int(self.negatives),
-            loss=self.loss,
-            patience=self.patience,
-            metric=self.metric,
-            seed=self.seed_,
-            recency=self.recency_,
-            recency_floor=float(self.recency_floor),
-            lr_scaling=self.lr_scaling,
-            lr_reference_batch=int(self.lr_reference_batch),
-            warmup_epochs=float(self.warmup_epochs),
-            compile=bool(self.compile),
-        )
+        """The training settings: every TrainConfig field NCF declares, plus what fit resolved."""
+        resolved = {"seed": self.seed_, "recency": self.recency_}
+        same = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig) if f.name in self.__dataclass_fields__}
+        return TrainConfig(**{**same, **resolved})
 
     def _build(self, kind: str, n_users: int, n_items: int) -> torch.nn.Module:
         return ncf_nn.build(kind, n_users, n_items, self.factors, tuple(self.layers), self.dropout, self.sparse)
@@ -275,40 +194,38 @@ class NCF(Recommender):
         epochs: dict[str, int] | None,
         ck: Checkpoint,
     ) -> tuple[torch.nn.Module, TrainResult, dict[str, Any]]:
-        """One training pipeline (GMF + MLP + fused NeuMF with pretraining, else one model)."""
+        """Run :meth:`plan`'s stages; with ``epochs`` (a refit) each stage trains exactly that many epochs."""
         torch.manual_seed(self.seed_)
         n_users, n_items = data.shape
-        kw = dict(device=self.device_, callbacks=self.callbacks, progress=self.verbose, writer=writer)
+        refit = epochs is not None
+        trained: dict[str, torch.nn.Module] = {}
+        history: dict[str, Any] = {}
+        for st in self.plan():
+            if st.init == "fuse":
+                module = ncf_nn.NeuMF.from_pretrained(
+                    trained["gmf"], trained["mlp"], self.alpha, dropout=self.dropout, sparse=self.sparse
+                )
+            else:
+                module = self._build(st.kind, n_users, n_items)
+            over: dict[str, Any] = {"epochs": epochs[st.kind]} if refit else {}
+            if st.lr_scale != 1.0:
+                over["learning_rate"] = cfg.learning_rate * st.lr_scale
+            res = train_module(
+                module, data, val, dataclasses.replace(cfg, **over), device=self.device_, callbacks=self.callbacks,
+                progress=self.verbose, writer=writer, tag=st.kind + (" (refit)" if refit else ""),
+                # each stage has its own checkpoint file: gmf, mlp, neumf, gmf_refit, ...
+                checkpoint=ck.stage(st.kind + ("_refit" if refit else ""), st.kind),
+            )  # fmt: skip
+            trained[st.kind], history[st.kind] = module, res.to_dict()
+        return module, res, history
 
-        def conf(tag: str, **over: Any) -> TrainConfig:
-            c = {**cfg.__dict__, **over}
-            if epochs is not None:
-                c["epochs"] = epochs[tag]
-            return TrainConfig(**c)
-
-        suffix = "" if epochs is None else " (refit)"
-
-        def stage(kind: str) -> Any:  # each stage has its own checkpoint file: gmf, mlp, neumf, gmf_refit, ...
-            return ck.stage(kind + ("" if epochs is None else "_refit"), kind)
-
+    def plan(self) -> tuple[Stage, ...]:
+        """The training stages, in order: NeuMF with pretraining is GMF, MLP, then the two fused."""
         if self.model == "neumf" and self.pretrain:
-            gmf = self._build("gmf", n_users, n_items)
-            res_g = train_module(gmf, data, val, conf("gmf"), tag="gmf" + suffix, checkpoint=stage("gmf"), **kw)
-            mlp = self._build("mlp", n_users, n_items)
-            res_m = train_module(mlp, data, val, conf("mlp"), tag="mlp" + suffix, checkpoint=stage("mlp"), **kw)
-            module = ncf_nn.NeuMF.from_pretrained(gmf, mlp, self.alpha, dropout=self.dropout, sparse=self.sparse)
             # The paper fine-tunes the fused model gently (it switches to SGD); a smaller
             # Adam step keeps the pretrained towers from being undone in the first epoch.
-            res = train_module(
-                module, data, val, conf("neumf", learning_rate=cfg.learning_rate * 0.1), tag="neumf" + suffix,
-                checkpoint=stage("neumf"), **kw,
-            )  # fmt: skip
-            return module, res, {"gmf": res_g.to_dict(), "mlp": res_m.to_dict(), "neumf": res.to_dict()}
-        module = self._build(self.model, n_users, n_items)
-        res = train_module(
-            module, data, val, conf(self.model), tag=self.model + suffix, checkpoint=stage(self.model), **kw
-        )
-        return module, res, {self.model: res.to_dict()}
+            return (Stage("gmf"), Stage("mlp"), Stage("neumf", init="fuse", lr_scale=0.1))
+        return (Stage(self.model),)
 
     def fit(
         self,
@@ -499,7 +416,8 @@ class NCF(Recommender):
         b = load_bundle(path)
         if b.model_class != "NCF":
             raise BundleError(f"{b.path} holds a {b.model_class} model, not NCF; load it with ncf.load_model()")
-        params = {k: v for k, v in b.config.items() if k in cls.PARAMS}
+        names = {f.name for f in declared(cls)}
+        params = {k: v for k, v in b.config.items() if k in names}
         est = cls(**params, device=device)
         try:
             est._validate()
@@ -553,11 +471,7 @@ def _resolve_recency(recency: float | str | None, train: Interactions) -> float 
     if recency is None:
         return None
     if recency == "auto":
-        if train.timestamps is None:
-            return None
-        sp = train.report.get("split") or {}
-        by = (sp.get("params") or {}).get("by")
-        if sp.get("protocol") == "holdout" and by == "random":
+        if train.timestamps is None or (train.split is not None and train.split.random):
             return None
         return AUTO_RECENCY_HALF_LIFE
     if train.timestamps is None:
@@ -572,11 +486,10 @@ def _validation_rule(train: Interactions) -> tuple[str, int, float | None]:
     per user by the same rule; leave-one-out and anything else get one item per user,
     the latest when timestamps exist, else a random one.
     """
-    sp = train.report.get("split") or {}
-    params = sp.get("params") or {}
-    by = params.get("by")
+    sp = train.split
+    by = sp.by if sp is not None else None
     if by not in ("random", "timestamp") or (by == "timestamp" and train.timestamps is None):
         by = "timestamp" if train.timestamps is not None else "random"
-    if sp.get("protocol") == "holdout":
-        return by, int(params.get("n") or 1), params.get("fraction")
+    if sp is not None and sp.protocol == "holdout":
+        return by, int(sp.n or 1), sp.fraction
     return by, 1, None

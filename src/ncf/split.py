@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ncf.data.interactions import Interactions
+from ncf.data.interactions import Interactions, SplitInfo
 from ncf.errors import ConfigError, DataError
 
 __all__ = ["PROTOCOLS", "by_name", "carve_validation", "holdout", "leave_one_out", "temporal"]
@@ -134,8 +134,10 @@ def _split_report(
 
 
 def _apply(data: Interactions, test_mask: np.ndarray, rep: dict[str, Any]) -> tuple[Interactions, Interactions]:
-    train = data._subset(~test_mask, split=copy.deepcopy(rep))
-    test = data._subset(test_mask, split=copy.deepcopy(rep))
+    p = rep["params"]
+    info = SplitInfo(rep["protocol"], p.get("by"), p.get("n"), p.get("fraction"))
+    train = data._subset(~test_mask, info, split=copy.deepcopy(rep))
+    test = data._subset(test_mask, info, split=copy.deepcopy(rep))
     return train, test
 
 

@@ -20,6 +20,27 @@ from ncf.data.ids import IdMap
 from ncf.errors import DataError
 
 
+@dataclass(frozen=True)
+class SplitInfo:
+    """How a part of a split was made (:mod:`ncf.split` sets it; subsets keep it).
+
+    ``protocol`` is "holdout", "leave-one-out" or "temporal"; ``by`` is "random" or
+    "timestamp" for the per-user protocols (None for temporal); ``n`` / ``fraction`` are
+    the items held out per user. :meth:`ncf.NCF.fit` reads it to carve its validation part
+    by the same rule and to decide whether recency weighting applies.
+    """
+
+    protocol: str
+    by: str | None = None
+    n: int | None = None
+    fraction: float | None = None
+
+    @property
+    def random(self) -> bool:
+        """A random per-user holdout: the held-out items are random past ones, not the future."""
+        return self.protocol == "holdout" and self.by == "random"
+
+
 @dataclass(frozen=True, eq=False)
 class Interactions:
     """Positive user-item interactions with their raw-id maps.
@@ -35,6 +56,7 @@ class Interactions:
     ratings: np.ndarray | None = None
     report: dict[str, Any] = field(default_factory=dict)
     item_metadata: pd.DataFrame | None = None
+    split: SplitInfo | None = None
 
     # -- construction ----------------------------------------------------------------
     @classmethod
@@ -49,6 +71,7 @@ class Interactions:
         *,
         report: dict[str, Any] | None = None,
         item_metadata: pd.DataFrame | None = None,
+        split: SplitInfo | None = None,
     ) -> Interactions:
         """Build from index arrays; duplicates are merged (latest timestamp wins)."""
         u = np.asarray(user_idx, dtype=np.int64)
@@ -78,10 +101,11 @@ class Interactions:
             rt = None if rt is None else rt[last]
         rep = dict(report or {})
         rep["duplicates_merged"] = rep.get("duplicates_merged", 0) + n_dup
-        return cls(user_map, item_map, u, i, ts, rt, rep, item_metadata)
+        return cls(user_map, item_map, u, i, ts, rt, rep, item_metadata, split)
 
-    def _subset(self, mask: np.ndarray, **report: Any) -> Interactions:
-        """A new Interactions with the rows where ``mask`` holds; maps are shared."""
+    def _subset(self, mask: np.ndarray, split_info: SplitInfo | None = None, **report: Any) -> Interactions:
+        """A new Interactions with the rows where ``mask`` holds; maps are shared. The subset
+        keeps how its rows were split unless ``split_info`` says otherwise."""
         rep = {k: v for k, v in self.report.items() if k != "split"}
         rep.update(report)
         return Interactions(
@@ -93,6 +117,7 @@ class Interactions:
             None if self.ratings is None else self.ratings[mask],
             rep,
             self.item_metadata,
+            split_info or self.split,
         )
 
     # -- shape -----------------------------------------------------------------------
@@ -177,6 +202,7 @@ class Interactions:
             None if self.ratings is None else self.ratings[keep],
             report=rep,
             item_metadata=self.item_metadata,
+            split=self.split,
         )
 
     def fingerprint(self) -> str:
