@@ -220,11 +220,33 @@ def test_ctrl_c_keeps_the_best_model_so_far(tmp_path):
     np.testing.assert_array_equal(loaded.recommend(DATA.user_map.ids[:5], k=3)[0], m.recommend(DATA.user_map.ids[:5], k=3)[0])
 
 
-def test_ctrl_c_before_the_final_models_first_epoch_keeps_nothing():
-    m = NCF(**PRETRAIN, callbacks=[_InterruptAt(2)])  # still in the gmf stage: no NeuMF yet
+def test_ctrl_c_in_the_first_epoch_keeps_nothing():
+    m = NCF(**PRETRAIN, callbacks=[_InterruptAt(1)])  # no epoch of any stage has finished
     with pytest.raises(KeyboardInterrupt):
         m.fit(DATA)
     assert not m.is_fitted
+
+
+@pytest.mark.parametrize(("at", "kinds"), [(2, {"gmf"}), (4, {"gmf", "mlp"})])
+def test_ctrl_c_during_pretraining_keeps_the_best_finished_stage_and_says_which(tmp_path, at, kinds):
+    """Issue 16, defect 9: before the fix this kept nothing (NeuMF had not started)."""
+    m = NCF(**PRETRAIN, callbacks=[_InterruptAt(at)])  # 2: gmf epoch 2; 4: mlp epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(DATA)
+    assert m.is_fitted and m.kind_ in kinds and m.interrupted_["reason"] == "interrupted"
+    assert f"a {m.kind_.upper()} model: NEUMF's pretraining did not finish" in m.interrupted_["kept"]
+    loaded = NCF.load(m.save(tmp_path / "b"))  # the bundle says what it holds
+    assert loaded.kind_ == loaded.model == m.kind_
+    users = DATA.user_map.ids[:5]
+    np.testing.assert_array_equal(loaded.recommend(users, k=3)[0], m.recommend(users, k=3)[0])
+
+
+def test_cli_resume_of_a_folder_without_a_run_is_refused(tmp_path, capsys):
+    """Issue 16, defect 9: --resume on a missing folder used to start from scratch silently."""
+    code = main(["train", "--data", "ml-100k", "--resume", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--checkpoint-dir" in err, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_divergence_in_the_cli_saves_the_best_model_and_advises(tmp_path, monkeypatch, capsys):

@@ -142,6 +142,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     say = print if ctx.is_main else (lambda *a, **k: None)
     if ctx.active and getattr(args, "seed", None) is None:
         raise ConfigError("distributed training needs --seed, so every rank builds the same split and model")
+    if args.resume and not (Path(args.resume) / "run.json").is_file():
+        raise ConfigError(
+            f"--resume {args.resume}: no checkpointed run there to continue; "
+            f"to start one that checkpoints into that folder use --checkpoint-dir {args.resume}"
+        )
     data = load_data(args.data, args)
     test = None
     if args.test_protocol:

@@ -264,7 +264,7 @@ class NCF(Recommender):
             raise DataError(f"train must be an ncf Interactions (use ncf.load_interactions), got {type(train).__name__}")
         if len(train) == 0:
             raise DataError("train has no interactions; nothing to learn from")
-        for attr in ("module_", "history_", "validation_metrics_", "train_", "interrupted_"):
+        for attr in ("module_", "kind_", "history_", "validation_metrics_", "train_", "interrupted_"):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self.device_ = resolve_device(self.device)
@@ -328,6 +328,7 @@ class NCF(Recommender):
     ) -> None:  # fmt: skip
         """The learned state of a fit (complete, or the best so far after an interrupt)."""
         self.module_ = module.to(self.device_).eval()
+        self.kind_ = _kind_of(module)
         self.history_ = history
         self.best_epoch_ = best_epoch
         self.validation_metrics_ = {f"val_{self.metric}": best_metric} if best_metric is not None else {}
@@ -336,24 +337,32 @@ class NCF(Recommender):
         self.train_ = train
 
     def _keep_best_so_far(self, ck: Checkpoint, train: Interactions, why: str) -> None:
-        """After an interrupt or divergence, become the best model of our kind trained so far (if any)."""
+        """After an interrupt or divergence, become the best model trained so far, if any: of our
+        kind, else (NeuMF's pretraining was cut short) the better of the GMF and MLP stages."""
         from ncf.train.checkpoint import describe_best
 
-        best = ck.best_so_far(self.model)
-        if best is None:
+        kinds = [st.kind for st in self.plan()][::-1]  # the final kind first, then the latest stage
+        found = [b for b in (ck.best_so_far(k) for k in kinds) if b is not None]
+        if not found:
             return
+        best = found[0]
+        if best.kind != self.model:  # both pretraining stages may have started: keep the better one
+            best = max(found, key=lambda b: -1.0 if b.metric is None else b.metric)
         n_users, n_items = train.shape
-        module = self._build(self.model, n_users, n_items)
+        module = self._build(best.kind, n_users, n_items)
         module.load_state_dict(best.state)
         self._set_fitted(module, train, {}, best.epoch, best.metric, 0.0)
-        self.interrupted_ = {"reason": why, "kept": describe_best(best)}
+        kept = describe_best(best)
+        if best.kind != self.model:
+            kept += f"; a {best.kind.upper()} model: {self.model.upper()}'s pretraining did not finish"
+        self.interrupted_ = {"reason": why, "kept": kept}
 
     # -- scoring ---------------------------------------------------------------------
     def _device(self) -> torch.device:
         return self.device_
 
     def _bytes_per_user(self) -> int:
-        width = max(self.layers[1] if len(self.layers) > 1 else self.layers[0], 1) if self.model != "gmf" else 1
+        width = max(self.layers[1] if len(self.layers) > 1 else self.layers[0], 1) if self.kind_ != "gmf" else 1
         return self.train_.n_items * 4 * (3 + 2 * width)
 
     def _score_users(self, users: torch.Tensor) -> torch.Tensor:
@@ -404,7 +413,7 @@ class NCF(Recommender):
             "seed": self.seed_,
         }
         return save_bundle(
-            path, model_class="NCF", config=self.get_params(), weights=self.module_.state_dict(),
+            path, model_class="NCF", config={**self.get_params(), "model": self.kind_}, weights=self.module_.state_dict(),
             train=self.train_, extra=extra,
         )  # fmt: skip
 
@@ -442,6 +451,7 @@ class NCF(Recommender):
         if not all(torch.isfinite(t).all() for t in b.weights.values()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
         est.module_ = module.to(est.device_).eval()
+        est.kind_ = est.model
         est.train_ = b.train
         est.history_ = {}
         est.created_ = b.extra.get("created", "")
@@ -455,6 +465,10 @@ class NCF(Recommender):
         p = self.get_params()
         shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k in ("model", "factors", "layers", "negatives", "epochs"))
         return f"NCF({shown})"
+
+
+def _kind_of(module: torch.nn.Module) -> str:
+    return {ncf_nn.GMF: "gmf", ncf_nn.MLP: "mlp", ncf_nn.NeuMF: "neumf"}[type(module)]
 
 
 #: Half-life (in interactions) that ``recency="auto"`` uses; chosen on validation data (benchmarks/RESULTS.md).
