@@ -10,9 +10,10 @@ from ncf import NCF, split
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.errors import DataError
-from ncf.model import AUTO_RECENCY_HALF_LIFE, _resolve_recency
 from ncf.train.sources import Batch, SoftmaxNegatives, recency_weights
 from ncf.train.steps import softmax_loss
+from ncf.weighting import AUTO_RECENCY_HALF_LIFE
+from ncf.weighting import resolve_recency as _resolve_recency
 
 
 def timed(n_users: int = 4, n_items: int = 12, per_user: int = 6, seed: int = 0) -> Interactions:

@@ -18,6 +18,7 @@ from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
 from ncf.params import Bool, Choice, Either, Float, Int, IntList, Metric, declared, param, setting, validate
 from ncf.train.trainer import TrainConfig, TrainResult, UserCallback, train_module
+from ncf.weighting import resolve_recency
 
 if TYPE_CHECKING:
     from ncf.train.checkpoint import Checkpoint
@@ -268,7 +269,7 @@ class NCF(Recommender):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self.device_ = resolve_device(self.device)
-        self.recency_ = _resolve_recency(self.recency, train)
+        self.recency_ = resolve_recency(self.recency, train)
         run_info: dict[str, Any] = {"params": self.get_params(), "seed": self.seed_}
         if checkpoint_dir is not None:  # data hashes only when they are needed (they cost a pass over the data)
             val_desc = f"given:{validation.fingerprint()}" if isinstance(validation, Interactions) else str(validation)
@@ -469,28 +470,6 @@ class NCF(Recommender):
 
 def _kind_of(module: torch.nn.Module) -> str:
     return {ncf_nn.GMF: "gmf", ncf_nn.MLP: "mlp", ncf_nn.NeuMF: "neumf"}[type(module)]
-
-
-#: Half-life (in interactions) that ``recency="auto"`` uses; chosen on validation data (benchmarks/RESULTS.md).
-AUTO_RECENCY_HALF_LIFE = 5.0
-
-
-def _resolve_recency(recency: float | str | None, train: Interactions) -> float | None:
-    """The half-life to train with: ``"auto"`` is on exactly when the task is predicting the future.
-
-    That is when ``train`` has timestamps and came from a split by time (leave-one-out,
-    temporal, or a holdout of the latest items), or from no split at all; a random
-    holdout asks for random past items, where recent ones are no more telling.
-    """
-    if recency is None:
-        return None
-    if recency == "auto":
-        if train.timestamps is None or (train.split is not None and train.split.random):
-            return None
-        return AUTO_RECENCY_HALF_LIFE
-    if train.timestamps is None:
-        raise DataError("recency weighting needs timestamps, and train has none; set recency=None or load timestamps")
-    return float(recency)
 
 
 def _validation_rule(train: Interactions) -> tuple[str, int, float | None]:

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from ncf import weighting
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 from ncf.sampling import NegativeSampler, all_negatives, positive_keys
@@ -229,20 +229,8 @@ class Weighted(EpochSource):
 
 
 def recency_weights(train: Interactions, half_life: float, floor: float) -> torch.Tensor:
-    """Per-interaction weights that favour each user's latest interactions.
-
-    ``w = floor + (1 - floor) * 2 ** (-r / half_life)`` where ``r`` is how many of the
-    user's interactions come later (0 for the latest), rescaled to mean 1 so the
-    learning rate keeps its meaning. Leave-one-out-by-time asks for each user's *next*
-    item, and that is far more like their recent items than their old ones.
-    """
-    from ncf.split import rank_from_end  # noqa: PLC0415 - split is below train; no cycle
-
-    if train.timestamps is None:
-        raise ConfigError("recency weighting needs timestamps; load the data with timestamp=... or set recency=None")
-    r = rank_from_end(train)
-    w = floor + (1.0 - floor) * np.exp2(-r / half_life)
-    return torch.as_tensor(w / w.mean(), dtype=torch.float32)
+    """:func:`ncf.weighting.recency_weights` as a float32 tensor (one weight per positive)."""
+    return torch.as_tensor(weighting.recency_weights(train, half_life, floor), dtype=torch.float32)
 
 
 class SoftmaxNegatives:
