@@ -207,3 +207,17 @@ def test_one_and_two_threads_give_identical_updates(batch):
 
 def test_kernels_compile():
     assert kernels.warmup() == kernels.AVAILABLE
+
+
+def test_serial_and_parallel_kernel_variants_have_their_own_cache_entries():
+    """numba keys its on-disk cache by qualified name + line + signature, not by ``parallel``: with
+    one name, whichever variant compiled first answered for both (a serial kernel ran a thread team
+    and switched torch to two threads, 8x slower steps on a loaded machine)."""
+    if not kernels.AVAILABLE:
+        pytest.skip("numba not available")
+    pairs = [("row_adam_both", "row_adam_both_parallel"), ("scatter_backward", "scatter_backward_parallel"),
+             ("gather_add_relu", "gather_add_relu_parallel"), ("relu_grad", "relu_grad_parallel")]  # fmt: skip
+    for serial, parallel in pairs:
+        s, p = getattr(kernels, serial), getattr(kernels, parallel)
+        assert not s.targetoptions.get("parallel") and p.targetoptions.get("parallel")
+        assert s.py_func.__qualname__ != p.py_func.__qualname__

@@ -30,6 +30,7 @@ compiles them ahead of time. All are serial, so their sums are deterministic.
 from __future__ import annotations
 
 import os
+import types
 
 import numpy as np
 
@@ -435,7 +436,17 @@ def _variants(f):  # noqa: ANN001, ANN202
     """
     if not AVAILABLE:
         return f, f
-    return _jit(f), _jit(f, parallel=True)
+    return _jit(f), _jit(_renamed(f, "_parallel"), parallel=True)
+
+
+def _renamed(f, suffix: str):  # noqa: ANN001, ANN202
+    """A copy of ``f`` under another name. numba's on-disk cache is keyed by the function's
+    qualified name, line and signature, not by ``parallel``: two variants of one function
+    would share one cache entry, and whichever was compiled first would answer for both
+    (a serial kernel running a thread team, or the reverse). Distinct names, distinct entries."""
+    g = types.FunctionType(f.__code__, f.__globals__, f.__name__ + suffix, f.__defaults__, f.__closure__)
+    g.__qualname__ = f.__qualname__ + suffix
+    return g
 
 
 row_adam_both, row_adam_both_parallel = _variants(_row_adam_both)
