@@ -64,7 +64,7 @@ def bench(csv_path, tmp_path_factory):
     try:
         res = B.run_benchmark(
             [str(csv_path)], ["holdout", "leave-one-out"], MODELS, [0, 1], out,
-            model_params=PARAMS, progress=lines.append, data_args={"timestamp_col": "timestamp"},
+            model_params=PARAMS, progress=lines.append, data_args={"timestamp": "timestamp"},
         )  # fmt: skip
     finally:
         mp.undo()
@@ -170,7 +170,7 @@ def test_bold_picks_lowest_time_and_highest_metric():
 
 def test_binarise_rule_applied_to_builtin_ml100k(monkeypatch, csv_path, tmp_path):
     """ml-100k: holdout binarises at 3, leave-one-out keeps every rating; files are loaded as given."""
-    import ncf.data.movielens as ml
+    import ncf.data.sources as sources
 
     assert B.binarise_for("holdout") == 3.0
     assert B.binarise_for("leave-one-out") is None
@@ -180,7 +180,7 @@ def test_binarise_rule_applied_to_builtin_ml100k(monkeypatch, csv_path, tmp_path
         calls.append(min_rating)
         return load_interactions(csv_path, user="user", item="item", timestamp="timestamp")
 
-    monkeypatch.setattr(ml, "movielens_100k", fake)
+    monkeypatch.setattr(sources, "movielens_100k", fake)  # where load_data looks it up
     res = B.run_benchmark(["ml-100k"], ["holdout", "leave-one-out"], ["popularity"], [0, 1], tmp_path, progress=None)
     assert calls == [3.0, None]  # loaded once per rule, not once per seed
     assert [r["split"]["min_rating"] for r in res["runs"]] == [3.0, 3.0, None, None]

@@ -42,7 +42,6 @@ The built-in MovieLens-100k is binarised per protocol, see :func:`binarise_for`.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gc
 import inspect
@@ -63,7 +62,9 @@ from typing import Any
 import numpy as np
 
 from ncf.data.interactions import Interactions
+from ncf.data.sources import load_data
 from ncf.errors import ConfigError
+from ncf.reports import jsonable, write_json, write_text
 from ncf.split import PROTOCOLS as split_protocols
 
 NCF_MODELS = ("neumf", "gmf", "mlp")
@@ -161,9 +162,9 @@ def make_model(name: str, params: Mapping[str, Any] | None, seed: int) -> Any:
 
 def _model_params(model: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        return _jsonable(model.get_params())
+        return jsonable(model.get_params())
     except Exception:  # noqa: BLE001
-        return _jsonable(dict(given))
+        return jsonable(dict(given))
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -291,13 +292,15 @@ def _fit_and_measure(
 DataSpec = str | tuple[str, Interactions]
 
 
-def _data_namespace(data_args: argparse.Namespace | Mapping[str, Any] | None) -> argparse.Namespace:
-    base = dict(user_col=None, item_col=None, rating_col=None, timestamp_col=None, min_rating=None, sep=None)
-    if isinstance(data_args, argparse.Namespace):
-        base.update({k: getattr(data_args, k) for k in base if hasattr(data_args, k)})
-    elif data_args:
-        base.update(data_args)
-    return argparse.Namespace(**base)
+DATA_OPTIONS = ("user", "item", "rating", "timestamp", "min_rating", "sep")
+
+
+def _data_options(data_args: Mapping[str, Any] | None) -> dict[str, Any]:
+    opts = dict(data_args or {})
+    bad = sorted(set(opts) - set(DATA_OPTIONS))
+    if bad:
+        raise ConfigError(f"data_args: unknown {bad}; give load_data keyword arguments: {', '.join(DATA_OPTIONS)}")
+    return opts
 
 
 def _dataset_name(spec: DataSpec) -> str:
@@ -305,23 +308,20 @@ def _dataset_name(spec: DataSpec) -> str:
 
 
 class _DataCache:
-    def __init__(self, data_args: argparse.Namespace) -> None:
-        self.args = data_args
+    def __init__(self, data_options: dict[str, Any]) -> None:
+        self.options = data_options
         self.cache: dict[tuple[str, float | None], Interactions] = {}
 
     def load(self, spec: DataSpec, protocol: str) -> tuple[Interactions, float | None]:
         """The data for ``protocol`` and the min_rating it was loaded with."""
         if isinstance(spec, tuple):
             return spec[1], None
-        min_rating = self.args.min_rating
+        min_rating = self.options.get("min_rating")
         if spec == "ml-100k" and min_rating is None:
             min_rating = binarise_for(protocol)
         key = (spec, min_rating)
         if key not in self.cache:
-            from ncf.cli import load_data
-
-            ns = argparse.Namespace(**{**vars(self.args), "min_rating": min_rating})
-            self.cache[key] = load_data(spec, ns)
+            self.cache[key] = load_data(spec, **{**self.options, "min_rating": min_rating})
         return self.cache[key], min_rating
 
 
@@ -336,7 +336,7 @@ def run_benchmark(
     k: Sequence[int] = (5, 10),
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Progress | None = print,
-    data_args: argparse.Namespace | Mapping[str, Any] | None = None,
+    data_args: Mapping[str, Any] | None = None,
     memory: bool | str = "rss",
     warm_up: bool = True,
 ) -> dict[str, Any]:
@@ -345,7 +345,7 @@ def run_benchmark(
     Parameters
     ----------
     datasets:
-        ``"ml-100k"``, paths the CLI's ``load_data`` reads (CSV/TSV/Parquet, MovieLens
+        ``"ml-100k"``, paths :func:`ncf.data.sources.load_data` reads (CSV/TSV/Parquet, MovieLens
         zip/folder), or ``(name, Interactions)`` pairs.
     protocols:
         Any of ``"holdout"``, ``"leave-one-out"``, ``"temporal"`` (see :func:`split_for`).
@@ -364,7 +364,8 @@ def run_benchmark(
     progress:
         Called with one line per step (None: silent).
     data_args:
-        Column names / separator / min_rating for file datasets (the CLI's data options).
+        Keyword arguments of :func:`ncf.data.sources.load_data` for file datasets: ``user``,
+        ``item``, ``rating``, ``timestamp``, ``min_rating``, ``sep`` (the CLI's data options).
     memory:
         ``"rss"`` (default), ``"tracemalloc"`` (adds traced Python/numpy allocations, slows
         Python-heavy fits) or ``"off"``; see the module notes.
@@ -394,12 +395,11 @@ def run_benchmark(
         raise ConfigError(f"seeds == {seeds!r}, must be one or more integers >= 0")
     ks = sorted(set(_check_k(list(k))))
     memory = _memory_mode(memory)
-    given_params = _jsonable(dict(model_params or {}))
+    given_params = jsonable(dict(model_params or {}))
     per_protocol = protocol_params(model_params, protocols, models)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data_ns = _data_namespace(data_args)
-    cache = _DataCache(data_ns)
+    cache = _DataCache(_data_options(data_args))
 
     results: dict[str, Any] = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -455,7 +455,7 @@ def run_benchmark(
             for name in models:
                 done += 1
                 runs.append(_failed(dname, protocol, seed, name, params_now.get(name, {}), err, stage="data"))
-            _write_json(out / "results.json", results)
+            write_json(out / "results.json", results)
             continue
         if warm_up and not warmed:
             warmed = True
@@ -482,15 +482,15 @@ def run_benchmark(
                     f"recommend {rec['recommend_seconds']:.2f}s"
                     + (f"  peak {rec['peak_mb']:.1f} MB" if rec.get("peak_mb") is not None else "")
                 )
-            _write_json(out / "results.json", results)
+            write_json(out / "results.json", results)
             gc.collect()
 
     results["summary"] = summarise(runs, ks)
     results["total_seconds"] = time.perf_counter() - t_start
     md = format_markdown(results)
     files = {"json": out / "results.json", "markdown": out / "results.md", "chart": out / "chart.png"}
-    _write_json(files["json"], results)
-    _write_text(files["markdown"], md)
+    write_json(files["json"], results)
+    write_text(files["markdown"], md)
     try:
         plot_chart(results, files["chart"])
     except Exception as e:  # noqa: BLE001 - no chart is no reason to lose the numbers
@@ -565,7 +565,7 @@ def _failed(
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "dataset": dataset, "protocol": protocol, "seed": seed, "model": model, "split": split,
-        "status": "failed", "error": err, "failed_at": stage, "params": _jsonable(dict(params)), "metrics": {},
+        "status": "failed", "error": err, "failed_at": stage, "params": jsonable(dict(params)), "metrics": {},
         "fit_seconds": None, "recommend_seconds": None, "evaluate_seconds": None,
         "peak_mb": None, "rss_peak_mb": None, "rss_delta_mb": None, "traced_peak_mb": None,
     }  # fmt: skip
@@ -825,37 +825,6 @@ def plot_chart(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 # -- files ---------------------------------------------------------------------------------------
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(float(x)) else None
-    if isinstance(x, (str, int, bool)) or x is None:
-        return x
-    if isinstance(x, os.PathLike):
-        return os.fspath(x)
-    return repr(x)
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
-
-
 def load_params(text: str | None) -> dict[str, dict[str, Any]]:
     """``--params``: a JSON file path or a JSON string mapping model name -> kwargs."""
     if not text:

@@ -67,6 +67,7 @@ from torch import nn
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.reports import write_json, write_text
 
 #: What the notebook printed (precision@5, recall@5 its way).
 NOTEBOOK_REPORTED: dict[str, dict[str, float]] = {
@@ -386,13 +387,11 @@ def run_notebook(
     say(f"{NOTEBOOK_DEF}.")
     say(f"{HONEST_DEF}.")
     if out_dir is not None:
-        from ncf.benchmark import _write_json, _write_text
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "notebook.json", result)
+        write_json(out / "notebook.json", result)
         md = ["# Seed notebook, reproduced", "", table, "", f"- {NOTEBOOK_DEF}", f"- {HONEST_DEF}", "",
               "```json", json.dumps(result["setup"], indent=2), "```", ""]  # fmt: skip
-        _write_text(out / "notebook.md", "\n".join(md))
+        write_text(out / "notebook.md", "\n".join(md))
         result["files"] = {"json": str(out / "notebook.json"), "markdown": str(out / "notebook.md")}
     return result

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ncf._version import __version__
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError
@@ -115,8 +116,6 @@ def save_bundle(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle; returns the file written."""
-    import ncf
-
     tensors: dict[str, torch.Tensor] = {}
     for name, t in weights.items():
         tensors[f"weights.{name}"] = t.detach().to("cpu").contiguous()
@@ -127,7 +126,7 @@ def save_bundle(
     meta = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "ncf_version": ncf.__version__,
+        "ncf_version": __version__,
         "model_class": model_class,
         "config": json.dumps(config),
         "extra": json.dumps(extra or {}, default=str),
