@@ -51,7 +51,6 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -64,6 +63,7 @@ import numpy as np
 from ncf.data.interactions import Interactions
 from ncf.data.sources import load_data
 from ncf.errors import ConfigError
+from ncf.fsutil import atomic_path
 from ncf.reports import jsonable, write_json, write_text
 from ncf.split import PROTOCOLS as split_protocols
 
@@ -813,14 +813,8 @@ def plot_chart(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     if groups:
         ax.legend(fontsize=8)
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     return path
 
 

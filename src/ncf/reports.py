@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ncf.fsutil import atomic_write
 
 
 def jsonable(x: Any) -> Any:
@@ -30,14 +31,7 @@ def jsonable(x: Any) -> Any:
 
 
 def write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def write_json(path: Path, obj: Any) -> None:
