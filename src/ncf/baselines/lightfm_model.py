@@ -15,8 +15,7 @@ import importlib
 import time
 from typing import Any
 
-from ncf.baselines._base import check_train, need_float, need_int, need_seed, resolve_seed
-from ncf.baselines.implicit_models import _FactorModel
+from ncf.baselines._base import FactorModel, check_train, need_float, need_int, need_seed, resolve_seed
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 
@@ -39,7 +38,7 @@ def require_lightfm() -> Any:
         raise ConfigError(LIGHTFM_HINT) from None
 
 
-class LightFMModel(_FactorModel):
+class LightFMModel(FactorModel):
     """A ``lightfm.LightFM`` model on the interactions alone (identity user/item features).
 
     Parameters
