@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ncf.base import Recommender, check_k
+from ncf.base import Recommender
+from ncf.checks import check_int
+from ncf.data.io import PARQUET_SUFFIXES
 from ncf.errors import ConfigError
 from ncf.fsutil import atomic_path
 
 __all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "write_recommendations"]
 
 CSV_SUFFIXES = (".csv",)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 COLUMNS = ("user", "item", "rank", "score")
 
 
@@ -136,8 +137,8 @@ def write_recommendations(
     model._check_fitted()
     target = Path(out)
     fmt = _format_for(target)
-    k = check_k(k)
-    chunk_users = check_k(chunk_users, "chunk_users")
+    k = check_int("k", k)
+    chunk_users = check_int("chunk_users", chunk_users)
     umap = model.user_map_
     if users is None:
         raw_users = umap.ids

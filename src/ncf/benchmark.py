@@ -60,10 +60,12 @@ from typing import Any
 
 import numpy as np
 
+from ncf.checks import check_cutoffs
 from ncf.data.interactions import Interactions
 from ncf.data.sources import load_data
 from ncf.errors import ConfigError
 from ncf.fsutil import atomic_path
+from ncf.metrics import CUTOFF_METRICS, METRIC_NAMES
 from ncf.reports import jsonable, write_json, write_text
 from ncf.split import PROTOCOLS as split_protocols
 
@@ -378,8 +380,6 @@ def run_benchmark(
         What ``results.json`` holds, plus ``"files"`` (the paths written). A model that
         raises is recorded with ``status="failed"`` and its error; the run goes on.
     """
-    from ncf.evaluation import _check_k
-
     say = progress or (lambda _msg: None)
     if isinstance(datasets, (str, tuple)):
         datasets = [datasets]  # type: ignore[list-item]
@@ -393,7 +393,7 @@ def run_benchmark(
     seeds = [int(s) for s in seeds]
     if not seeds or any(s < 0 for s in seeds):
         raise ConfigError(f"seeds == {seeds!r}, must be one or more integers >= 0")
-    ks = sorted(set(_check_k(list(k))))
+    ks = sorted(set(check_cutoffs(list(k))))
     memory = _memory_mode(memory)
     given_params = jsonable(dict(model_params or {}))
     per_protocol = protocol_params(model_params, protocols, models)
@@ -631,7 +631,7 @@ def _value(run: dict[str, Any], key: str) -> float | None:
 def summarise(runs: Sequence[dict[str, Any]], ks: Sequence[int]) -> list[dict[str, Any]]:
     """Mean and std (over seeds, ddof=1; 0 for one seed) per dataset x protocol x model."""
     keys = [c[0] for c in table_columns(ks)]
-    extra = [f"{m}@{kk}" for kk in ks for m in ("ndcg", "recall", "hr", "precision", "map")] + ["mrr", "auc"]
+    extra = [f"{m}@{kk}" for kk in ks for m in CUTOFF_METRICS] + [m for m in METRIC_NAMES if m not in CUTOFF_METRICS]
     keys += [x for x in extra if x not in keys]
     order: list[tuple[str, str, str]] = []
     for r in runs:

@@ -227,8 +227,10 @@ class NCF(Recommender):
             isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) or not np.isfinite(r) or r <= 0
         ):
             raise ConfigError(f"recency == {r!r}, must be None, 'auto' or a half-life > 0 (in interactions)")
+        from ncf.metrics import METRIC_NAMES
+
         base = str(self.metric).split("@")[0]
-        if base not in ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc"):
+        if base not in METRIC_NAMES:
             raise ConfigError(f"metric == {self.metric!r}, must be like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'")
         if self.lr_scaling not in ("none", "sqrt", "linear"):
             raise ConfigError(f"lr_scaling == {self.lr_scaling!r}, must be 'none', 'sqrt' or 'linear'")

@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ncf.base import Recommender
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 from ncf.reports import write_json, write_text
@@ -326,9 +327,9 @@ def run_notebook(
     """
     from ncf import split
 
-    for name, v, lo in (("seed", seed, 0), ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ConfigError(f"{name} == {v!r}, must be an integer >= {lo}")
+    check_int("seed", seed, 0)
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
     data = load_notebook_data()

@@ -16,11 +16,6 @@ from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
 
 
 # -- parameter checks -----------------------------------------------------------------------
-def need_int(name: str, value: Any, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigError(f"{name} == {value!r}, must be an integer >= {lo}")
-
-
 def need_float(name: str, value: Any, lo: float, *, open_low: bool = False) -> None:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     ok = ok and math.isfinite(value) and (value > lo if open_low else value >= lo)

@@ -22,10 +22,10 @@ from ncf.baselines._base import (
     FactorModel,
     check_train,
     need_float,
-    need_int,
     need_seed,
     resolve_seed,
 )
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 
@@ -107,12 +107,12 @@ class ImplicitALS(_ImplicitModel):
         )  # fmt: skip
 
     def _validate(self) -> None:
-        need_int("factors", self.factors, 1)
+        check_int("factors", self.factors)
         need_float("regularization", self.regularization, 0.0)
         need_float("alpha", self.alpha, 0.0, open_low=True)
-        need_int("iterations", self.iterations, 1)
+        check_int("iterations", self.iterations)
         need_seed(self.seed)
-        need_int("num_threads", self.num_threads, 1)
+        check_int("num_threads", self.num_threads)
 
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitALS:
         """Train on ``train.csr``; ``validation`` is accepted for interface parity and ignored."""
@@ -159,12 +159,12 @@ class ImplicitBPR(_ImplicitModel):
         )  # fmt: skip
 
     def _validate(self) -> None:
-        need_int("factors", self.factors, 1)
+        check_int("factors", self.factors)
         need_float("learning_rate", self.learning_rate, 0.0, open_low=True)
         need_float("regularization", self.regularization, 0.0)
-        need_int("iterations", self.iterations, 1)
+        check_int("iterations", self.iterations)
         need_seed(self.seed)
-        need_int("num_threads", self.num_threads, 1)
+        check_int("num_threads", self.num_threads)
 
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitBPR:
         """Train on ``train.csr``; ``validation`` is accepted for interface parity and ignored."""

@@ -73,7 +73,7 @@ def guess_columns(path: Path, sep: str | None, user: str | None, item: str | Non
 
     cols: list[str] = []
     try:
-        if path.suffix in PARQUET_SUFFIXES:
+        if path.suffix.lower() in PARQUET_SUFFIXES:  # as load_interactions decides
             import pyarrow.parquet as pq
 
             cols = list(pq.read_schema(path).names)

@@ -44,6 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ncf._version import __version__
 from ncf.base import Recommender
+from ncf.checks import check_int
 from ncf.data.ids import IdMap
 from ncf.errors import BundleError, ConfigError, DataError, NcfError, UnknownIdError
 from ncf.serve import schemas as S
@@ -451,10 +452,8 @@ def create_app(
         requests with ``k <= N``, ``filter_seen`` and no ``exclude`` are a lookup; 0 scores
         every request live. Answers are identical either way; a reload starts a fresh cache.
     """
-    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1024:
-        raise ConfigError(f"max_body_bytes == {max_body_bytes!r}, must be an integer >= 1024")
-    if isinstance(cache_top, bool) or not isinstance(cache_top, int) or cache_top < 0:
-        raise ConfigError(f"cache_top == {cache_top!r}, must be an integer >= 0 (0 turns the cache off)")
+    check_int("max_body_bytes", max_body_bytes, 1024)
+    check_int("cache_top", cache_top, 0, hint="0 turns the cache off")
     metrics = Metrics()
     holder = ModelHolder(bundle_path, preload=preload, cache_top=cache_top, counts=metrics.reloads)
     page = _page()
