@@ -818,6 +818,105 @@ def plot_chart(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     return path
 
 
+# -- tuning (an equal budget per model, validation data only; benchmarks/tune.py runs it) --------
+def _grid(**axes: list[Any]) -> list[dict[str, Any]]:
+    """The full product of ``axes``, first axis varying slowest."""
+    out: list[dict[str, Any]] = [{}]
+    for name, values in axes.items():
+        out = [{**c, name: v} for c in out for v in values]
+    return out
+
+
+#: model -> candidate kwargs (on top of the model's defaults), 6-12 configs per model: the grids
+#: behind ``benchmarks/tuned_params.json`` (RESULTS.md, "Baselines", "1. Equal tuning budget").
+TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
+    "ease": [{"l2": v} for v in (50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0)],
+    "item-knn": _grid(k_neighbors=[20, 50, 100, 200], shrink=[0.0, 10.0]),
+    # ALS round 1 (factors {64, 128} x regularization {0.1, 1} x alpha {1, 10}, rows kept in the jsonl)
+    # peaked at its edge (64 factors, regularization 1); round 2 moves the box there:
+    "implicit-als": _grid(factors=[32, 64], regularization=[1.0, 10.0, 50.0], alpha=[1.0, 5.0]),
+    "implicit-bpr": _grid(factors=[64, 128], learning_rate=[0.01, 0.05], regularization=[0.001, 0.01])
+    + [
+        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
+        {"factors": 128, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
+    ],
+    "lightfm-warp": _grid(no_components=[32, 64], learning_rate=[0.02, 0.05], epochs=[20, 50])
+    + [
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
+    ],
+    "lightfm-bpr": _grid(no_components=[32, 64], learning_rate=[0.02, 0.05], epochs=[20, 50])
+    + [
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
+    ],
+    "neumf": [
+        {},  # the defaults (they have changed since this grid ran: see RESULTS, "How the defaults were chosen")
+        {"factors": 16},
+        {"factors": 64},
+        {"negatives": 8},
+        {"weight_decay": 1e-5},
+        {"weight_decay": 1e-3},
+    ],
+}
+
+
+def tuning_split(protocol: str, seed: int, data: Interactions | None = None) -> tuple[Interactions, Interactions]:
+    """(inner train, outer validation) for tuning under ``protocol``; the test part is split off and dropped.
+
+    ``data`` defaults to the built-in ML-100k binarised as the benchmark does
+    (:func:`binarise_for`); the test part is :func:`split_for`'s with the same ``seed``. The
+    outer part is carved from train by the protocol's own rule: ``HOLDOUT_N`` random items
+    per user for ``"holdout"``, each user's latest item for ``"leave-one-out"``.
+    """
+    from ncf import split
+    from ncf.data.movielens import movielens_100k
+
+    if protocol not in ("holdout", "leave-one-out"):
+        raise ConfigError(f"protocol == {protocol!r}: tuning supports 'holdout' and 'leave-one-out'")
+    if data is None:
+        data = movielens_100k(min_rating=binarise_for(protocol))
+    train, _test = split_for(protocol, data, seed)  # the test part is never used here
+    if protocol == "holdout":
+        inner, outer = split.carve_validation(train, "random", n=HOLDOUT_N, seed=seed)
+        inner.report["split"] = train.report["split"]  # so NCF's own validation mirrors the holdout rule
+    else:
+        inner, outer = split.carve_validation(train, "timestamp", n=1)
+    return inner, outer
+
+
+def select_tuned(
+    rows: Sequence[Mapping[str, Any]], grids: Mapping[str, Sequence[Mapping[str, Any]]] = TUNING_GRIDS
+) -> tuple[dict[str, dict[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """Per protocol and model, the grid entry with the best mean outer NDCG@10 over the seeds searched.
+
+    ``rows`` are search records (``protocol``, ``model``, ``config``, ``seed``, ``ndcg@10``,
+    ``recall@10``, ``fit_s``; a failed candidate has ``error`` instead of metrics). Means are
+    rounded to 4 decimals and ties go to the earlier grid entry; configs not in ``grids``
+    (exploration outside the equal budget) are ignored. Returns ``({protocol: {model:
+    kwargs}}, one summary row per choice)``: the first is what ``ncf benchmark --params`` takes.
+    """
+    chosen: dict[str, dict[str, dict[str, Any]]] = {}
+    table = []
+    for protocol in sorted({r["protocol"] for r in rows}):
+        for name, grid in grids.items():
+            scores = []
+            for i, cfg in enumerate(grid):
+                rs = [r for r in rows if r["protocol"] == protocol and r["model"] == name and r["config"] == cfg
+                      and "ndcg@10" in r]  # fmt: skip
+                if rs:
+                    scores.append((round(float(np.mean([r["ndcg@10"] for r in rs])), 4), -i, dict(cfg), rs))
+            if not scores:
+                continue
+            ndcg, _, cfg, rs = max(scores, key=lambda s: (s[0], s[1]))
+            chosen.setdefault(protocol, {})[name] = cfg
+            table.append({"protocol": protocol, "model": name, "config": cfg, "ndcg@10": ndcg,
+                          "recall@10": round(float(np.mean([r["recall@10"] for r in rs])), 4),
+                          "fit_s": round(float(np.mean([r["fit_s"] for r in rs])), 1),
+                          "n_configs": len(scores), "seeds": sorted(r["seed"] for r in rs)})  # fmt: skip
+    return chosen, table
+
+
 # -- files ---------------------------------------------------------------------------------------
 def load_params(text: str | None) -> dict[str, dict[str, Any]]:
     """``--params``: a JSON file path or a JSON string mapping model name -> kwargs."""
