@@ -56,7 +56,7 @@ def main() -> None:
 
     # Time spent inside the checkpoint writes themselves (serialise + write + fsync + rename),
     # measured within the same run: robust to the noise of a shared machine.
-    from ncf.checkpoint import StageCheckpoint
+    from ncf.train.checkpoint import StageCheckpoint
 
     spent: list[float] = []
     original = StageCheckpoint.save_epoch

@@ -30,9 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dense_reference import DenseNeuMF, epoch_tensors, train_epoch  # noqa: E402
 
 from ncf import nn as ncf_nn  # noqa: E402
-from ncf.fused import FusedStep  # noqa: E402
 from ncf.synthetic import synthetic_interactions  # noqa: E402
-from ncf.training import EpochSamples, make_optimizers  # noqa: E402
+from ncf.train.fused import FusedStep, fused_step  # noqa: E402
+from ncf.train.sources import UniformNegatives  # noqa: E402
+from ncf.train.steps import make_optimizers  # noqa: E402
 
 FACTORS, LAYERS, NEG = 8, (64, 32, 16, 8), 4
 
@@ -71,9 +72,10 @@ def throughput(args: argparse.Namespace) -> None:
     d = _data(args.shape)
     print(f"{args.shape}: {d.n_users} users, {d.n_items} items, {len(d)} positives; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
-    es = EpochSamples(d, NEG, "bce", torch.device("cpu"))
+    es = UniformNegatives(d, NEG, "bce", torch.device("cpu"))
     t = time.perf_counter()
-    ours_t = es.epoch(torch.Generator().manual_seed(0))
+    ep = es.epoch(torch.Generator().manual_seed(0))
+    ours_t = (ep.u, ep.i, ep.target)
     t_ours_epoch = time.perf_counter() - t
     t = time.perf_counter()
     ref_t = epoch_tensors(d.user_idx, d.item_idx, d.n_items, NEG, np.random.default_rng(0))
@@ -90,7 +92,7 @@ def throughput(args: argparse.Namespace) -> None:
         ref = DenseNeuMF(d.n_users, d.n_items, FACTORS, LAYERS)
         ref_opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
         lib = ncf_nn.NeuMF(d.n_users, d.n_items, FACTORS, LAYERS)
-        fs = FusedStep(lib, lr=1e-3)
+        fs = fused_step(lib, lr=1e-3)
         auto = ncf_nn.NeuMF(d.n_users, d.n_items, FACTORS, LAYERS)
         auto_opts = make_optimizers(auto, 1e-3)
         # warm-up (allocator, first-call costs)
@@ -115,7 +117,7 @@ def throughput(args: argparse.Namespace) -> None:
 
 def epoch(args: argparse.Namespace) -> None:
     """One full training epoch through the library's trainer (sampling included)."""
-    from ncf.training import TrainConfig, train_module
+    from ncf.train.trainer import TrainConfig, train_module
 
     t = time.perf_counter()
     d = _data(args.shape)
@@ -226,26 +228,36 @@ def twostage(args: argparse.Namespace) -> None:
 
 
 def compile_cmp(args: argparse.Namespace) -> None:
-    """torch.compile (autograd path) vs eager autograd vs the fused step, fixed 5 epochs on ML-100k."""
+    """torch.compile (autograd path) vs eager autograd vs the fused step: one NeuMF stage with the
+    library's default sizes and rates, fixed 5 epochs on ML-100k, no validation.
+
+    Each path is chosen through the trainer's own switches (``TrainConfig.fused``, ``.compile``
+    and sparse or dense embeddings), not by patching the library. ``NCF(sparse=False)`` alone
+    already means the autograd path, but NCF has no switch for "autograd with sparse
+    gradients + RowAdam", so every row calls the trainer ``NCF.fit`` uses, on one module.
+    """
     from ncf import NCF, split
     from ncf.data.movielens import movielens_100k
+    from ncf.train.trainer import TrainConfig, train_module
 
     train, _ = split.holdout(movielens_100k(min_rating=3), n=10, by="random", seed=0)
+    d = NCF()  # the defaults (constructor only stores them)
     print("| path | fit s (5 epochs, no validation) | s/epoch after the first (steady state) |\n|---|---|---|")
-    import ncf.fused
-
-    for label, kw, fused in (("fused step (default)", {}, True), ("autograd eager, sparse + RowAdam", {}, False),
-                             ("autograd eager, dense embeddings + Adam", {"sparse": False}, False),
-                             ("autograd + torch.compile, dense embeddings + Adam (compile time included)",
-                              {"sparse": False, "compile": True}, False)):  # fmt: skip
-        orig = ncf.fused.supports
-        if not fused:
-            ncf.fused.supports = lambda *a: False
+    for label, sparse, fused, compiled in (
+        ("fused step (default)", True, True, False),
+        ("autograd eager, sparse + RowAdam", True, False, False),
+        ("autograd eager, dense embeddings + Adam", False, False, False),
+        ("autograd + torch.compile, dense embeddings + Adam (compile time included)", False, False, True),
+    ):
+        torch.manual_seed(0)
+        module = ncf_nn.build("neumf", train.n_users, train.n_items, d.factors, tuple(d.layers), 0.0, sparse)
+        cfg = TrainConfig(epochs=5, batch_size=d.batch_size, learning_rate=d.learning_rate,
+                          weight_decay=d.weight_decay, negatives=d.negatives, seed=0, fused=fused,
+                          compile=compiled)  # fmt: skip
         t = time.perf_counter()
-        m = NCF(seed=0, epochs=5, refit=False, **kw).fit(train, validation=None)
-        sec = [h["seconds"] for h in m.history_["neumf"]["history"]]
+        res = train_module(module, train, None, cfg, device=torch.device("cpu"), progress=False)
+        sec = [h["seconds"] for h in res.history]
         print(f"| {label} | {time.perf_counter() - t:.1f} | {(sec[-1] - sec[0]) / (len(sec) - 1):.2f} |", flush=True)
-        ncf.fused.supports = orig
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import ncf.evaluation
 from ncf import benchmark as B
 from ncf.cli import main
 from ncf.data.io import load_interactions
+from ncf.errors import ConfigError
 
 N_USERS, N_ITEMS = 40, 30
 MODELS = ["popularity", "ease", "item-knn", "gmf", "implicit-als"]
@@ -64,7 +65,7 @@ def bench(csv_path, tmp_path_factory):
     try:
         res = B.run_benchmark(
             [str(csv_path)], ["holdout", "leave-one-out"], MODELS, [0, 1], out,
-            model_params=PARAMS, progress=lines.append, data_args={"timestamp_col": "timestamp"},
+            model_params=PARAMS, progress=lines.append, data_args={"timestamp": "timestamp"},
         )  # fmt: skip
     finally:
         mp.undo()
@@ -170,7 +171,7 @@ def test_bold_picks_lowest_time_and_highest_metric():
 
 def test_binarise_rule_applied_to_builtin_ml100k(monkeypatch, csv_path, tmp_path):
     """ml-100k: holdout binarises at 3, leave-one-out keeps every rating; files are loaded as given."""
-    import ncf.data.movielens as ml
+    import ncf.data.sources as sources
 
     assert B.binarise_for("holdout") == 3.0
     assert B.binarise_for("leave-one-out") is None
@@ -180,7 +181,7 @@ def test_binarise_rule_applied_to_builtin_ml100k(monkeypatch, csv_path, tmp_path
         calls.append(min_rating)
         return load_interactions(csv_path, user="user", item="item", timestamp="timestamp")
 
-    monkeypatch.setattr(ml, "movielens_100k", fake)
+    monkeypatch.setattr(sources, "movielens_100k", fake)  # where load_data looks it up
     res = B.run_benchmark(["ml-100k"], ["holdout", "leave-one-out"], ["popularity"], [0, 1], tmp_path, progress=None)
     assert calls == [3.0, None]  # loaded once per rule, not once per seed
     assert [r["split"]["min_rating"] for r in res["runs"]] == [3.0, 3.0, None, None]
@@ -270,3 +271,56 @@ def test_cli_params_per_protocol(csv_path, tmp_path):
     l2 = {r["protocol"]: r["params"]["l2"] for r in runs if r["model"] == "ease"}
     assert l2 == {"holdout": 5.0, "leave-one-out": 50.0}
     assert all(r["status"] == "ok" for r in runs)
+
+
+# -- tuning (benchmarks/tune.py) -----------------------------------------------------------
+def test_tuning_grids_sized_and_name_real_parameters():
+    import inspect
+
+    import ncf.baselines as NB
+    from ncf.model import NCF
+
+    for name, grid in B.TUNING_GRIDS.items():
+        assert 6 <= len(grid) <= 12, name
+        if name == "neumf":
+            accepted = set(inspect.signature(NCF.__init__).parameters)
+            assert grid[0] == {}  # the defaults come first
+        else:
+            cls_name, fixed = NB.BASELINES[name]
+            accepted = set(inspect.signature(getattr(NB, cls_name).__init__).parameters) - set(fixed)
+        for cfg in grid:
+            assert set(cfg) <= accepted, (name, cfg)
+        assert len({tuple(sorted(c.items())) for c in grid}) == len(grid), f"{name}: duplicate configs"
+
+
+def test_select_tuned_best_mean_and_earlier_entry_on_ties():
+    g = B.TUNING_GRIDS["ease"]
+    rows = [
+        {"protocol": "holdout", "model": "ease", "config": g[0], "seed": 0, "ndcg@10": 0.20, "recall@10": 0.1, "fit_s": 1},
+        {"protocol": "holdout", "model": "ease", "config": g[0], "seed": 1, "ndcg@10": 0.30, "recall@10": 0.1, "fit_s": 1},
+        {"protocol": "holdout", "model": "ease", "config": g[1], "seed": 0, "ndcg@10": 0.26, "recall@10": 0.1, "fit_s": 1},
+        {"protocol": "holdout", "model": "ease", "config": g[2], "seed": 0, "ndcg@10": 0.25, "recall@10": 0.1, "fit_s": 1},
+        {"protocol": "holdout", "model": "ease", "config": g[3], "seed": 0, "error": "boom"},
+        {"protocol": "leave-one-out", "model": "ease", "config": g[4], "seed": 0, "ndcg@10": 0.05, "recall@10": 0.1,
+         "fit_s": 1},
+        {"protocol": "holdout", "model": "ease", "config": {"l2": 1.0}, "seed": 0, "ndcg@10": 0.9, "recall@10": 0.9,
+         "fit_s": 1},  # not in the grid (an earlier round): ignored
+    ]  # fmt: skip
+    chosen, table = B.select_tuned(rows)
+    assert chosen == {"holdout": {"ease": g[1]}, "leave-one-out": {"ease": g[4]}}
+    assert table[0]["n_configs"] == 3 and table[0]["ndcg@10"] == pytest.approx(0.26)
+    rows[2]["ndcg@10"] = 0.25  # now a tie with g[0]'s mean (0.25): the earlier entry wins
+    assert B.select_tuned(rows)[0]["holdout"]["ease"] == g[0]
+
+
+def test_tuning_split_drops_the_test_part_and_carves_by_the_protocols_rule(csv_path):
+    data = load_interactions(csv_path, user="user", item="item", timestamp="timestamp")
+    train, test = B.split_for("leave-one-out", data, 0)
+    inner, outer = B.tuning_split("leave-one-out", 0, data)
+    assert len(inner) + len(outer) == len(train)
+    assert outer.n_users == train.n_users and len(outer) <= train.n_users  # one item per user at most
+    test_keys = set(zip(test.user_idx.tolist(), test.item_idx.tolist()))
+    for part in (inner, outer):
+        assert not test_keys & set(zip(part.user_idx.tolist(), part.item_idx.tolist()))
+    with pytest.raises(ConfigError, match="tuning supports"):
+        B.tuning_split("temporal", 0, data)

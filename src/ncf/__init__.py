@@ -1,6 +1,7 @@
 """ncf: Neural Collaborative Filtering (He et al., WWW 2017) as a real recommender."""
 
 from ncf import split
+from ncf._version import __version__
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.data.io import load_interactions
@@ -15,8 +16,6 @@ from ncf.errors import (
 )
 from ncf.evaluation import evaluate
 from ncf.model import NCF
-
-__version__ = "0.1.0"
 
 __all__ = [
     "NCF",

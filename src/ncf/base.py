@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, NotFittedError
 from ncf.ranking import chunk_size_for, topk
@@ -23,14 +24,6 @@ Unknown = Literal["error", "popular"]
 
 def _is_scalar(x: Any) -> bool:
     return isinstance(x, (str, bytes)) or np.ndim(x) == 0
-
-
-def check_k(k: Any, name: str = "k", upper: int | None = None) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"{name} == {k!r}, must be an integer >= 1")
-    if upper is not None and k > upper:
-        raise ConfigError(f"{name} == {k}, must be <= {upper}")
-    return int(k)
 
 
 class Recommender:
@@ -143,7 +136,7 @@ class Recommender:
             ``k`` rankable items gets ``None`` ids and ``-inf`` scores in the tail.
         """
         self._check_fitted()
-        k = check_k(k)
+        k = check_int("k", k)
         scalar = _is_scalar(user_ids)
         raw = [user_ids] if scalar else list(user_ids)
         if unknown not in ("error", "popular"):
@@ -162,7 +155,7 @@ class Recommender:
         known = uidx >= 0
         stage = {}
         if candidates is not None:
-            check_k(candidates, "candidates")
+            check_int("candidates", candidates)
             stage = {"candidates": int(candidates), "rescore": self._score_pairs}
         if known.any():
             i, s = topk(
@@ -206,7 +199,7 @@ class Recommender:
     def similar_items(self, item_ids: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Most similar items by cosine similarity of item embeddings (the item itself excluded)."""
         self._check_fitted()
-        k = check_k(k)
+        k = check_int("k", k)
         scalar = _is_scalar(item_ids)
         idx = self.item_map_.index([item_ids] if scalar else list(item_ids))
         vecs = torch.as_tensor(np.asarray(self._item_vectors(), dtype=np.float32))

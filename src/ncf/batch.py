@@ -16,13 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ncf.base import Recommender, check_k
+from ncf.base import Recommender
+from ncf.checks import check_int
+from ncf.data.io import PARQUET_SUFFIXES
 from ncf.errors import ConfigError
+from ncf.fsutil import atomic_path
 
 __all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "write_recommendations"]
 
 CSV_SUFFIXES = (".csv",)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 COLUMNS = ("user", "item", "rank", "score")
 
 
@@ -64,7 +66,7 @@ def _chunk_frames(
         )
 
 
-def _write_csv(tmp: str, frames: Iterator[pd.DataFrame]) -> int:
+def _write_csv(tmp: Path, frames: Iterator[pd.DataFrame]) -> int:
     n = 0
     with open(tmp, "w", encoding="utf-8", newline="") as fh:
         header = True
@@ -78,7 +80,7 @@ def _write_csv(tmp: str, frames: Iterator[pd.DataFrame]) -> int:
     return n
 
 
-def _write_parquet(tmp: str, frames: Iterator[pd.DataFrame], user_int: bool, item_int: bool) -> int:
+def _write_parquet(tmp: Path, frames: Iterator[pd.DataFrame], user_int: bool, item_int: bool) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -132,13 +134,11 @@ def write_recommendations(
     int
         The number of rows written.
     """
-    from ncf.persist import atomic_write_bytes
-
     model._check_fitted()
     target = Path(out)
     fmt = _format_for(target)
-    k = check_k(k)
-    chunk_users = check_k(chunk_users, "chunk_users")
+    k = check_int("k", k)
+    chunk_users = check_int("chunk_users", chunk_users)
     umap = model.user_map_
     if users is None:
         raw_users = umap.ids
@@ -149,14 +149,10 @@ def write_recommendations(
         raise ConfigError(f"{target} is a directory; give a file path ending in .csv or .parquet")
 
     frames = _chunk_frames(model, raw_users, k, filter_seen, chunk_users)
-    rows = 0
 
-    def write(tmp: str) -> None:
-        nonlocal rows
+    with atomic_path(target) as tmp:
         if fmt == "csv":
             rows = _write_csv(tmp, frames)
         else:
             rows = _write_parquet(tmp, frames, umap.kind == "int", model.item_map_.kind == "int")
-
-    atomic_write_bytes(target, write)
     return rows

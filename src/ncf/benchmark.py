@@ -42,7 +42,6 @@ The built-in MovieLens-100k is binarised per protocol, see :func:`binarise_for`.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import gc
 import inspect
@@ -52,7 +51,6 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
@@ -62,8 +60,13 @@ from typing import Any
 
 import numpy as np
 
+from ncf.checks import check_cutoffs
 from ncf.data.interactions import Interactions
+from ncf.data.sources import load_data
 from ncf.errors import ConfigError
+from ncf.fsutil import atomic_path
+from ncf.metrics import CUTOFF_METRICS, METRIC_NAMES
+from ncf.reports import jsonable, write_json, write_text
 from ncf.split import PROTOCOLS as split_protocols
 
 NCF_MODELS = ("neumf", "gmf", "mlp")
@@ -161,9 +164,9 @@ def make_model(name: str, params: Mapping[str, Any] | None, seed: int) -> Any:
 
 def _model_params(model: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        return _jsonable(model.get_params())
+        return jsonable(model.get_params())
     except Exception:  # noqa: BLE001
-        return _jsonable(dict(given))
+        return jsonable(dict(given))
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -291,13 +294,15 @@ def _fit_and_measure(
 DataSpec = str | tuple[str, Interactions]
 
 
-def _data_namespace(data_args: argparse.Namespace | Mapping[str, Any] | None) -> argparse.Namespace:
-    base = dict(user_col=None, item_col=None, rating_col=None, timestamp_col=None, min_rating=None, sep=None)
-    if isinstance(data_args, argparse.Namespace):
-        base.update({k: getattr(data_args, k) for k in base if hasattr(data_args, k)})
-    elif data_args:
-        base.update(data_args)
-    return argparse.Namespace(**base)
+DATA_OPTIONS = ("user", "item", "rating", "timestamp", "min_rating", "sep")
+
+
+def _data_options(data_args: Mapping[str, Any] | None) -> dict[str, Any]:
+    opts = dict(data_args or {})
+    bad = sorted(set(opts) - set(DATA_OPTIONS))
+    if bad:
+        raise ConfigError(f"data_args: unknown {bad}; give load_data keyword arguments: {', '.join(DATA_OPTIONS)}")
+    return opts
 
 
 def _dataset_name(spec: DataSpec) -> str:
@@ -305,23 +310,20 @@ def _dataset_name(spec: DataSpec) -> str:
 
 
 class _DataCache:
-    def __init__(self, data_args: argparse.Namespace) -> None:
-        self.args = data_args
+    def __init__(self, data_options: dict[str, Any]) -> None:
+        self.options = data_options
         self.cache: dict[tuple[str, float | None], Interactions] = {}
 
     def load(self, spec: DataSpec, protocol: str) -> tuple[Interactions, float | None]:
         """The data for ``protocol`` and the min_rating it was loaded with."""
         if isinstance(spec, tuple):
             return spec[1], None
-        min_rating = self.args.min_rating
+        min_rating = self.options.get("min_rating")
         if spec == "ml-100k" and min_rating is None:
             min_rating = binarise_for(protocol)
         key = (spec, min_rating)
         if key not in self.cache:
-            from ncf.cli import load_data
-
-            ns = argparse.Namespace(**{**vars(self.args), "min_rating": min_rating})
-            self.cache[key] = load_data(spec, ns)
+            self.cache[key] = load_data(spec, **{**self.options, "min_rating": min_rating})
         return self.cache[key], min_rating
 
 
@@ -336,7 +338,7 @@ def run_benchmark(
     k: Sequence[int] = (5, 10),
     model_params: Mapping[str, Mapping[str, Any]] | None = None,
     progress: Progress | None = print,
-    data_args: argparse.Namespace | Mapping[str, Any] | None = None,
+    data_args: Mapping[str, Any] | None = None,
     memory: bool | str = "rss",
     warm_up: bool = True,
 ) -> dict[str, Any]:
@@ -345,7 +347,7 @@ def run_benchmark(
     Parameters
     ----------
     datasets:
-        ``"ml-100k"``, paths the CLI's ``load_data`` reads (CSV/TSV/Parquet, MovieLens
+        ``"ml-100k"``, paths :func:`ncf.data.sources.load_data` reads (CSV/TSV/Parquet, MovieLens
         zip/folder), or ``(name, Interactions)`` pairs.
     protocols:
         Any of ``"holdout"``, ``"leave-one-out"``, ``"temporal"`` (see :func:`split_for`).
@@ -364,7 +366,8 @@ def run_benchmark(
     progress:
         Called with one line per step (None: silent).
     data_args:
-        Column names / separator / min_rating for file datasets (the CLI's data options).
+        Keyword arguments of :func:`ncf.data.sources.load_data` for file datasets: ``user``,
+        ``item``, ``rating``, ``timestamp``, ``min_rating``, ``sep`` (the CLI's data options).
     memory:
         ``"rss"`` (default), ``"tracemalloc"`` (adds traced Python/numpy allocations, slows
         Python-heavy fits) or ``"off"``; see the module notes.
@@ -377,8 +380,6 @@ def run_benchmark(
         What ``results.json`` holds, plus ``"files"`` (the paths written). A model that
         raises is recorded with ``status="failed"`` and its error; the run goes on.
     """
-    from ncf.evaluation import _check_k
-
     say = progress or (lambda _msg: None)
     if isinstance(datasets, (str, tuple)):
         datasets = [datasets]  # type: ignore[list-item]
@@ -392,14 +393,13 @@ def run_benchmark(
     seeds = [int(s) for s in seeds]
     if not seeds or any(s < 0 for s in seeds):
         raise ConfigError(f"seeds == {seeds!r}, must be one or more integers >= 0")
-    ks = sorted(set(_check_k(list(k))))
+    ks = sorted(set(check_cutoffs(list(k))))
     memory = _memory_mode(memory)
-    given_params = _jsonable(dict(model_params or {}))
+    given_params = jsonable(dict(model_params or {}))
     per_protocol = protocol_params(model_params, protocols, models)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data_ns = _data_namespace(data_args)
-    cache = _DataCache(data_ns)
+    cache = _DataCache(_data_options(data_args))
 
     results: dict[str, Any] = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -455,7 +455,7 @@ def run_benchmark(
             for name in models:
                 done += 1
                 runs.append(_failed(dname, protocol, seed, name, params_now.get(name, {}), err, stage="data"))
-            _write_json(out / "results.json", results)
+            write_json(out / "results.json", results)
             continue
         if warm_up and not warmed:
             warmed = True
@@ -482,15 +482,15 @@ def run_benchmark(
                     f"recommend {rec['recommend_seconds']:.2f}s"
                     + (f"  peak {rec['peak_mb']:.1f} MB" if rec.get("peak_mb") is not None else "")
                 )
-            _write_json(out / "results.json", results)
+            write_json(out / "results.json", results)
             gc.collect()
 
     results["summary"] = summarise(runs, ks)
     results["total_seconds"] = time.perf_counter() - t_start
     md = format_markdown(results)
     files = {"json": out / "results.json", "markdown": out / "results.md", "chart": out / "chart.png"}
-    _write_json(files["json"], results)
-    _write_text(files["markdown"], md)
+    write_json(files["json"], results)
+    write_text(files["markdown"], md)
     try:
         plot_chart(results, files["chart"])
     except Exception as e:  # noqa: BLE001 - no chart is no reason to lose the numbers
@@ -565,7 +565,7 @@ def _failed(
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "dataset": dataset, "protocol": protocol, "seed": seed, "model": model, "split": split,
-        "status": "failed", "error": err, "failed_at": stage, "params": _jsonable(dict(params)), "metrics": {},
+        "status": "failed", "error": err, "failed_at": stage, "params": jsonable(dict(params)), "metrics": {},
         "fit_seconds": None, "recommend_seconds": None, "evaluate_seconds": None,
         "peak_mb": None, "rss_peak_mb": None, "rss_delta_mb": None, "traced_peak_mb": None,
     }  # fmt: skip
@@ -631,7 +631,7 @@ def _value(run: dict[str, Any], key: str) -> float | None:
 def summarise(runs: Sequence[dict[str, Any]], ks: Sequence[int]) -> list[dict[str, Any]]:
     """Mean and std (over seeds, ddof=1; 0 for one seed) per dataset x protocol x model."""
     keys = [c[0] for c in table_columns(ks)]
-    extra = [f"{m}@{kk}" for kk in ks for m in ("ndcg", "recall", "hr", "precision", "map")] + ["mrr", "auc"]
+    extra = [f"{m}@{kk}" for kk in ks for m in CUTOFF_METRICS] + [m for m in METRIC_NAMES if m not in CUTOFF_METRICS]
     keys += [x for x in extra if x not in keys]
     order: list[tuple[str, str, str]] = []
     for r in runs:
@@ -813,49 +813,111 @@ def plot_chart(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     if groups:
         ax.legend(fontsize=8)
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     return path
 
 
+# -- tuning (an equal budget per model, validation data only; benchmarks/tune.py runs it) --------
+def _grid(**axes: list[Any]) -> list[dict[str, Any]]:
+    """The full product of ``axes``, first axis varying slowest."""
+    out: list[dict[str, Any]] = [{}]
+    for name, values in axes.items():
+        out = [{**c, name: v} for c in out for v in values]
+    return out
+
+
+#: model -> candidate kwargs (on top of the model's defaults), 6-12 configs per model: the grids
+#: behind ``benchmarks/tuned_params.json`` (RESULTS.md, "Baselines", "1. Equal tuning budget").
+TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
+    "ease": [{"l2": v} for v in (50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0)],
+    "item-knn": _grid(k_neighbors=[20, 50, 100, 200], shrink=[0.0, 10.0]),
+    # ALS round 1 (factors {64, 128} x regularization {0.1, 1} x alpha {1, 10}, rows kept in the jsonl)
+    # peaked at its edge (64 factors, regularization 1); round 2 moves the box there:
+    "implicit-als": _grid(factors=[32, 64], regularization=[1.0, 10.0, 50.0], alpha=[1.0, 5.0]),
+    "implicit-bpr": _grid(factors=[64, 128], learning_rate=[0.01, 0.05], regularization=[0.001, 0.01])
+    + [
+        {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
+        {"factors": 128, "learning_rate": 0.01, "regularization": 0.01, "iterations": 300},
+    ],
+    "lightfm-warp": _grid(no_components=[32, 64], learning_rate=[0.02, 0.05], epochs=[20, 50])
+    + [
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
+    ],
+    "lightfm-bpr": _grid(no_components=[32, 64], learning_rate=[0.02, 0.05], epochs=[20, 50])
+    + [
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
+        {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
+    ],
+    "neumf": [
+        {},  # the defaults (they have changed since this grid ran: see RESULTS, "How the defaults were chosen")
+        {"factors": 16},
+        {"factors": 64},
+        {"negatives": 8},
+        {"weight_decay": 1e-5},
+        {"weight_decay": 1e-3},
+    ],
+}
+
+
+def tuning_split(protocol: str, seed: int, data: Interactions | None = None) -> tuple[Interactions, Interactions]:
+    """(inner train, outer validation) for tuning under ``protocol``; the test part is split off and dropped.
+
+    ``data`` defaults to the built-in ML-100k binarised as the benchmark does
+    (:func:`binarise_for`); the test part is :func:`split_for`'s with the same ``seed``. The
+    outer part is carved from train by the protocol's own rule: ``HOLDOUT_N`` random items
+    per user for ``"holdout"``, each user's latest item for ``"leave-one-out"``.
+    """
+    from ncf import split
+    from ncf.data.movielens import movielens_100k
+
+    if protocol not in ("holdout", "leave-one-out"):
+        raise ConfigError(f"protocol == {protocol!r}: tuning supports 'holdout' and 'leave-one-out'")
+    if data is None:
+        data = movielens_100k(min_rating=binarise_for(protocol))
+    train, _test = split_for(protocol, data, seed)  # the test part is never used here
+    if protocol == "holdout":
+        inner, outer = split.carve_validation(train, "random", n=HOLDOUT_N, seed=seed)
+        inner.report["split"] = train.report["split"]  # so NCF's own validation mirrors the holdout rule
+    else:
+        inner, outer = split.carve_validation(train, "timestamp", n=1)
+    return inner, outer
+
+
+def select_tuned(
+    rows: Sequence[Mapping[str, Any]], grids: Mapping[str, Sequence[Mapping[str, Any]]] = TUNING_GRIDS
+) -> tuple[dict[str, dict[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """Per protocol and model, the grid entry with the best mean outer NDCG@10 over the seeds searched.
+
+    ``rows`` are search records (``protocol``, ``model``, ``config``, ``seed``, ``ndcg@10``,
+    ``recall@10``, ``fit_s``; a failed candidate has ``error`` instead of metrics). Means are
+    rounded to 4 decimals and ties go to the earlier grid entry; configs not in ``grids``
+    (exploration outside the equal budget) are ignored. Returns ``({protocol: {model:
+    kwargs}}, one summary row per choice)``: the first is what ``ncf benchmark --params`` takes.
+    """
+    chosen: dict[str, dict[str, dict[str, Any]]] = {}
+    table = []
+    for protocol in sorted({r["protocol"] for r in rows}):
+        for name, grid in grids.items():
+            scores = []
+            for i, cfg in enumerate(grid):
+                rs = [r for r in rows if r["protocol"] == protocol and r["model"] == name and r["config"] == cfg
+                      and "ndcg@10" in r]  # fmt: skip
+                if rs:
+                    scores.append((round(float(np.mean([r["ndcg@10"] for r in rs])), 4), -i, dict(cfg), rs))
+            if not scores:
+                continue
+            ndcg, _, cfg, rs = max(scores, key=lambda s: (s[0], s[1]))
+            chosen.setdefault(protocol, {})[name] = cfg
+            table.append({"protocol": protocol, "model": name, "config": cfg, "ndcg@10": ndcg,
+                          "recall@10": round(float(np.mean([r["recall@10"] for r in rs])), 4),
+                          "fit_s": round(float(np.mean([r["fit_s"] for r in rs])), 1),
+                          "n_configs": len(scores), "seeds": sorted(r["seed"] for r in rs)})  # fmt: skip
+    return chosen, table
+
+
 # -- files ---------------------------------------------------------------------------------------
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(float(x)) else None
-    if isinstance(x, (str, int, bool)) or x is None:
-        return x
-    if isinstance(x, os.PathLike):
-        return os.fspath(x)
-    return repr(x)
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
-
-
 def load_params(text: str | None) -> dict[str, dict[str, Any]]:
     """``--params``: a JSON file path or a JSON string mapping model name -> kwargs."""
     if not text:

@@ -32,65 +32,22 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_data(spec: str, args: argparse.Namespace) -> Any:
-    """Interactions from 'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file."""
-    from ncf.data.io import load_interactions
-    from ncf.data.movielens import load_movielens, movielens_100k
-    from ncf.errors import DataError
+    """The data a command names, read with the data options of :func:`_add_data_args`."""
+    from ncf.data.sources import load_data as load
 
-    min_rating = getattr(args, "min_rating", None)
-    if spec == "ml-100k":
-        return movielens_100k(min_rating=min_rating)
-    path = Path(spec)
-    if not path.exists():
-        raise DataError(f"data file {spec} does not exist; give a CSV/TSV/Parquet path or 'ml-100k'")
-    explicit = any(getattr(args, a, None) for a in ("user_col", "item_col"))
-    looks_movielens = path.suffix == ".zip" or path.is_dir() or path.name in ("ratings.dat", "ratings.csv")
-    if looks_movielens and not explicit:
-        try:
-            return load_movielens(path, min_rating=min_rating)
-        except DataError:
-            if not path.is_file() or path.suffix == ".zip":
-                raise
-            # only named like MovieLens: read it as any ratings file (that names the real problem)
-    user, item = args.user_col, args.item_col
-    if user is None or item is None:
-        user, item = _guess_columns(path, args.sep, user, item)
-    return load_interactions(
-        path,
-        user=user,
-        item=item,
-        rating=args.rating_col,
-        timestamp=args.timestamp_col,
-        min_rating=min_rating,
-        sep=args.sep,
-    )
+    return load(spec, **_data_options(args))
 
 
-def _guess_columns(path: Path, sep: str | None, user: str | None, item: str | None) -> tuple[str, str]:
-    """Default column names; the loader reports the columns found if they are wrong."""
-    import pandas as pd
-
-    cols: list[str] = []
-    try:
-        if path.suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            cols = list(pq.read_schema(path).names)
-        else:
-            cols = list(pd.read_csv(path, sep=sep, engine="python", nrows=0).columns)
-    except Exception:  # noqa: BLE001 - the loader gives the real error
-        pass
-    lower = {c.lower().strip(): c for c in cols}
-
-    def pick(given: str | None, names: Sequence[str]) -> str:
-        if given is not None:
-            return given
-        for n in names:
-            if n.lower() in lower:
-                return lower[n.lower()]
-        return names[0]
-
-    return pick(user, ("user", "user_id", "userid", "userId")), pick(item, ("item", "item_id", "itemid", "movieId"))
+def _data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data flags as :func:`ncf.data.sources.load_data` keyword arguments."""
+    return {
+        "user": getattr(args, "user_col", None),
+        "item": getattr(args, "item_col", None),
+        "rating": getattr(args, "rating_col", None),
+        "timestamp": getattr(args, "timestamp_col", None),
+        "min_rating": getattr(args, "min_rating", None),
+        "sep": getattr(args, "sep", None),
+    }
 
 
 def _add_param_flags(p: argparse.ArgumentParser, estimator: type) -> None:
@@ -320,7 +277,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         args.out or "runs/benchmark",
         k=args.k,
         model_params=load_params(args.params),
-        data_args=args,
+        data_args=_data_options(args),
         memory=args.memory,
     )
     print()
@@ -346,7 +303,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ncf import __version__
+    from ncf._version import __version__
 
     p = argparse.ArgumentParser(prog="ncf", description="Neural Collaborative Filtering: train, evaluate, recommend.")
     p.add_argument("--version", action="version", version=f"ncf {__version__}")

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from ncf import metrics as M
+from ncf.checks import check_cutoffs, check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
 from ncf.ranking import ScoreFn, chunk_size_for, masked_scores, topk_rows
@@ -31,19 +32,7 @@ if TYPE_CHECKING:
     from ncf.base import Recommender
 
 PROTOCOLS = ("full", "sampled", "full-unfiltered")
-DEFAULT_METRICS = ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc")
 PairFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _check_k(k: int | Sequence[int]) -> list[int]:
-    # Anything but a list/tuple/array/range is one cutoff, so 2.5, True or "10" get a ConfigError, not a TypeError.
-    ks = list(k) if isinstance(k, (list, tuple, np.ndarray, range)) else [k]
-    for v in ks:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ConfigError(f"k == {v!r}, must be an integer >= 1")
-    if not ks:
-        raise ConfigError("k is empty, give at least one cutoff >= 1")
-    return [int(v) for v in ks]
 
 
 #: Up to this many held-out items per user, ranks come from direct comparisons, not a sort.
@@ -207,19 +196,19 @@ def evaluate_scores(
     *,
     k: int | Sequence[int] = 10,
     protocol: str = "full",
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] = M.METRIC_NAMES,
     negatives: int = 99,
     seed: int = 0,
     device: torch.device | str = "cpu",
     bytes_per_user: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate raw scoring functions; ``train`` and ``test`` must share id maps."""
-    ks = _check_k(k)
+    ks = check_cutoffs(k)
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol == {protocol!r}, must be one of {', '.join(PROTOCOLS)}")
-    unknown = [m for m in metrics if m not in DEFAULT_METRICS]
+    unknown = [m for m in metrics if m not in M.METRIC_NAMES]
     if unknown:
-        raise ConfigError(f"unknown metric(s) {unknown}; known: {', '.join(DEFAULT_METRICS)}")
+        raise ConfigError(f"unknown metric(s) {unknown}; known: {', '.join(M.METRIC_NAMES)}")
     test, overlap = _drop_train_overlap(train, test)
     if len(test) == 0:
         raise DataError("the test set is empty (after dropping pairs also in train); nothing to evaluate")
@@ -227,8 +216,7 @@ def evaluate_scores(
     if protocol == "sampled":
         if pair_fn is None:
             raise ConfigError("this model cannot score pairs, so the sampled protocol is unavailable")
-        if not isinstance(negatives, int) or negatives < 1:
-            raise ConfigError(f"negatives == {negatives!r}, must be an integer >= 1")
+        negatives = check_int("negatives", negatives)
         q_users, q_ranks = sampled_ranks(pair_fn, test, [train, test], negatives=negatives, seed=seed, device=device)
         # Each held-out pair is its own query with one relevant item; average within a
         # user first, then over users, so heavy users do not dominate.
@@ -284,7 +272,7 @@ def evaluate(
     *,
     k: int | Sequence[int] = 10,
     protocol: str = "full",
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] = M.METRIC_NAMES,
     negatives: int = 99,
     seed: int = 0,
 ) -> dict[str, Any]:

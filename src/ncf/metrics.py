@@ -34,6 +34,7 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ncf.checks import check_int
 from ncf.errors import ConfigError
 
 __all__ = [
@@ -60,20 +61,6 @@ IntArray = NDArray[np.int64]
 # --------------------------------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
-def _check_k(k: object, name: str = "k") -> int:
-    """Return ``k`` as a Python int, or raise ConfigError unless it is an integer >= 1."""
-    if not _is_int(k):
-        raise ConfigError(f"{name} == {k!r} ({type(k).__name__}), must be an integer >= 1")
-    k_int = int(k)  # type: ignore[call-overload]
-    if k_int < 1:
-        raise ConfigError(f"{name} == {k_int}, must be >= 1")
-    return k_int
 
 
 def _as_int_array(values: ArrayLike, name: str) -> IntArray:
@@ -212,7 +199,7 @@ def hit_rate(ranks: ArrayLike | RankGroups, indptr: ArrayLike | None, k: int) ->
 
     Returns a float64 array of length n_users, NaN for users without relevant items.
     """
-    k = _check_k(k)
+    k = check_int("k", k)
     g = _groups(ranks, indptr)
     hits = g.per_user_count(g.ranks < k)
     return g.finish(hits > 0)
@@ -224,7 +211,7 @@ def precision(ranks: ArrayLike | RankGroups, indptr: ArrayLike | None, k: int) -
     The denominator is always k, even when fewer than k candidates were ranked.
     Returns a float64 array of length n_users, NaN for users without relevant items.
     """
-    k = _check_k(k)
+    k = check_int("k", k)
     g = _groups(ranks, indptr)
     return g.finish(g.per_user_count(g.ranks < k) / k)
 
@@ -234,7 +221,7 @@ def recall(ranks: ArrayLike | RankGroups, indptr: ArrayLike | None, k: int) -> F
 
     Returns a float64 array of length n_users, NaN for users without relevant items.
     """
-    k = _check_k(k)
+    k = check_int("k", k)
     g = _groups(ranks, indptr)
     hits = g.per_user_count(g.ranks < k)
     n_rel = np.maximum(g.n_relevant, 1)  # users with R == 0 are set to NaN by finish()
@@ -258,7 +245,7 @@ def ndcg(ranks: ArrayLike | RankGroups, indptr: ArrayLike | None, k: int) -> Flo
 
     Returns a float64 array of length n_users, NaN for users without relevant items.
     """
-    k = _check_k(k)
+    k = check_int("k", k)
     g = _groups(ranks, indptr)
     srt = g.sorted_ranks  # sum in rank order so the result does not depend on the input order
     gains = np.where(srt < k, 1.0 / np.log2(srt.astype(np.float64) + 2.0), 0.0)
@@ -279,7 +266,7 @@ def average_precision(ranks: ArrayLike | RankGroups, indptr: ArrayLike | None, k
 
     Returns a float64 array of length n_users, NaN for users without relevant items.
     """
-    k = _check_k(k)
+    k = check_int("k", k)
     g = _groups(ranks, indptr)
     srt = g.sorted_ranks
     terms = np.where(srt < k, (g.position_in_user + 1.0) / (srt + 1.0), 0.0)
@@ -296,7 +283,7 @@ def reciprocal_rank(ranks: ArrayLike | RankGroups, indptr: ArrayLike | None, k: 
     Returns a float64 array of length n_users, NaN for users without relevant items.
     """
     if k is not None:
-        k = _check_k(k)
+        k = check_int("k", k)
     g = _groups(ranks, indptr)
     best = np.zeros(g.n_users, dtype=np.int64)
     has = g.has_relevant
@@ -357,7 +344,7 @@ def coverage(topk_items: ArrayLike, n_items: int) -> float:
     Raises ConfigError for a non-2-D or non-integer array, ``n_items < 1``, or items outside
     ``[-1, n_items)``.
     """
-    n_items = _check_k(n_items, "n_items")
+    n_items = check_int("n_items", n_items)
     items = np.asarray(topk_items)
     if items.ndim != 2:
         raise ConfigError(f"topk_items must be a 2-D array (users x k), got shape {items.shape}")
@@ -392,10 +379,7 @@ def micro_precision_recall(hits_in_topk: int, n_recommended: int, n_relevant: in
     """
     counts = {"hits_in_topk": hits_in_topk, "n_recommended": n_recommended, "n_relevant": n_relevant}
     for name, value in counts.items():
-        if not _is_int(value):
-            raise ConfigError(f"{name} == {value!r} ({type(value).__name__}), must be an integer >= 0")
-        if value < 0:
-            raise ConfigError(f"{name} == {value}, must be >= 0")
+        check_int(name, value, 0)
     if hits_in_topk > n_recommended or hits_in_topk > n_relevant:
         raise ConfigError(
             f"hits_in_topk == {hits_in_topk} exceeds n_recommended == {n_recommended} or "
@@ -428,8 +412,11 @@ _AT_K: dict[str, Callable[[RankGroups, None, int], FloatArray]] = {
     "map": average_precision,
 }
 
-#: Names accepted by :func:`compute`; the first five are reported as ``"<name>@<k>"``.
-METRIC_NAMES: tuple[str, ...] = (*_AT_K, "mrr", "auc")
+#: The metrics with a cutoff, reported as ``"<name>@<k>"``.
+CUTOFF_METRICS: tuple[str, ...] = tuple(_AT_K)
+#: Every metric name :func:`compute`, :func:`ncf.evaluate` and ``NCF(metric=...)`` accept
+#: (the one list; ``"mrr"`` and ``"auc"`` have no cutoff).
+METRIC_NAMES: tuple[str, ...] = (*CUTOFF_METRICS, "mrr", "auc")
 
 
 def compute(
@@ -455,7 +442,7 @@ def compute(
     unknown = [n for n in names if n not in METRIC_NAMES]
     if unknown:
         raise ConfigError(f"unknown metric name(s) {unknown}; known: {', '.join(METRIC_NAMES)}")
-    k = _check_k(k)
+    k = check_int("k", k)
     if "auc" in names and n_candidates is None:
         raise ConfigError("metric 'auc' needs n_candidates (number of items ranked per user)")
     g = RankGroups.from_arrays(ranks, indptr)
@@ -479,7 +466,7 @@ def per_user(
         raise ConfigError(f"unknown metric name {name!r}; known: {', '.join(METRIC_NAMES)}")
     g = RankGroups.from_arrays(ranks, indptr)
     if name in _AT_K:
-        return _AT_K[name](g, None, _check_k(k))
+        return _AT_K[name](g, None, check_int("k", k))
     if name == "mrr":
         return reciprocal_rank(g, None)
     if n_candidates is None:

@@ -65,8 +65,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ncf.base import Recommender
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.reports import write_json, write_text
 
 #: What the notebook printed (precision@5, recall@5 its way).
 NOTEBOOK_REPORTED: dict[str, dict[str, float]] = {
@@ -325,9 +327,9 @@ def run_notebook(
     """
     from ncf import split
 
-    for name, v, lo in (("seed", seed, 0), ("epochs", epochs, 1), ("batch_size", batch_size, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ConfigError(f"{name} == {v!r}, must be an integer >= {lo}")
+    check_int("seed", seed, 0)
+    check_int("epochs", epochs)
+    check_int("batch_size", batch_size)
     say = progress or (lambda _m: None)
     t0 = time.perf_counter()
     data = load_notebook_data()
@@ -386,13 +388,11 @@ def run_notebook(
     say(f"{NOTEBOOK_DEF}.")
     say(f"{HONEST_DEF}.")
     if out_dir is not None:
-        from ncf.benchmark import _write_json, _write_text
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "notebook.json", result)
+        write_json(out / "notebook.json", result)
         md = ["# Seed notebook, reproduced", "", table, "", f"- {NOTEBOOK_DEF}", f"- {HONEST_DEF}", "",
               "```json", json.dumps(result["setup"], indent=2), "```", ""]  # fmt: skip
-        _write_text(out / "notebook.md", "\n".join(md))
+        write_text(out / "notebook.md", "\n".join(md))
         result["files"] = {"json": str(out / "notebook.json"), "markdown": str(out / "notebook.md")}
     return result

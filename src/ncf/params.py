@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ncf.errors import ConfigError
+from ncf.metrics import METRIC_NAMES
 
 __all__ = [
     "Bool",
@@ -169,7 +170,7 @@ class Either(Constraint):
 class Metric(Constraint):
     """A ranking metric name, with a cutoff where it takes one: ``ndcg@10``, ``hr@20``, ``mrr``."""
 
-    NAMES = ("hr", "precision", "recall", "ndcg", "map", "mrr", "auc")
+    NAMES = METRIC_NAMES
     text = "like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'"
     metavar = "NAME@K"
 

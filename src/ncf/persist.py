@@ -6,16 +6,15 @@ for seen-item filtering (``train.*``); its string metadata holds JSON: the estim
 config, versions, and optional item metadata. safetensors stores raw little-endian
 buffers and a JSON header, so loading parses data and never executes code.
 
-Saving writes a temporary file beside the target, fsyncs it, and renames it over the old
-one (atomic on POSIX), then fsyncs the folder: a crash at any point leaves either the old
-bundle or the new one, never a torn file.
+Saving goes through :func:`ncf.fsutil.atomic_write` (a temporary file beside the target,
+fsynced, renamed over the old one, then the folder fsynced): a crash at any point leaves
+either the old bundle or the new one, never a torn file.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ncf._version import __version__
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError
+from ncf.fsutil import atomic_write
 
 FORMAT = "ncf-bundle"
 FORMAT_VERSION = 1
@@ -35,30 +36,6 @@ FILENAME = "model.safetensors"
 def bundle_file(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     return p if p.suffix == ".safetensors" else p / FILENAME
-
-
-def atomic_write_bytes(target: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then atomically move the result onto ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -87,12 +64,7 @@ def write_safetensors_atomic(target: Path, tensors: dict[str, torch.Tensor], met
     from safetensors.torch import save as to_bytes
 
     payload = to_bytes({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, metadata=metadata)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-
-    atomic_write_bytes(target, write)
+    atomic_write(target, payload)
 
 
 def _interaction_tensors(prefix: str, data: Interactions) -> dict[str, torch.Tensor]:
@@ -115,8 +87,6 @@ def save_bundle(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write a bundle; returns the file written."""
-    import ncf
-
     tensors: dict[str, torch.Tensor] = {}
     for name, t in weights.items():
         tensors[f"weights.{name}"] = t.detach().to("cpu").contiguous()
@@ -127,7 +97,7 @@ def save_bundle(
     meta = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "ncf_version": ncf.__version__,
+        "ncf_version": __version__,
         "model_class": model_class,
         "config": json.dumps(config),
         "extra": json.dumps(extra or {}, default=str),

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions, SplitInfo
 from ncf.errors import ConfigError, DataError
 
@@ -37,14 +38,6 @@ _HOW: tuple[str, ...] = ("auto", "random", "timestamp")
 
 
 # -- parameter checks --------------------------------------------------------------------
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} == {value!r}, must be an integer >= {minimum}")
-    if value < minimum:
-        raise ConfigError(f"{name} == {value}, must be >= {minimum}")
-    return int(value)
-
-
 def _check_open_unit(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
         raise ConfigError(f"{name} == {value!r}, must be a number in (0, 1)")
@@ -215,12 +208,12 @@ def holdout(
     """
     data = _check_data(data)
     if fraction is None:
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, 1)
     else:
         fraction = _check_open_unit("fraction", fraction)
     by = _check_choice("by", by, _BY)  # type: ignore[assignment]
     _check_seed(seed)
-    min_train = _check_int("min_train", min_train, 0)
+    min_train = check_int("min_train", min_train, 0)
     return _holdout(data, n, fraction, by, seed, min_train, "holdout")
 
 
@@ -236,7 +229,7 @@ def leave_one_out(
     data = _check_data(data)
     by = _check_choice("by", by, _BY)  # type: ignore[assignment]
     _check_seed(seed)
-    min_train = _check_int("min_train", min_train, 0)
+    min_train = check_int("min_train", min_train, 0)
     if by == "timestamp" and data.timestamps is None:
         raise DataError(
             'leave_one_out(by="timestamp") holds out each user\'s latest interaction, but this data has '
@@ -317,11 +310,11 @@ def carve_validation(
     train = _check_data(train, "train")
     how = _check_choice("how", how, _HOW)
     if fraction is None:
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, 1)
     else:
         fraction = _check_open_unit("fraction", fraction)
     _check_seed(seed)
-    min_train = _check_int("min_train", min_train, 0)
+    min_train = check_int("min_train", min_train, 0)
     by = how if how != "auto" else ("timestamp" if train.timestamps is not None else "random")
     if by == "timestamp" and train.timestamps is None:
         raise DataError(

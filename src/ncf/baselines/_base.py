@@ -1,4 +1,4 @@
-"""Plumbing the saveable baselines share: parameter checks, get_params, bundle save/load."""
+"""Plumbing the saveable baselines share: parameter checks, get_params, bundle save/load, factor scoring."""
 
 from __future__ import annotations
 
@@ -12,15 +12,10 @@ import torch
 
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
-from ncf.errors import BundleError, ConfigError, DataError
+from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
 
 
 # -- parameter checks -----------------------------------------------------------------------
-def need_int(name: str, value: Any, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigError(f"{name} == {value!r}, must be an integer >= {lo}")
-
-
 def need_float(name: str, value: Any, lo: float, *, open_low: bool = False) -> None:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     ok = ok and math.isfinite(value) and (value > lo if open_low else value >= lo)
@@ -132,3 +127,82 @@ def expect_shape(weights: dict[str, torch.Tensor], name: str, shape: tuple[int, 
     if tuple(t.shape) != shape:
         raise ValueError(f"weights.{name} has shape {tuple(t.shape)}, expected {shape}")
     return t
+
+
+class FactorModel(_Baseline):
+    """A model whose scores are ``user_factors_ @ item_factors_.T (+ item_bias_ + user_bias_)``, in torch.
+
+    Subclasses train with their library, then call :meth:`_set_factors`; scoring, ranking and
+    save/load come from here (implicit's ALS/BPR, LightFM).
+    """
+
+    user_bias_: torch.Tensor | None = None
+    item_bias_: torch.Tensor | None = None
+
+    def _set_factors(
+        self,
+        user: np.ndarray,
+        item: np.ndarray,
+        user_bias: np.ndarray | None = None,
+        item_bias: np.ndarray | None = None,
+    ) -> None:
+        self.user_factors_ = torch.as_tensor(np.ascontiguousarray(user, dtype=np.float32))
+        self.item_factors_ = torch.as_tensor(np.ascontiguousarray(item, dtype=np.float32))
+        self.user_bias_ = (
+            None if user_bias is None else torch.as_tensor(np.ascontiguousarray(user_bias, dtype=np.float32))
+        )
+        self.item_bias_ = (
+            None if item_bias is None else torch.as_tensor(np.ascontiguousarray(item_bias, dtype=np.float32))
+        )
+        if not (torch.isfinite(self.user_factors_).all() and torch.isfinite(self.item_factors_).all()):
+            raise ModelDivergedError(
+                f"{type(self).__name__} produced non-finite factors; lower the learning rate or raise the regularisation"
+            )
+
+    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+        users = users.cpu()
+        out = self.user_factors_[users] @ self.item_factors_.T
+        if self.item_bias_ is not None:
+            out += self.item_bias_[None, :]
+        if self.user_bias_ is not None:
+            out += self.user_bias_[users, None]
+        return out
+
+    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        users, items = users.cpu(), items.cpu()
+        out = (self.user_factors_[users] * self.item_factors_[items]).sum(1)
+        if self.item_bias_ is not None:
+            out += self.item_bias_[items]
+        if self.user_bias_ is not None:
+            out += self.user_bias_[users]
+        return out
+
+    def _bytes_per_user(self) -> int:
+        return self.train_.n_items * 4 * 4 + self.item_factors_.shape[1] * 4
+
+    def _item_vectors(self) -> np.ndarray:
+        return self.item_factors_.numpy()
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        w = {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
+        if self.user_bias_ is not None:
+            w["user_bias"] = self.user_bias_
+        if self.item_bias_ is not None:
+            w["item_bias"] = self.item_bias_
+        return w
+
+    def _restore(self, weights: dict[str, torch.Tensor], train: Interactions) -> None:
+        n_users, n_items = train.shape
+        if "user_factors" not in weights or "item_factors" not in weights:
+            raise ValueError("user_factors / item_factors missing")
+        f = weights["user_factors"].shape[-1]
+        uf = expect_shape(weights, "user_factors", (n_users, f))
+        itf = expect_shape(weights, "item_factors", (n_items, f))
+        ub = expect_shape(weights, "user_bias", (n_users,)) if "user_bias" in weights else None
+        ib = expect_shape(weights, "item_bias", (n_items,)) if "item_bias" in weights else None
+        self._set_factors(
+            uf.numpy(), itf.numpy(), None if ub is None else ub.numpy(), None if ib is None else ib.numpy()
+        )
+
+    def _extra(self) -> dict[str, Any]:
+        return {**super()._extra(), "seed": getattr(self, "seed_", None)}

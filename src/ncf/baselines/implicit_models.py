@@ -6,8 +6,7 @@ scored with a torch matmul, so recommend / evaluate go through ncf's own ranking
 filtering, tie-breaking) exactly as for :class:`ncf.NCF`.
 
 implicit is optional: ``pip install "implicit>=0.7"``. Loading a saved model does not
-need it. This module also holds :class:`_FactorModel`, the scoring and persistence shared
-with the LightFM wrapper.
+need it. Scoring and persistence are :class:`ncf.baselines._base.FactorModel`'s.
 """
 
 from __future__ import annotations
@@ -15,20 +14,18 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
-import torch
 
 from ncf.baselines._base import (
-    _Baseline,
+    FactorModel,
     check_train,
-    expect_shape,
     need_float,
-    need_int,
     need_seed,
     resolve_seed,
 )
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 
@@ -55,85 +52,7 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     return threadpool_limits(1, "blas")
 
 
-class _FactorModel(_Baseline):
-    """Scores ``user_factors_ @ item_factors_.T (+ item_bias_ + user_bias_)`` in torch."""
-
-    user_bias_: torch.Tensor | None = None
-    item_bias_: torch.Tensor | None = None
-    HAS_BIAS: ClassVar[bool] = False
-
-    def _set_factors(
-        self,
-        user: np.ndarray,
-        item: np.ndarray,
-        user_bias: np.ndarray | None = None,
-        item_bias: np.ndarray | None = None,
-    ) -> None:
-        self.user_factors_ = torch.as_tensor(np.ascontiguousarray(user, dtype=np.float32))
-        self.item_factors_ = torch.as_tensor(np.ascontiguousarray(item, dtype=np.float32))
-        self.user_bias_ = (
-            None if user_bias is None else torch.as_tensor(np.ascontiguousarray(user_bias, dtype=np.float32))
-        )
-        self.item_bias_ = (
-            None if item_bias is None else torch.as_tensor(np.ascontiguousarray(item_bias, dtype=np.float32))
-        )
-        if not (torch.isfinite(self.user_factors_).all() and torch.isfinite(self.item_factors_).all()):
-            from ncf.errors import ModelDivergedError
-
-            raise ModelDivergedError(
-                f"{type(self).__name__} produced non-finite factors; lower the learning rate or raise the regularisation"
-            )
-
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
-        users = users.cpu()
-        out = self.user_factors_[users] @ self.item_factors_.T
-        if self.item_bias_ is not None:
-            out += self.item_bias_[None, :]
-        if self.user_bias_ is not None:
-            out += self.user_bias_[users, None]
-        return out
-
-    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        users, items = users.cpu(), items.cpu()
-        out = (self.user_factors_[users] * self.item_factors_[items]).sum(1)
-        if self.item_bias_ is not None:
-            out += self.item_bias_[items]
-        if self.user_bias_ is not None:
-            out += self.user_bias_[users]
-        return out
-
-    def _bytes_per_user(self) -> int:
-        return self.train_.n_items * 4 * 4 + self.item_factors_.shape[1] * 4
-
-    def _item_vectors(self) -> np.ndarray:
-        return self.item_factors_.numpy()
-
-    def _weights(self) -> dict[str, torch.Tensor]:
-        w = {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
-        if self.user_bias_ is not None:
-            w["user_bias"] = self.user_bias_
-        if self.item_bias_ is not None:
-            w["item_bias"] = self.item_bias_
-        return w
-
-    def _restore(self, weights: dict[str, torch.Tensor], train: Interactions) -> None:
-        n_users, n_items = train.shape
-        if "user_factors" not in weights or "item_factors" not in weights:
-            raise ValueError("user_factors / item_factors missing")
-        f = weights["user_factors"].shape[-1]
-        uf = expect_shape(weights, "user_factors", (n_users, f))
-        itf = expect_shape(weights, "item_factors", (n_items, f))
-        ub = expect_shape(weights, "user_bias", (n_users,)) if "user_bias" in weights else None
-        ib = expect_shape(weights, "item_bias", (n_items,)) if "item_bias" in weights else None
-        self._set_factors(
-            uf.numpy(), itf.numpy(), None if ub is None else ub.numpy(), None if ib is None else ib.numpy()
-        )
-
-    def _extra(self) -> dict[str, Any]:
-        return {**super()._extra(), "seed": getattr(self, "seed_", None)}
-
-
-class _ImplicitModel(_FactorModel):
+class _ImplicitModel(FactorModel):
     def _fit_implicit(self, train: Interactions, make: Any) -> None:
         self._validate()
         train = check_train(train, type(self).__name__)
@@ -188,12 +107,12 @@ class ImplicitALS(_ImplicitModel):
         )  # fmt: skip
 
     def _validate(self) -> None:
-        need_int("factors", self.factors, 1)
+        check_int("factors", self.factors)
         need_float("regularization", self.regularization, 0.0)
         need_float("alpha", self.alpha, 0.0, open_low=True)
-        need_int("iterations", self.iterations, 1)
+        check_int("iterations", self.iterations)
         need_seed(self.seed)
-        need_int("num_threads", self.num_threads, 1)
+        check_int("num_threads", self.num_threads)
 
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitALS:
         """Train on ``train.csr``; ``validation`` is accepted for interface parity and ignored."""
@@ -240,12 +159,12 @@ class ImplicitBPR(_ImplicitModel):
         )  # fmt: skip
 
     def _validate(self) -> None:
-        need_int("factors", self.factors, 1)
+        check_int("factors", self.factors)
         need_float("learning_rate", self.learning_rate, 0.0, open_low=True)
         need_float("regularization", self.regularization, 0.0)
-        need_int("iterations", self.iterations, 1)
+        check_int("iterations", self.iterations)
         need_seed(self.seed)
-        need_int("num_threads", self.num_threads, 1)
+        check_int("num_threads", self.num_threads)
 
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitBPR:
         """Train on ``train.csr``; ``validation`` is accepted for interface parity and ignored."""

@@ -18,7 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ncf.baselines._base import _Baseline, check_train, expect_shape, need_float, need_int
+from ncf.baselines._base import _Baseline, check_train, expect_shape, need_float
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 
@@ -74,7 +75,7 @@ class ItemKNN(_Baseline):
         self._set_params(k_neighbors=k_neighbors, shrink=shrink)
 
     def _validate(self) -> None:
-        need_int("k_neighbors", self.k_neighbors, 1)
+        check_int("k_neighbors", self.k_neighbors)
         need_float("shrink", self.shrink, 0.0)
 
     def fit(self, train: Interactions, validation: Any = None) -> ItemKNN:

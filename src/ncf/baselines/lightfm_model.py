@@ -15,8 +15,8 @@ import importlib
 import time
 from typing import Any
 
-from ncf.baselines._base import check_train, need_float, need_int, need_seed, resolve_seed
-from ncf.baselines.implicit_models import _FactorModel
+from ncf.baselines._base import FactorModel, check_train, need_float, need_seed, resolve_seed
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 
@@ -39,7 +39,7 @@ def require_lightfm() -> Any:
         raise ConfigError(LIGHTFM_HINT) from None
 
 
-class LightFMModel(_FactorModel):
+class LightFMModel(FactorModel):
     """A ``lightfm.LightFM`` model on the interactions alone (identity user/item features).
 
     Parameters
@@ -85,13 +85,13 @@ class LightFMModel(_FactorModel):
     def _validate(self) -> None:
         if self.loss not in LOSSES:
             raise ConfigError(f"loss == {self.loss!r}, must be one of {', '.join(LOSSES)}")
-        need_int("no_components", self.no_components, 1)
+        check_int("no_components", self.no_components)
         need_float("learning_rate", self.learning_rate, 0.0, open_low=True)
-        need_int("epochs", self.epochs, 1)
+        check_int("epochs", self.epochs)
         need_float("item_alpha", self.item_alpha, 0.0)
         need_float("user_alpha", self.user_alpha, 0.0)
         need_seed(self.seed)
-        need_int("num_threads", self.num_threads, 1)
+        check_int("num_threads", self.num_threads)
 
     def fit(self, train: Interactions, validation: Any = None) -> LightFMModel:
         """Train from scratch on ``train``; ``validation`` is accepted for interface parity and ignored."""

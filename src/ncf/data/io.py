@@ -26,7 +26,7 @@ from ncf.errors import ConfigError, DataError, one_line
 
 __all__ = ["load_interactions"]
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_SUFFIXES = (".parquet", ".pq")  # the one list (sources, batch output)
 _SAMPLE_BYTES = 64 * 1024
 _SNIFF_LINES = 50
 _SNIFF_DELIMITERS = ",\t;|"

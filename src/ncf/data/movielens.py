@@ -38,6 +38,7 @@ import pandas as pd
 from ncf.data.interactions import Interactions
 from ncf.data.io import load_interactions
 from ncf.errors import DataError
+from ncf.fsutil import atomic_write
 
 __all__ = [
     "ML100K_GENRES",
@@ -600,20 +601,6 @@ def _read_cache(cache: Path, tried: list[str]) -> tuple[pd.DataFrame, pd.DataFra
     return ratings, items, str(manifest.get("origin", "cache"))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache is plain readable data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_cache(cache: Path, ratings: pd.DataFrame, items: pd.DataFrame, origin: str) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     blobs = {
@@ -621,7 +608,7 @@ def _write_cache(cache: Path, ratings: pd.DataFrame, items: pd.DataFrame, origin
         "items.csv": items[_ITEM_COLS].to_csv(index=False, lineterminator="\n").encode("utf-8"),
     }
     for name, blob in blobs.items():
-        _atomic_write(cache / name, blob)
+        atomic_write(cache / name, blob)
     manifest: dict[str, Any] = {
         "dataset": "ml-100k",
         "format": _CACHE_FORMAT,
@@ -633,7 +620,7 @@ def _write_cache(cache: Path, ratings: pd.DataFrame, items: pd.DataFrame, origin
         "files": {name: _sha256_bytes(blob) for name, blob in blobs.items()},
     }
     # The manifest goes last: a cache without one (or with stale file hashes) is rebuilt.
-    _atomic_write(cache / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    atomic_write(cache / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
 
 def _metadata(items: pd.DataFrame) -> pd.DataFrame:

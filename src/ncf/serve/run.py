@@ -27,16 +27,6 @@ def _check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port} ({e.strerror}); check --host and --port") from None
 
 
-def set_torch_threads(n: int) -> None:
-    """Intra-op threads for scoring. One request scores one user against every item: a few
-    hundred microseconds of work, where a second OpenMP thread only adds hand-off and
-    spin-wait cost. Measured on ML-100k NeuMF (2 shared cores): p50 1.1 ms with 1 thread,
-    12.8 ms with 2 (benchmarks/RESULTS.md, Serving). Concurrency comes from requests, not threads."""
-    import torch
-
-    torch.set_num_threads(n)
-
-
 def log_config(level: str, access_log: bool) -> dict[str, Any]:
     """Uvicorn's own access log is off (ours is structured JSON); everything goes to stderr."""
     handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "plain"}
@@ -72,7 +62,7 @@ def serve(
 ) -> int:
     import uvicorn
 
-    from ncf.serve.app import create_app
+    from ncf.serve.app import create_app, set_torch_threads
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port == {port}, must be in 1..65535")

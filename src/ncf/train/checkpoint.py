@@ -103,10 +103,10 @@ class Checkpoint:
             self.run_info["seed"] = stored["seed"]
             self.resumed = True
         else:
-            from ncf.persist import atomic_write_bytes
+            from ncf.fsutil import atomic_write
 
             payload = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **self.run_info}, indent=1)
-            atomic_write_bytes(run_file, lambda tmp: Path(tmp).write_text(payload + "\n", encoding="utf-8"))
+            atomic_write(run_file, payload + "\n")
 
     @property
     def seed(self) -> int:

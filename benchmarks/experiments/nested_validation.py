@@ -1,6 +1,6 @@
 """Compare training strategies on validation data only (nested), never on the test part.
 
-    python benchmarks/nested_validation.py --configs '[{...}, ...]' [--protocol leave-one-out] [--seeds 0,1,2]
+    python benchmarks/experiments/nested_validation.py --configs '[{...}, ...]' [--protocol leave-one-out] [--seeds 0,1,2]
 
 The test part is split off first and ignored. From the remaining training part an outer
 validation part is carved by the same rule; each config is fit on what is left (fit()
@@ -16,9 +16,9 @@ import json
 import time
 
 import numpy as np
-from tune import outer_split  # benchmarks/: the same (inner, outer) carve as the tuning search
 
 from ncf import NCF, evaluate
+from ncf.benchmark import tuning_split  # the same (inner, outer) carve as the tuning search
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     for cfg in configs:
         rows = []
         for seed in (int(s) for s in args.seeds.split(",")):
-            inner, outer = outer_split(args.protocol, seed)  # the test part is never used
+            inner, outer = tuning_split(args.protocol, seed)  # the test part is never used
             t = time.perf_counter()
             m = NCF(seed=seed, **cfg).fit(inner)
             fit = time.perf_counter() - t

@@ -1,6 +1,6 @@
 """Is a user's *recent* history more telling of their next item? (validation data only)
 
-    python benchmarks/recency_signal.py
+    python benchmarks/experiments/recency_signal.py
 
 Leave-one-out by time on ML-100k; the test part is split off and ignored, and an outer
 validation item per user (their latest training interaction) is carved out. An item-kNN

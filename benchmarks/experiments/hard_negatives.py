@@ -1,6 +1,6 @@
 """Dynamic hard negatives (DNS) at epoch level on the nested holdout validation part, 3 seeds (an experiment).
 
-    OMP_NUM_THREADS=1 python benchmarks/hard_negatives.py M ['{"negatives": 8, "learning_rate": 0.003}']
+    OMP_NUM_THREADS=1 python benchmarks/experiments/hard_negatives.py M ['{"negatives": 8, "learning_rate": 0.003}']
 
 Each negative slot draws M uniform candidates and keeps the one the current model (synced at
 every epoch end) scores highest; M = 1 is the library's uniform sampling. It patches the
@@ -13,13 +13,13 @@ import json
 import sys
 import time
 
-import numpy as np
-import torch
-from tune import outer_split  # benchmarks/: the same (inner, outer) carve as the tuning search
-
 import ncf.fused as F
 import ncf.training as T
+import numpy as np
+import torch
+
 from ncf import NCF, evaluate
+from ncf.benchmark import tuning_split  # the same (inner, outer) carve as the tuning search
 
 STATE: dict = {}
 
@@ -61,7 +61,7 @@ def main() -> None:
     T.EpochSamples = HardNegatives
     rows = []
     for seed in (0, 1, 2):
-        inner, outer = outer_split("holdout", seed)  # the test part is never used
+        inner, outer = tuning_split("holdout", seed)  # the test part is never used
         t = time.perf_counter()
         m = NCF(seed=seed, **cfg).fit(inner)
         r = evaluate(m, outer, k=[10])

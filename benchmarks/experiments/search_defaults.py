@@ -4,7 +4,7 @@ For each protocol the test part is split off first and never looked at; `NCF.fit
 carves its validation part (one interaction per user) out of the training part, and
 the score recorded is the best validation NDCG@10 reached, with the wall-clock fit time.
 
-    python benchmarks/search_defaults.py --grid coarse --out benchmarks/search.jsonl
+    python benchmarks/experiments/search_defaults.py --grid coarse --out runs/search.jsonl
 
 Each line of the output is one (protocol, config, seed) run.
 """
@@ -15,6 +15,7 @@ import argparse
 import itertools
 import json
 import time
+from pathlib import Path
 
 from ncf import NCF, split
 from ncf.data.movielens import movielens_100k
@@ -71,12 +72,13 @@ def main() -> None:
     ap.add_argument("--protocols", default="holdout,leave-one-out")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--out", default="benchmarks/search.jsonl")
+    ap.add_argument("--out", default="runs/search.jsonl")
     args = ap.parse_args()
     if args.summarize:
         summarize(args.summarize)
         return
     cfgs = json.loads(args.configs) if args.configs else configs(GRIDS[args.grid])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as f:
         for proto in args.protocols.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):

@@ -1,6 +1,6 @@
 """Large-batch learning-rate rule, measured on ML-100k validation (the test part is never used).
 
-    python benchmarks/lr_rule.py [--seeds 0,1] [--threads 1]
+    python benchmarks/experiments/lr_rule.py [--seeds 0,1] [--threads 1]
 
 Reference: NeuMF, 8 factors, MLP [64,32,16,8], 4 negatives, lr 1e-3 at batch 1024 (the
 paper's setting). At larger batches the step is kept (none), scaled by sqrt(B/1024) or by
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -56,7 +57,8 @@ def main() -> None:
         rows.append(dict(batch=batch, rule=rule, warmup=warm, lr=lr, val=vals, best_epochs=eps, seconds=secs))
         print(f"| {batch} | {rule} | {warm:g} | {lr:.4g} | {mean:.4f} | {', '.join(f'{v:.4f}' for v in vals)} | "
               f"{', '.join(map(str, eps))} | {secs:.0f} |", flush=True)  # fmt: skip
-    with open("benchmarks/lr_rule.jsonl", "w") as fh:
+    Path("runs").mkdir(exist_ok=True)
+    with open("runs/lr_rule.jsonl", "w") as fh:
         for r in rows:
             fh.write(json.dumps(r) + "\n")
 
