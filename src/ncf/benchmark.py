@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
-import inspect
 import json
 import math
 import os
@@ -66,10 +65,11 @@ from ncf.data.sources import load_data
 from ncf.errors import ConfigError
 from ncf.fsutil import atomic_path
 from ncf.metrics import CUTOFF_METRICS, METRIC_NAMES
+from ncf.registry import NCF_MODELS, make_model
+from ncf.registry import check_models as _check_models
 from ncf.reports import jsonable, write_json, write_text
 from ncf.split import PROTOCOLS as split_protocols
 
-NCF_MODELS = ("neumf", "gmf", "mlp")
 PROTOCOLS = split_protocols  # the names ncf.split.by_name understands
 HOLDOUT_N = 10
 TEMPORAL_QUANTILE = 0.8
@@ -114,54 +114,6 @@ def split_for(protocol: str, data: Interactions, seed: int) -> tuple[Interaction
 
 
 # -- models --------------------------------------------------------------------------------------
-def known_models() -> tuple[str, ...]:
-    from ncf.baselines import BASELINES
-
-    return (*NCF_MODELS, *BASELINES)
-
-
-def _check_models(models: Sequence[str]) -> list[str]:
-    models = [str(m).strip().lower() for m in models if str(m).strip()]
-    if not models:
-        raise ConfigError("no models given; pick from " + ", ".join(known_models()))
-    bad = [m for m in models if m not in known_models()]
-    if bad:
-        raise ConfigError(f"unknown model(s) {bad}; known models: {', '.join(known_models())}")
-    if len(set(models)) != len(models):
-        raise ConfigError(f"models {models} name a model twice")
-    return models
-
-
-def _baseline_takes_seed(name: str) -> bool:
-    import ncf.baselines as B
-
-    cls_name, _ = B.BASELINES[name]
-    try:
-        cls = getattr(B, cls_name)
-    except Exception:  # noqa: BLE001 - make_baseline reports the real problem
-        return False
-    return "seed" in inspect.signature(cls.__init__).parameters
-
-
-def make_model(name: str, params: Mapping[str, Any] | None, seed: int) -> Any:
-    """A fresh, unfitted model: ``NCF(model=name)`` or a baseline, seeded with ``seed``
-    unless ``params`` sets a seed (baselines without randomness take none)."""
-    params = dict(params or {})
-    if name in NCF_MODELS:
-        from ncf.model import NCF
-
-        if "model" in params and params["model"] != name:
-            raise ConfigError(f"params for {name!r} set model={params['model']!r}; use that model's name instead")
-        params.pop("model", None)
-        params.setdefault("seed", seed)
-        return NCF(model=name, **params)
-    from ncf.baselines import make_baseline
-
-    if _baseline_takes_seed(name):
-        params.setdefault("seed", seed)
-    return make_baseline(name, **params)
-
-
 def _model_params(model: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return jsonable(model.get_params())
@@ -920,6 +872,17 @@ def select_tuned(
 # -- files ---------------------------------------------------------------------------------------
 def load_params(text: str | None) -> dict[str, dict[str, Any]]:
     """``--params``: a JSON file path or a JSON string mapping model name -> kwargs."""
+    obj = read_json_arg(text)
+    if not isinstance(obj, dict) or not all(isinstance(v, dict) for v in obj.values()):
+        raise ConfigError(
+            'params must map model names (or protocol names) to objects of parameters, e.g. {"ease": {"l2": 200}} '
+            'or {"holdout": {"ease": {"l2": 500}}}'
+        )
+    return obj
+
+
+def read_json_arg(text: str | None) -> Any:
+    """A command-line JSON argument: a path to a JSON file, or the JSON itself ({} when empty)."""
     if not text:
         return {}
     p = Path(text)
@@ -932,9 +895,4 @@ def load_params(text: str | None) -> dict[str, dict[str, Any]]:
     except json.JSONDecodeError as e:
         what = f"file {p}" if is_file else "--params string"
         raise ConfigError(f'{what} is not valid JSON ({e}); expected e.g. \'{{"ease": {{"l2": 200}}}}\'') from None
-    if not isinstance(obj, dict) or not all(isinstance(v, dict) for v in obj.values()):
-        raise ConfigError(
-            'params must map model names (or protocol names) to objects of parameters, e.g. {"ease": {"l2": 200}} '
-            'or {"holdout": {"ease": {"l2": 500}}}'
-        )
     return obj

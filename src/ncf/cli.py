@@ -12,6 +12,7 @@ from typing import Any
 
 from ncf.model import NCF
 from ncf.params import Bool, Choice, Constraint, declared
+from ncf.registry import NCF_MODELS, known_models
 from ncf.split import PROTOCOLS as PROTOCOL_CHOICES
 
 
@@ -111,7 +112,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         data, test = split.by_name(args.test_protocol, data, seed=getattr(args, "seed", None) or 0, n=args.holdout_n)
         say(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
-    params = {f.name: getattr(args, f.name) for f in declared(NCF) if hasattr(args, f.name)}  # the flags given
+    params = {f.name: getattr(args, f.name) for f in declared(NCF) if f.metadata["flag"] and hasattr(args, f.name)}
+    if args.model not in NCF_MODELS:
+        return _train_other(args, data, test, params)
+    params = {**_json_params(args.params, args.model), **params, "model": args.model}
     if params.get("compile") and "sparse" not in params:
         params["sparse"] = False  # inductor cannot compile sparse embedding gradients
     model = NCF(**params, device=device, verbose=not args.quiet and ctx.is_main, tensorboard=args.tensorboard)
@@ -156,6 +160,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_params(text: str | None, model: str) -> dict[str, Any]:
+    """--params for one model: a JSON object of its hyper-parameters (inline or a file), or a
+    mapping of model names to such objects (the model's entry is taken, as ``ncf benchmark`` reads it)."""
+    from ncf.benchmark import read_json_arg
+    from ncf.errors import ConfigError
+
+    obj = read_json_arg(text)
+    if isinstance(obj, dict) and isinstance(obj.get(model), dict):
+        obj = obj[model]
+    if not isinstance(obj, dict) or any(isinstance(v, dict) for v in obj.values()):
+        raise ConfigError(f'--params must be a JSON object of {model} hyper-parameters, e.g. \'{{"factors": 64}}\'')
+    return obj
+
+
+def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str, Any]) -> int:
+    """``ncf train --model`` for a baseline, or ``auto`` (the best on validation within --budget)."""
+    from ncf import evaluate
+    from ncf.errors import ConfigError
+
+    if args.checkpoint_dir or args.resume or args.tensorboard:
+        raise ConfigError(f"--checkpoint-dir, --resume and --tensorboard are for NCF models, not --model {args.model}")
+    seed = flags.pop("seed", None)
+    if args.model == "auto":
+        from ncf.auto import DEFAULT_CANDIDATES, select_model
+
+        if flags:
+            raise ConfigError(f"--model auto tries every candidate with its defaults; set {sorted(flags)} per model "
+                              'with --params \'{"neumf": {...}}\'')  # fmt: skip
+        if args.budget is None:
+            raise ConfigError("--model auto needs --budget SECONDS: how long the candidates may take to fit")
+        cands = args.candidates.split(",") if args.candidates else DEFAULT_CANDIDATES
+        t0 = time.perf_counter()
+        from ncf.benchmark import load_params
+
+        model = select_model(data, budget=args.budget, candidates=cands, params=load_params(args.params),
+                             seed=seed or 0)  # fmt: skip
+        for row in model.leaderboard_:
+            score = next((f"{k}={v:.4f}  fit {row['fit_seconds']:.1f}s" for k, v in row.items() if k.startswith("val_")),
+                         row["status"])  # fmt: skip
+            print(f"  {'*' if row.get('chosen') else ' '} {row['model']:<13} {score}")
+        chosen = next(r["model"] for r in model.leaderboard_ if r.get("chosen"))
+        print(f"chose {chosen} on validation; refit on all of train; {time.perf_counter() - t0:.1f}s in all")
+    else:
+        from ncf.registry import make_model
+
+        model = make_model(args.model, {**_json_params(args.params, args.model), **flags}, seed).fit(data)
+        print(f"trained {args.model} in {model.fit_seconds_:.1f}s")
+    print(f"saved to {model.save(args.out)}")
+    if test is not None:
+        res = evaluate(model, test, k=args.k)
+        print(f"test ({res['protocol']} ranking, seen items excluded, {res['users']} users): {_fmt_metrics(res)}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ncf import evaluate
     from ncf.loading import load_model
@@ -163,11 +221,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
     test = load_data(args.test, args)
     res = evaluate(model, test, k=args.k, protocol=args.protocol, negatives=args.sampled_negatives)
+    board = (getattr(model, "bundle_extra_", None) or {}).get("leaderboard")
     if args.json:
-        print(json.dumps(res, indent=2))
+        print(json.dumps({**res, "leaderboard": board} if board else res, indent=2))
     else:
         print(f"{res['protocol']} protocol, {res['users']} users, {res['test_interactions']} test interactions")
         print(_fmt_metrics(res))
+        if board:
+            chosen = [r["model"] for r in board if r.get("chosen")]
+            print(f"chosen by --model auto on validation: {chosen[0] if chosen else '?'}; leaderboard: "
+                  + "; ".join(f"{r['model']} {next((f'{v:.4f}' for k, v in r.items() if k.startswith('val_')), r['status'])}"
+                              for r in board))  # fmt: skip
     return 0
 
 
@@ -312,7 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save its bundle")
     t.add_argument("--data", required=True, help="'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file")
     _add_data_args(t)
+    t.add_argument("--model", choices=(*known_models(), "auto"), default="neumf",
+                   help="the model to train (default neumf); 'auto': the best on validation within --budget")  # fmt: skip
     _add_param_flags(t, NCF)
+    t.add_argument("--params", default=None, metavar="JSON",
+                   help='hyper-parameters as JSON (inline or a file), e.g. \'{"l2": 300}\' for --model ease')  # fmt: skip
+    t.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                   help="--model auto: seconds the candidates' fits may take (the winner's refit comes on top)")  # fmt: skip
+    t.add_argument("--candidates", default=None,
+                   help="--model auto: comma-separated model names (default: every known model that fits the budget)")  # fmt: skip
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     t.add_argument("--test-protocol", choices=PROTOCOL_CHOICES, default=None,

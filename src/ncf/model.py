@@ -126,7 +126,7 @@ class NCF(Recommender):
 
     name = "ncf"
 
-    model: str = param("neumf", Choice(*MODELS), "gmf, mlp or neumf (GMF + MLP towers)")
+    model: str = param("neumf", Choice(*MODELS), "gmf, mlp or neumf (GMF + MLP towers)", flag=False)  # ncf train --model: every model
     factors: int = param(32, Int(1), "predictive factors of the GMF part")
     layers: Sequence[int] = param((64, 32, 16, 8), IntList("64, 32, 16, 8", even_first=True),
                                   "MLP sizes: the [user; item] embedding size (even), then the hidden layers")  # fmt: skip
@@ -265,7 +265,7 @@ class NCF(Recommender):
             raise DataError(f"train must be an ncf Interactions (use ncf.load_interactions), got {type(train).__name__}")
         if len(train) == 0:
             raise DataError("train has no interactions; nothing to learn from")
-        for attr in ("module_", "kind_", "history_", "validation_metrics_", "train_", "interrupted_"):
+        for attr in ("module_", "kind_", "history_", "validation_metrics_", "train_", "interrupted_", "leaderboard_"):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self.device_ = resolve_device(self.device)
@@ -280,7 +280,7 @@ class NCF(Recommender):
         if isinstance(validation, str):
             if validation != "auto":
                 raise ConfigError(f"validation == {validation!r}, must be 'auto', an Interactions, or None")
-            how, n, fraction = _validation_rule(train)
+            how, n, fraction = split.validation_rule(train)
             fit_data, val = split.carve_validation(train, how, n=n, fraction=fraction, seed=self.seed_)
             val = val if len(val) else None
         elif validation is None:
@@ -412,6 +412,7 @@ class NCF(Recommender):
             "fit_seconds": self.fit_seconds_,
             "data_fingerprint": self.train_.fingerprint(),
             "seed": self.seed_,
+            **({"leaderboard": self.leaderboard_} if getattr(self, "leaderboard_", None) else {}),
         }
         return save_bundle(
             path, model_class="NCF", config={**self.get_params(), "model": self.kind_}, weights=self.module_.state_dict(),
@@ -470,19 +471,3 @@ class NCF(Recommender):
 
 def _kind_of(module: torch.nn.Module) -> str:
     return {ncf_nn.GMF: "gmf", ncf_nn.MLP: "mlp", ncf_nn.NeuMF: "neumf"}[type(module)]
-
-
-def _validation_rule(train: Interactions) -> tuple[str, int, float | None]:
-    """The validation carve-out that mirrors the split that produced ``train``.
-
-    A per-user holdout of n items (random or latest) gets a validation part of n items
-    per user by the same rule; leave-one-out and anything else get one item per user,
-    the latest when timestamps exist, else a random one.
-    """
-    sp = train.split
-    by = sp.by if sp is not None else None
-    if by not in ("random", "timestamp") or (by == "timestamp" and train.timestamps is None):
-        by = "timestamp" if train.timestamps is not None else "random"
-    if sp is not None and sp.protocol == "holdout":
-        return by, int(sp.n or 1), sp.fraction
-    return by, 1, None

@@ -325,6 +325,22 @@ def carve_validation(
     return _holdout(train, n, fraction, by, seed, min_train, protocol, {"purpose": "validation", "how": how})
 
 
+def validation_rule(train: Interactions) -> tuple[str, int, float | None]:
+    """The validation carve-out that mirrors the split that produced ``train``.
+
+    A per-user holdout of n items (random or latest) gets a validation part of n items
+    per user by the same rule; leave-one-out and anything else get one item per user,
+    the latest when timestamps exist, else a random one.
+    """
+    sp = train.split
+    by = sp.by if sp is not None else None
+    if by not in ("random", "timestamp") or (by == "timestamp" and train.timestamps is None):
+        by = "timestamp" if train.timestamps is not None else "random"
+    if sp is not None and sp.protocol == "holdout":
+        return by, int(sp.n or 1), sp.fraction
+    return by, 1, None
+
+
 PROTOCOLS: tuple[str, ...] = ("holdout", "leave-one-out", "temporal")
 
 

@@ -75,7 +75,9 @@ class _Baseline(Recommender):
         raise NotImplementedError
 
     def _extra(self) -> dict[str, Any]:
-        return {"data_fingerprint": self.train_.fingerprint(), "fit_seconds": getattr(self, "fit_seconds_", 0.0)}
+        board = getattr(self, "leaderboard_", None)  # set by ncf.auto.select_model
+        return {"data_fingerprint": self.train_.fingerprint(), "fit_seconds": getattr(self, "fit_seconds_", 0.0),
+                **({"leaderboard": board} if board else {})}  # fmt: skip
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save params, id maps, seen interactions and weights to ``path`` (a folder); atomic."""

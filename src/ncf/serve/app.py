@@ -193,6 +193,7 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int
         "validation_metrics": extra.get("validation_metrics", {}),
         "best_epoch": extra.get("best_epoch"),
         "fit_seconds": extra.get("fit_seconds"),
+        "leaderboard": extra.get("leaderboard"),  # ncf train --model auto: every candidate, and why it won
         "format": header.get("format"),
         "format_version": int(header["format_version"]) if header.get("format_version", "").isdigit() else None,
         "ncf_version": header.get("ncf_version"),

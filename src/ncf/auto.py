@@ -1,0 +1,110 @@
+"""Pick the model to ship: fit the candidates that fit a time budget, choose on validation, refit the winner.
+
+:func:`select_model` carves a validation part out of ``train`` by the rule that made
+``train`` (:func:`ncf.split.validation_rule`: one latest item per user for leave-one-out
+by time, n random items per user for a random holdout), fits every candidate on the rest
+(each model's own early stopping, if any, works inside that part: the validation part is
+seen by no fit), scores each on the validation part with the same full-ranking metric, and
+refits the best on all of ``train``. The test part, if the caller has one, is never seen.
+
+The result is one ordinary model (an :class:`ncf.NCF` or a baseline) whose ``leaderboard_``
+lists every candidate: its validation metric and fit time, or why it was skipped. Bundles
+keep the leaderboard, and ``ncf evaluate`` and ``GET /v1/model`` show it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ncf import split
+from ncf.base import Recommender
+from ncf.data.interactions import Interactions
+from ncf.errors import ConfigError, DataError
+from ncf.evaluation import evaluate
+from ncf.metrics import METRIC_NAMES
+from ncf.registry import check_models, make_model
+
+__all__ = ["DEFAULT_CANDIDATES", "select_model"]
+
+#: Tried in this order (cheapest first), so a small budget still gets the fast ones.
+DEFAULT_CANDIDATES = ("popularity", "ease", "item-knn", "implicit-als", "lightfm-warp", "implicit-bpr", "gmf", "neumf")
+
+#: Rough fit seconds per 100k interactions on a 2-core CPU (ML-100k, benchmarks/RESULTS.md), used only to
+#: skip a candidate that cannot finish in what is left of the budget. EASE also grows with items^3.
+COST_PER_100K = {
+    "popularity": 0.01, "ease": 0.5, "item-knn": 0.3, "implicit-als": 1.0, "implicit-bpr": 1.5,
+    "lightfm-warp": 3.0, "lightfm-bpr": 3.0, "gmf": 6.0, "mlp": 6.0, "neumf": 20.0,
+}  # fmt: skip
+
+
+def _estimate(name: str, train: Interactions) -> float:
+    est = COST_PER_100K.get(name, 5.0) * len(train) / 1e5
+    if name == "ease":
+        est *= max(1.0, (train.n_items / 1682) ** 3)
+    return est
+
+
+def select_model(
+    train: Interactions,
+    *,
+    budget: float,
+    candidates: Sequence[str] = DEFAULT_CANDIDATES,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    metric: str = "ndcg@10",
+    seed: int = 0,
+) -> Recommender:
+    """The best of ``candidates`` on validation, refit on all of ``train``; see the module notes.
+
+    ``budget`` (seconds) bounds the candidates' fits on the inner part; the winner's refit
+    comes on top. ``params`` maps a candidate name to its hyper-parameters. Raises
+    ConfigError when the budget is too small for any candidate.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise ConfigError(f"budget == {budget!r}, must be a number of seconds > 0")
+    names = check_models(list(candidates))
+    base = metric.split("@")[0]
+    if base not in METRIC_NAMES:
+        raise ConfigError(f"metric == {metric!r}, must be like 'ndcg@10' or 'hr@10'")
+    k = int(metric.split("@")[1]) if "@" in metric else 10
+    params = {check_models([n])[0]: dict(p) for n, p in (params or {}).items()}
+    how, n, fraction = split.validation_rule(train)
+    inner, val = split.carve_validation(train, how, n=n, fraction=fraction, seed=seed)
+    if len(val) == 0:
+        raise DataError("train is too small to hold out a validation part (every user has a single interaction)")
+    board: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    deadline = start + budget
+    for name in names:
+        left = budget - (time.perf_counter() - start)
+        est = _estimate(name, inner)
+        row: dict[str, Any] = {"model": name, "params": params.get(name, {})}
+        if est > left:
+            board.append({**row, "status": f"skipped: needs ~{est:.1f} s, {max(left, 0):.1f} s of the budget left"})
+            continue
+        try:
+            model = make_model(name, params.get(name), seed)
+            if hasattr(model, "callbacks"):  # NCF: stop training (keeping the best epoch) when the budget is spent
+                model.callbacks = (*model.callbacks, lambda epoch, logs: time.perf_counter() > deadline)
+            t0 = time.perf_counter()
+            model.fit(inner)
+            fit_s = time.perf_counter() - t0
+            score = float(evaluate(model, val, k=k, metrics=[base])[metric if base not in ("mrr", "auc") else base])
+        except ConfigError as e:  # e.g. an optional library is missing: say so, try the others
+            board.append({**row, "status": f"skipped: {e}"})
+            continue
+        status = "ok" if time.perf_counter() <= deadline else "ok (training stopped when the budget ran out)"
+        board.append({**row, "status": status, f"val_{metric}": score, "fit_seconds": round(fit_s, 3)})
+    done = [r for r in board if r["status"].startswith("ok")]
+    if not done:
+        cheapest = min(names, key=lambda m: _estimate(m, inner))
+        raise ConfigError(
+            f"budget == {budget} s fits none of the candidates ({', '.join(names)}) on {len(train)} interactions; "
+            f"give a larger budget (the cheapest, {cheapest}, needs about {max(_estimate(cheapest, inner), 0.1):.1f} s)"
+        )
+    best = max(done, key=lambda r: r[f"val_{metric}"])
+    best["chosen"] = True
+    winner = make_model(best["model"], params.get(best["model"]), seed).fit(train)
+    winner.leaderboard_ = board
+    return winner
