@@ -6,7 +6,7 @@ import pytest
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
-from ncf.split import carve_validation, holdout, leave_one_out, temporal
+from ncf.split import allbut, carve_validation, holdout, leave_one_out, temporal
 
 
 def make_data(n_users=30, n_items=50, seed=0, timestamps=True, min_count=1, max_count=25) -> Interactions:
@@ -261,3 +261,120 @@ def test_by_name_dispatches_to_the_named_protocol():
         assert pairs(tr2) == pairs(tr) and pairs(te2) == pairs(te)
     with pytest.raises(ConfigError, match="protocol"):
         by_name("random", data)
+
+
+# -- allbut: GroupLens' ua / ub ------------------------------------------------------------
+def allbut_pl(rows: list[tuple[int, int]], start: int, stop: int) -> tuple[list[int], list[int]]:
+    """GroupLens' allbut.pl, line by line: a user's start-th..stop-th rating (1-based, file order) is test."""
+    seen: dict[int, int] = {}
+    base, test = [], []
+    for pos, (user, _item) in enumerate(rows):
+        seen[user] = seen.get(user, 0) + 1
+        (test if start <= seen[user] <= stop else base).append(pos)
+    return base, test
+
+
+def file_data(n_users=12, n_items=40, seed=0, max_count=25) -> tuple[Interactions, list[tuple[int, int]]]:
+    """Ratings in a shuffled 'file order' (no duplicates), loaded with their rows kept."""
+    import pandas as pd
+
+    from ncf.data.io import load_interactions
+
+    rng = np.random.default_rng(seed)
+    rows = [(u, int(i)) for u in range(n_users) for i in rng.choice(n_items, rng.integers(1, max_count + 1), False)]
+    rows = [rows[j] for j in rng.permutation(len(rows))]
+    frame = pd.DataFrame(rows, columns=["user", "item"]).assign(rating=rng.integers(1, 6, len(rows)))
+    return load_interactions(frame, user="user", item="item", rating="rating", keep_source_row=True), rows
+
+
+@pytest.mark.parametrize(("n", "part"), [(10, "a"), (10, "b"), (3, "a"), (3, "b")])
+def test_allbut_matches_grouplens_script(n, part):
+    data, rows = file_data()
+    train, test = allbut(data, n, part=part)
+    check_partition(data, train, test)
+    start = 1 if part == "a" else n + 1
+    base_rows, test_rows = allbut_pl(rows, start, start + n - 1)
+    assert sorted(test.source_row.tolist()) == test_rows and sorted(train.source_row.tolist()) == base_rows
+    assert pairs(test) == {(data.user_map.index([rows[p][0]])[0], data.item_map.index([rows[p][1]])[0])
+                           for p in test_rows}  # fmt: skip
+    rep = test.report["split"]
+    assert rep["protocol"] == "allbut" and rep["params"] == {"n": n, "part": part}
+    counts = data.user_counts
+    expected = np.clip(counts - (start - 1), 0, n)
+    assert (test.user_counts == expected).all()
+    assert rep["users_held_out"] == int((expected > 0).sum())
+    assert rep["cold_start_users"] == int(((expected == counts) & (counts > 0)).sum())
+    assert rep["users_train_only"] == int(((expected == 0) & (counts > 0)).sum())
+
+
+def test_allbut_first_in_file_order_not_time_or_item():
+    import pandas as pd
+
+    from ncf.data.io import load_interactions
+
+    # user 7's file order: items 30, 10, 20, 40; ua with n=2 takes 30 and 10, ub takes 20 and 40
+    frame = pd.DataFrame({"user": [7, 7, 8, 7, 7, 8], "item": [30, 10, 10, 20, 40, 30],
+                          "timestamp": [4, 3, 9, 2, 1, 8]})  # fmt: skip
+    data = load_interactions(frame, user="user", item="item", timestamp="timestamp", keep_source_row=True)
+    raw = lambda d: sorted(zip(d.user_map.raw(d.user_idx).tolist(), d.item_map.raw(d.item_idx).tolist()))  # noqa: E731
+    _, test_a = allbut(data, 2, part="a")
+    _, test_b = allbut(data, 2, part="b")
+    assert raw(test_a) == [(7, 10), (7, 30), (8, 10), (8, 30)]
+    assert raw(test_b) == [(7, 20), (7, 40)]
+    assert test_a.report["split"]["cold_start_users"] == 1  # user 8: both ratings in test, none in train
+
+
+def test_source_row_follows_sorting_filtering_and_subsets():
+    import pandas as pd
+
+    from ncf.data.io import load_interactions
+
+    frame = pd.DataFrame({"u": ["b", "a", "b", "a", "a"], "i": [2, 1, 1, 2, 1], "r": [5, 2, 4, 3, 4],
+                          "t": [1, 1, 1, 1, 5]})  # fmt: skip
+    d = load_interactions(frame, user="u", item="i", rating="r", timestamp="t", min_rating=3, keep_source_row=True)
+    # rows kept: 0 (b,2), 2 (b,1), 3 (a,2), 4 (a,1); the duplicate (a,1) at row 1 is below min_rating
+    got = dict(zip(zip(d.user_map.raw(d.user_idx), d.item_map.raw(d.item_idx)), d.source_row.tolist()))
+    assert got == {("a", 1): 4, ("a", 2): 3, ("b", 1): 2, ("b", 2): 0}
+    sub = d._subset(d.ratings >= 4)
+    assert sorted(sub.source_row.tolist()) == [0, 2, 4]
+    assert load_interactions(frame, user="u", item="i").source_row is None
+    dup = Interactions.from_indices(IdMap(["x"]), IdMap([1, 2]), [0, 0, 0], [1, 0, 1], [5.0, 1.0, 2.0],
+                                    source_row=[10, 11, 12])  # fmt: skip
+    assert dup.source_row.tolist() == [11, 10]  # the latest of the duplicated pair wins, with its row
+    with pytest.raises(DataError, match="source_row has shape"):
+        Interactions.from_indices(IdMap(["x"]), IdMap([1]), [0], [0], source_row=[1, 2])
+    with pytest.raises(ConfigError, match="keep_source_row == 'yes', must be True or False"):
+        load_interactions(frame, user="u", item="i", keep_source_row="yes")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "match"),
+    [
+        ({"n": 0}, ConfigError, r"^n == 0, must be >= 1$"),
+        ({"n": 2.5}, ConfigError, r"^n == 2.5, must be an integer >= 1$"),
+        ({"part": "c"}, ConfigError, r"^part == 'c', must be one of 'a', 'b'$"),
+    ],
+)
+def test_allbut_parameter_errors(kwargs, err, match):
+    data, _ = file_data()
+    with pytest.raises(err, match=match):
+        allbut(data, **kwargs)
+
+
+def test_allbut_needs_the_file_order():
+    with pytest.raises(DataError, match=r"source_row is None.*keep_source_row=True"):
+        allbut(make_data())
+    with pytest.raises(ConfigError, match="must be an ncf Interactions"):
+        allbut([(1, 2)])  # type: ignore[arg-type]
+
+
+@pytest.mark.movielens
+def test_allbut_movielens_100k_is_grouplens_ua_ub(ml100k):
+    """ua / ub: 90,570 / 9,430 ratings, disjoint tests; ua with ratings >= 3 after it: 74,627 / 7,893."""
+    train_a, test_a = allbut(ml100k, 10, part="a")
+    train_b, test_b = allbut(ml100k, 10, part="b")
+    for train, test in ((train_a, test_a), (train_b, test_b)):
+        assert (len(train), len(test)) == (90_570, 9_430)
+        assert (test.user_counts == 10).all()
+    assert not pairs(test_a) & pairs(test_b)
+    assert (int((train_a.ratings >= 3).sum()), int((test_a.ratings >= 3).sum())) == (74_627, 7_893)

@@ -1,4 +1,4 @@
-"""Train/test split protocols: per-user holdout, leave-one-out, global temporal.
+"""Train/test split protocols: per-user holdout, leave-one-out, global temporal, GroupLens' allbut.
 
 Every function is vectorised: interactions are ordered once with ``np.lexsort`` on
 (key, user) and each row's rank within its user is its position minus the user's
@@ -28,13 +28,15 @@ from ncf.checks import check_int
 from ncf.data.interactions import Interactions, SplitInfo
 from ncf.errors import ConfigError, DataError
 
-__all__ = ["PROTOCOLS", "by_name", "carve_validation", "holdout", "leave_one_out", "temporal"]
+__all__ = ["PROTOCOLS", "allbut", "by_name", "carve_validation", "holdout", "leave_one_out", "temporal"]
 
 By = Literal["random", "timestamp"]
+Part = Literal["a", "b"]
 Seed = int | np.random.Generator | None
 
 _BY: tuple[str, ...] = ("random", "timestamp")
 _HOW: tuple[str, ...] = ("auto", "random", "timestamp")
+_PARTS: tuple[str, ...] = ("a", "b")
 
 
 # -- parameter checks --------------------------------------------------------------------
@@ -288,6 +290,57 @@ def temporal(
     return _apply(data, test_mask, rep)
 
 
+def allbut(data: Interactions, n: int = 10, *, part: Part = "a") -> tuple[Interactions, Interactions]:
+    """GroupLens' ``ua``/``ub`` split: each user's first ``n`` ratings in file order go to test.
+
+    MovieLens-100k ships two such splits, made by its ``allbut.pl`` script from ``u.data``:
+    ``ua.base``/``ua.test`` (``allbut.pl ua 1 10``: each user's 1st to 10th rating, in
+    ``u.data`` row order, is a test rating) and ``ub.base``/``ub.test`` (``allbut.pl ub 11
+    20``: the 11th to 20th). Every ML-100k user has at least 20 ratings, so both test parts
+    hold exactly 10 ratings per user (9,430) and are disjoint. ``ua`` is the split
+    ``lightfm.datasets.fetch_movielens`` loads, and with it many papers' and tutorials'
+    numbers on ML-100k. ``u.data`` is not in time order, so this is neither a random nor a
+    temporal split; it is reproduced exactly, not drawn.
+
+    Parameters
+    ----------
+    data:
+        Interactions that know their source's row order (``data.source_row``):
+        :func:`ncf.data.movielens.movielens_100k` (all ratings, ``min_rating=None``, to
+        get GroupLens' files) or ``load_interactions(..., keep_source_row=True)``. To keep
+        only some ratings as positives the way ``fetch_movielens(min_rating=...)`` does,
+        filter AFTER the split: the rule counts every rating.
+    n:
+        Test ratings per user (10 in GroupLens' files).
+    part:
+        ``"a"``: ratings 1..n of each user in file order (``ua``); ``"b"``: ratings
+        n+1..2n (``ub``).
+
+    Returns
+    -------
+    (train, test), sharing ``data``'s id maps. Like ``allbut.pl``, a user with too few
+    ratings gets what there is in the range: with ``n`` ratings or fewer, all of them go
+    to test under ``"a"`` (counted in ``report["split"]["cold_start_users"]``) and none
+    under ``"b"`` (counted in ``users_train_only``).
+    """
+    data = _check_data(data)
+    n = check_int("n", n, 1)
+    part = _check_choice("part", part, _PARTS)  # type: ignore[assignment]
+    if data.source_row is None:
+        raise DataError(
+            "allbut() takes each user's first ratings in file order, but this data does not know its row "
+            "order (source_row is None); load it with ncf.data.movielens.movielens_100k() or "
+            "load_interactions(..., keep_source_row=True)"
+        )
+    start = 0 if part == "a" else n
+    counts = data.user_counts
+    rank = counts[data.user_idx] - 1 - _rank_from_end(data, data.source_row)  # 0 = first in the file
+    test_mask = (rank >= start) & (rank < start + n)
+    cold = (np.bincount(data.user_idx[test_mask], minlength=data.n_users) == counts) & (counts > 0)
+    rep = _split_report("allbut", {"n": n, "part": part}, test_mask, data, cold_start_users=int(cold.sum()))
+    return _apply(data, test_mask, rep)
+
+
 def carve_validation(
     train: Interactions,
     how: str = "auto",
@@ -341,6 +394,9 @@ def validation_rule(train: Interactions) -> tuple[str, int, float | None]:
     return by, 1, None
 
 
+#: The protocols ``by_name`` (and the CLI, ``ncf benchmark``) know. ``allbut`` is not one: it
+#: needs the source's row order, which only some data keep, and on ML-100k it is used with
+#: ratings filtered after the split, while the benchmark binarises before splitting.
 PROTOCOLS: tuple[str, ...] = ("holdout", "leave-one-out", "temporal")
 
 

@@ -1,8 +1,9 @@
 """Interactions: implicit feedback as a CSR user x item matrix plus the id maps.
 
-The per-interaction arrays (``user_idx``, ``item_idx``, ``timestamps``, ``ratings``)
-are kept sorted by (user, item), so they line up one-to-one with the CSR's data
-array. Splits share the id maps of the data they came from, so indices agree
+The per-interaction arrays (``user_idx``, ``item_idx``, ``timestamps``, ``ratings``,
+``source_row``) are kept sorted by (user, item), so they line up one-to-one with the
+CSR's data array; ``source_row`` remembers where each row was in the source, for
+splits defined by file order (:func:`ncf.split.allbut`). Splits share the id maps of the data they came from, so indices agree
 between train, validation and test.
 """
 
@@ -46,6 +47,12 @@ class Interactions:
     """Positive user-item interactions with their raw-id maps.
 
     Build one with :func:`ncf.load_interactions` or :meth:`from_indices`.
+
+    ``source_row``, where known, is each interaction's 0-based data row in the source
+    it was loaded from (header excluded, counted before ``min_rating`` filtering), so
+    the source's row order survives the (user, item) sort.
+    :func:`ncf.data.movielens.movielens_100k` keeps it (``u.data`` order) and
+    ``load_interactions(..., keep_source_row=True)`` does; otherwise it is ``None``.
     """
 
     user_map: IdMap
@@ -56,6 +63,7 @@ class Interactions:
     ratings: np.ndarray | None = None
     report: dict[str, Any] = field(default_factory=dict)
     item_metadata: pd.DataFrame | None = None
+    source_row: np.ndarray | None = None
     split: SplitInfo | None = None
 
     # -- construction ----------------------------------------------------------------
@@ -71,13 +79,21 @@ class Interactions:
         *,
         report: dict[str, Any] | None = None,
         item_metadata: pd.DataFrame | None = None,
+        source_row: Any = None,
         split: SplitInfo | None = None,
     ) -> Interactions:
-        """Build from index arrays; duplicates are merged (latest timestamp wins)."""
+        """Build from index arrays; duplicates are merged (latest timestamp wins).
+
+        ``source_row`` (optional, one integer per input row): where each row sits in its
+        source, e.g. its line in the file; it is kept aligned with the sorted rows.
+        """
         u = np.asarray(user_idx, dtype=np.int64)
         i = np.asarray(item_idx, dtype=np.int64)
         if u.shape != i.shape or u.ndim != 1:
             raise DataError("user_idx and item_idx must be 1-D arrays of the same length")
+        src = None if source_row is None else np.asarray(source_row, dtype=np.int64)
+        if src is not None and src.shape != u.shape:
+            raise DataError(f"source_row has shape {src.shape}, must be one integer per row ({len(u)},)")
         if u.size and (u.min() < 0 or u.max() >= len(user_map)):
             raise DataError(f"user_idx out of range [0, {len(user_map)})")
         if i.size and (i.min() < 0 or i.max() >= len(item_map)):
@@ -91,6 +107,7 @@ class Interactions:
         u, i = u[order], i[order]
         ts = None if ts is None else ts[order]
         rt = None if rt is None else rt[order]
+        src = None if src is None else src[order]
         last = np.ones(len(u), dtype=bool)
         if len(u) > 1:
             last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
@@ -99,9 +116,10 @@ class Interactions:
             u, i = u[last], i[last]
             ts = None if ts is None else ts[last]
             rt = None if rt is None else rt[last]
+            src = None if src is None else src[last]
         rep = dict(report or {})
         rep["duplicates_merged"] = rep.get("duplicates_merged", 0) + n_dup
-        return cls(user_map, item_map, u, i, ts, rt, rep, item_metadata, split)
+        return cls(user_map, item_map, u, i, ts, rt, rep, item_metadata, source_row=src, split=split)
 
     def _subset(self, mask: np.ndarray, split_info: SplitInfo | None = None, **report: Any) -> Interactions:
         """A new Interactions with the rows where ``mask`` holds; maps are shared. The subset
@@ -117,7 +135,8 @@ class Interactions:
             None if self.ratings is None else self.ratings[mask],
             rep,
             self.item_metadata,
-            split_info or self.split,
+            source_row=None if self.source_row is None else self.source_row[mask],
+            split=split_info or self.split,
         )
 
     # -- shape -----------------------------------------------------------------------
@@ -202,6 +221,7 @@ class Interactions:
             None if self.ratings is None else self.ratings[keep],
             report=rep,
             item_metadata=self.item_metadata,
+            source_row=None if self.source_row is None else self.source_row[keep],
             split=self.split,
         )
 

@@ -48,6 +48,7 @@ def load_interactions(
     timestamp: ColumnKey | None = None,
     min_rating: float | None = None,
     sep: str | None = None,
+    keep_source_row: bool = False,
 ) -> Interactions:
     """Read user-item interactions from a file or a DataFrame.
 
@@ -73,6 +74,11 @@ def load_interactions(
         Field separator of a text file. ``None`` sniffs it from the first lines (comma,
         tab, semicolon, pipe, or ``::``). Multi-character separators such as MovieLens'
         ``"::"`` are taken literally.
+    keep_source_row:
+        Record each interaction's 0-based position among the rows read (header excluded,
+        counted before ``min_rating``) in ``Interactions.source_row``, so splits defined by
+        file order (:func:`ncf.split.allbut`) can use it. Off by default: it costs 8 bytes
+        per interaction.
 
     Returns
     -------
@@ -101,6 +107,8 @@ def load_interactions(
     if timestamp is not None:
         roles["timestamp"] = timestamp
     _check_roles(label, roles, min_rating)
+    if not isinstance(keep_source_row, bool):
+        raise ConfigError(f"keep_source_row == {keep_source_row!r}, must be True or False")
 
     if isinstance(source, pd.DataFrame):
         frame, where, info = _from_frame(source, roles, label)
@@ -118,7 +126,7 @@ def load_interactions(
             frame, where, info = _from_parquet(path, roles, label)
         else:
             frame, where, info = _from_text(path, roles, label, sep)
-    return _build(frame, roles, label, where, min_rating, info)
+    return _build(frame, roles, label, where, min_rating, info, keep_source_row)
 
 
 # -- argument checks -------------------------------------------------------------------
@@ -324,9 +332,7 @@ def _read_arrow(
                 return None
             row = _first_ragged_row(path, encoding, delim, n_fields, header)
             at = f" at {row}" if row else ""
-            raise DataError(
-                f"{label}: malformed line{at} ({one_line(msg)}); every line needs {n_fields} fields"
-            ) from e
+            raise DataError(f"{label}: malformed line{at} ({one_line(msg)}); every line needs {n_fields} fields") from e
     if table is None:  # pragma: no cover - latin-1 decodes any byte
         raise DataError(f"{label}: cannot decode the file as UTF-8 or Latin-1")
     for g in gaps:
@@ -394,6 +400,7 @@ def _build(
     where: Where,
     min_rating: float | None,
     info: dict[str, Any],
+    keep_source_row: bool = False,
 ) -> Interactions:
     n = len(frame)
     if n == 0:
@@ -410,6 +417,7 @@ def _build(
         timestamps = _timestamps(frame["timestamp"], f"{label}: timestamp column {roles['timestamp']!r}", where)
 
     below = 0
+    rows = np.arange(n, dtype=np.int64) if keep_source_row else None
     if min_rating is not None:
         assert ratings is not None
         keep = ratings >= min_rating
@@ -423,6 +431,7 @@ def _build(
             ids = {k: v[keep] for k, v in ids.items()}
             ratings = ratings[keep]
             timestamps = None if timestamps is None else timestamps[keep]
+            rows = None if rows is None else rows[keep]
 
     user_map, u = IdMap.from_values(ids["user"], name="user")
     item_map, i = IdMap.from_values(ids["item"], name="item")
@@ -438,7 +447,7 @@ def _build(
         report["sep"] = info["sep"]
     if min_rating is not None:
         report["min_rating"] = float(min_rating)
-    return Interactions.from_indices(user_map, item_map, u, i, timestamps, ratings, report=report)
+    return Interactions.from_indices(user_map, item_map, u, i, timestamps, ratings, report=report, source_row=rows)
 
 
 def _jsonable(v: Any) -> Any:
@@ -577,5 +586,3 @@ def _timestamps(s: pd.Series, what: str, where: Where) -> np.ndarray:
     raw = s.iloc[pos]
     desc = "is missing (empty)" if isinstance(raw, str) and not raw.strip() else f"is not a date/time: {raw!r}"
     raise DataError(f"{what}: timestamp at {where(pos)} {desc}")
-
-

@@ -126,7 +126,8 @@ def movielens_100k(
     Returns
     -------
     Interactions
-        Raw ids are ints; ``ratings`` and ``timestamps`` are set; ``item_metadata`` is a
+        Raw ids are ints; ``ratings``, ``timestamps`` and ``source_row`` (each rating's row
+        in ``u.data``, for :func:`ncf.split.allbut`) are set; ``item_metadata`` is a
         DataFrame indexed by item id with ``title`` (str, year removed), ``year``
         (nullable Int64) and ``genres`` ("|"-joined, e.g. ``"Animation|Children's|Comedy"``).
 
@@ -137,7 +138,13 @@ def movielens_100k(
     """
     ratings, items, origin, where = _obtain(data_dir, source, require_cache=False)
     inter = load_interactions(
-        ratings, user="user", item="item", rating="rating", timestamp="timestamp", min_rating=min_rating
+        ratings,
+        user="user",
+        item="item",
+        rating="rating",
+        timestamp="timestamp",
+        min_rating=min_rating,
+        keep_source_row=True,
     )
     report = {k: v for k, v in inter.report.items() if k not in ("format", "columns")}
     report.update(source=where, origin=origin, dataset="ml-100k", sha256=ML100K_SHA256)
