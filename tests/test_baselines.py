@@ -17,6 +17,7 @@ The 10% slack keeps the test about "learned the groups", not about one seed's lu
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import sys
 
@@ -257,37 +258,40 @@ def test_make_baseline_names_and_errors():
 @pytest.mark.parametrize(
     ("cls", "params", "named"),
     [
-        (EASE, {"l2": 0.0}, "l2"),
-        (EASE, {"l2": float("nan")}, "l2"),
-        (EASE, {"l2": "big"}, "l2"),
-        (ItemKNN, {"k_neighbors": 0}, "k_neighbors"),
-        (ItemKNN, {"k_neighbors": 2.5}, "k_neighbors"),
-        (ItemKNN, {"shrink": -1.0}, "shrink"),
+        (EASE, {"l2": 0.0}, r"l2 == 0\.0, must be a number > 0"),
+        (EASE, {"l2": float("nan")}, "l2 == nan"),
+        (EASE, {"l2": "big"}, "l2 == 'big'"),
+        (ItemKNN, {"k_neighbors": 0}, "k_neighbors == 0, must be an integer >= 1"),
+        (ItemKNN, {"k_neighbors": 2.5}, "k_neighbors == 2.5"),
+        (ItemKNN, {"shrink": -1.0}, r"shrink == -1\.0, must be a number >= 0"),
+        (Popularity, {"recency_floor": 2.0}, r"recency_floor == 2\.0, must be in \[0\.0, 1\.0\]"),
     ],
 )
-def test_bad_params_raise_config_error(cls, params, named):
-    with pytest.raises(ConfigError, match=named):
-        cls(**params)
+def test_bad_params_raise_config_error_at_fit(cls, params, named):
+    model = cls(**params)  # the constructor only stores (scikit-learn's rule) ...
+    with pytest.raises(ConfigError, match=named):  # ... fit validates, naming the parameter and its range
+        model.fit(TRAIN)
 
 
 def test_bad_factor_model_params_raise_config_error():
     pytest.importorskip("implicit")
     pytest.importorskip("lightfm")
     for name, params, named in (
-        ("implicit-als", {"factors": 0}, "factors"),
-        ("implicit-als", {"alpha": 0.0}, "alpha"),
-        ("implicit-bpr", {"learning_rate": -1.0}, "learning_rate"),
-        ("implicit-bpr", {"seed": -1}, "seed"),
-        ("lightfm-warp", {"epochs": 0}, "epochs"),
-        ("lightfm-warp", {"loss": "bpr"}, "lightfm-warp fixes"),
-        ("lightfm-bpr", {"num_threads": 0}, "num_threads"),
+        ("implicit-als", {"factors": 0}, "factors == 0, must be an integer >= 1"),
+        ("implicit-als", {"alpha": 0.0}, "alpha == 0.0, must be a number > 0"),
+        ("implicit-bpr", {"learning_rate": -1.0}, "learning_rate == -1.0"),
+        ("implicit-bpr", {"seed": -1}, "seed == -1, must be None or an integer >= 0"),
+        ("lightfm-warp", {"epochs": 0}, "epochs == 0"),
+        ("lightfm-bpr", {"num_threads": 0}, "num_threads == 0"),
     ):
-        with pytest.raises(ConfigError, match=named):
-            make_baseline(name, **params)
+        with pytest.raises(ConfigError, match=re.escape(named)):
+            make_baseline(name, **params).fit(TRAIN)
+    with pytest.raises(ConfigError, match="lightfm-warp fixes"):
+        make_baseline("lightfm-warp", loss="bpr")
     from ncf.baselines import LightFMModel
 
-    with pytest.raises(ConfigError, match="loss"):
-        LightFMModel(loss="hinge")
+    with pytest.raises(ConfigError, match="loss == 'hinge', must be one of 'warp'"):
+        LightFMModel(loss="hinge").fit(TRAIN)
 
 
 def test_loaders_are_registered():
@@ -431,7 +435,9 @@ def test_import_baselines_needs_no_extras():
         "import ncf.baselines as b\n"
         "from ncf.errors import ConfigError\n"
         "assert b.ImplicitALS.__name__ == 'ImplicitALS' and b.LightFMModel.__name__ == 'LightFMModel'\n"
-        "try:\n    b.ImplicitALS()\nexcept ConfigError as e:\n    print(e)\n"
+        "from ncf.synthetic import synthetic_interactions\n"
+        "m = b.ImplicitALS(factors=4)\n"  # constructing stores only; fitting needs the library
+        "try:\n    m.fit(synthetic_interactions((5, 5, 10), seed=0))\nexcept ConfigError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import gc
-import inspect
 import json
 import math
 import os
@@ -66,6 +65,7 @@ from ncf.data.sources import load_data
 from ncf.errors import ConfigError
 from ncf.fsutil import atomic_path
 from ncf.metrics import CUTOFF_METRICS, METRIC_NAMES
+from ncf.params import declared
 from ncf.reports import jsonable, write_json, write_text
 from ncf.split import PROTOCOLS as split_protocols
 
@@ -140,7 +140,7 @@ def _baseline_takes_seed(name: str) -> bool:
         cls = getattr(B, cls_name)
     except Exception:  # noqa: BLE001 - make_baseline reports the real problem
         return False
-    return "seed" in inspect.signature(cls.__init__).parameters
+    return "seed" in {f.name for f in declared(cls)}
 
 
 def make_model(name: str, params: Mapping[str, Any] | None, seed: int) -> Any:
