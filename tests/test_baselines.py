@@ -444,6 +444,180 @@ def test_import_baselines_needs_no_extras():
     assert out.stdout.strip() == 'implicit is not installed: pip install "implicit>=0.7"'
 
 
+# -- recency: the same signal as NCF's ------------------------------------------------------
+def timed(data: Interactions = TRAIN, seed: int = 0) -> Interactions:
+    """``data`` with distinct, shuffled timestamps (no split recorded: recency="auto" is on)."""
+    ts = np.random.default_rng(seed).permutation(len(data)).astype(np.float64)
+    return Interactions.from_indices(data.user_map, data.item_map, data.user_idx, data.item_idx, ts)
+
+
+TIMED = timed()
+HALF_LIFE = 2.0
+ALL_U = np.repeat(USER_IDS, N_ITEMS)
+ALL_I = np.tile(ITEM0 + np.arange(N_ITEMS), N_USERS)
+
+
+def weighted_rows(data: Interactions, half_life: float = HALF_LIFE, floor: float = 0.1) -> np.ndarray:
+    """The dense user x item matrix of recency weights, by hand: rank from the end per user."""
+    out = np.zeros(data.shape)
+    for u in range(data.n_users):
+        rows = np.flatnonzero(data.user_idx == u)
+        later = np.array([(data.timestamps[rows] > data.timestamps[r]).sum() for r in rows])
+        out[u, data.item_idx[rows]] = floor + (1 - floor) * 2.0 ** (-later / half_life)
+    w = out[data.csr.toarray() > 0]
+    return out / w.mean()
+
+
+def test_recency_means_what_it_means_for_ncf():
+    from ncf import NCF
+    from ncf.params import declared
+
+    ours = {f.name: f for f in declared(NCF)}
+    for name in SPECS:
+        model = make(name)
+        fields = {f.name: f for f in declared(model)}
+        for key in ("recency", "recency_floor"):
+            assert fields[key].default == ours[key].default, (name, key)
+            assert fields[key].metadata["constraint"].text == ours[key].metadata["constraint"].text, (name, key)
+
+
+@pytest.mark.parametrize("name", ["ease", "item-knn"])
+def test_neighbourhood_models_score_the_weighted_profile(name):
+    plain = make(name, recency=None).fit(TIMED)
+    model = make(name, recency=HALF_LIFE).fit(TIMED)
+    assert model.recency_ == HALF_LIFE and plain.recency_ is None
+    item_item = model.B_ if name == "ease" else model.similarity_.toarray()
+    # the item-item model is fitted on the binary matrix, as without recency ...
+    np.testing.assert_array_equal(item_item, plain.B_ if name == "ease" else plain.similarity_.toarray())
+    # ... and the scored profile is the recency-weighted row: scores = (w * X_u) @ B
+    expected = weighted_rows(TIMED) @ item_item
+    np.testing.assert_allclose(model.score(ALL_U, ALL_I), expected.ravel(), rtol=1e-4, atol=1e-5)
+    # a user's latest item weighs most: its neighbours gain against the unweighted scores
+    u = 3
+    rows = np.flatnonzero(TIMED.user_idx == u)
+    latest = TIMED.item_idx[rows[np.argmax(TIMED.timestamps[rows])]]
+    oldest = TIMED.item_idx[rows[np.argmin(TIMED.timestamps[rows])]]
+    w = weighted_rows(TIMED)[u]
+    assert w[latest] > w[oldest]
+    gain = model.score([USER0 + u] * N_ITEMS, ITEM0 + np.arange(N_ITEMS)) / w.sum()
+    base = plain.score([USER0 + u] * N_ITEMS, ITEM0 + np.arange(N_ITEMS)) / TIMED.csr[u].sum()
+    vote = item_item[latest] - item_item[oldest]  # where the latest item votes more than the oldest
+    assert np.corrcoef(gain - base, vote)[0, 1] > 0
+
+
+def test_popularity_counts_weighted_interactions():
+    model = Popularity(recency=HALF_LIFE).fit(TIMED)
+    np.testing.assert_allclose(model.scores_.numpy(), weighted_rows(TIMED).sum(axis=0), rtol=1e-5)
+    assert Popularity(recency=None).fit(TIMED).scores_.numpy().tolist() == TIMED.item_counts.tolist()
+
+
+def test_implicit_als_takes_the_weights_as_confidence():
+    pytest.importorskip("implicit")
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from ncf.weighting import recency_weights
+
+    ours = make("implicit-als", recency=HALF_LIFE).fit(TIMED)
+    x = TIMED.csr.copy()
+    x.data = recency_weights(TIMED, HALF_LIFE, 0.1).astype(np.float32)
+    np.testing.assert_allclose(x.toarray(), weighted_rows(TIMED), rtol=1e-6)
+    theirs = AlternatingLeastSquares(factors=8, iterations=15, num_threads=1, random_state=0)
+    theirs.fit(x, show_progress=False)
+    np.testing.assert_allclose(ours.item_factors_.numpy(), theirs.item_factors, rtol=1e-5, atol=1e-6)
+    plain = make("implicit-als", recency=None).fit(TIMED)
+    assert not np.allclose(plain.item_factors_.numpy(), ours.item_factors_.numpy())
+
+
+def test_lightfm_takes_the_weights_as_sample_weight(monkeypatch):
+    pytest.importorskip("lightfm")
+    import lightfm
+
+    seen = {}
+    real = lightfm.LightFM.fit
+
+    def spy(self, interactions, *args, sample_weight=None, **kw):
+        seen.update(interactions=interactions, sample_weight=sample_weight)
+        return real(self, interactions, *args, sample_weight=sample_weight, **kw)
+
+    monkeypatch.setattr(lightfm.LightFM, "fit", spy)
+    make("lightfm-warp", recency=HALF_LIFE, epochs=2).fit(TIMED)
+    x, w = seen["interactions"], seen["sample_weight"]
+    np.testing.assert_array_equal(w.row, x.row)
+    np.testing.assert_array_equal(w.col, x.col)
+    np.testing.assert_allclose(w.toarray(), weighted_rows(TIMED), rtol=1e-6)
+    make("lightfm-warp", recency=None, epochs=2).fit(TIMED)
+    assert seen["sample_weight"] is None
+
+
+def test_implicit_bpr_cannot_weigh_interactions():
+    pytest.importorskip("implicit")
+    auto = make("implicit-bpr", iterations=5).fit(TIMED)
+    assert auto.recency == "auto" and auto.recency_ is None  # off, quietly, and recorded
+    off = make("implicit-bpr", iterations=5, recency=None).fit(TIMED)
+    assert torch.equal(auto.item_factors_, off.item_factors_)
+    msg = (
+        "implicit-bpr cannot use per-interaction weights (recency=5.0); "
+        "set recency=None or use implicit-als / lightfm-warp / ease"
+    )
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        make("implicit-bpr", recency=5.0).fit(TIMED)
+
+
+@all_baselines
+def test_auto_recency_is_on_for_the_future_and_off_on_a_random_holdout(name):
+    params = {"iterations": 2} if name.startswith("implicit") else ({"epochs": 2} if name.startswith("lightfm") else {})
+    u, i = np.concatenate([TRAIN.user_idx, TEST.user_idx]), np.concatenate([TRAIN.item_idx, TEST.item_idx])
+    full = timed(Interactions.from_indices(TRAIN.user_map, TRAIN.item_map, u, i))
+    by_time, _ = split.leave_one_out(full, by="timestamp")
+    at_random, _ = split.holdout(full, n=1, by="random", seed=0)
+    on = make(name, **params).fit(by_time).recency_
+    assert on == (None if name == "implicit-bpr" else 5.0)
+    assert make(name, **params).fit(at_random).recency_ is None
+    assert make(name, **params).fit(TRAIN).recency_ is None  # no timestamps
+    if name != "implicit-bpr":
+        with pytest.raises(DataError, match="timestamps"):
+            make(name, **params, recency=3.0).fit(TRAIN)
+
+
+@all_baselines
+def test_save_load_keeps_recency_and_its_scores(name, tmp_path):
+    params = {} if name == "implicit-bpr" else {"recency": HALF_LIFE}
+    model = make(name, **params).fit(TIMED)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.recency_ == model.recency_ and loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.score(ALL_U, ALL_I), model.score(ALL_U, ALL_I))
+
+
+def test_load_does_not_resolve_auto_again(tmp_path):
+    # Fitted on a random holdout, "auto" was off; the bundle's train has no split recorded, so
+    # resolving "auto" again on load would turn it on. The saved half-life (None) wins.
+    full = timed(TRAIN)
+    holdout, _ = split.holdout(full, n=1, by="random", seed=0)
+    model = EASE(l2=10.0).fit(holdout)
+    assert model.recency_ is None
+    model.save(tmp_path / "m")
+    loaded = EASE.load(tmp_path / "m")
+    assert loaded.train_.split is None and loaded.recency_ is None
+    np.testing.assert_array_equal(loaded.score(ALL_U, ALL_I), model.score(ALL_U, ALL_I))
+
+
+def test_bundle_from_before_recency_loads_without_it(tmp_path):
+    from ncf.persist import save_bundle
+
+    model = EASE(l2=10.0).fit(TIMED)  # auto: on
+    plain = EASE(l2=10.0, recency=None).fit(TIMED)
+    save_bundle(tmp_path / "old", model_class="EASE", config={"l2": 10.0}, weights=model._weights(), train=TIMED,
+                extra={"fit_seconds": 0.1})  # fmt: skip
+    loaded = EASE.load(tmp_path / "old")
+    assert loaded.recency is None and loaded.recency_ is None
+    np.testing.assert_array_equal(loaded.score(ALL_U, ALL_I), plain.score(ALL_U, ALL_I))
+    save_bundle(tmp_path / "bad", model_class="EASE", config={"l2": 10.0, "recency": -1}, weights=model._weights(),
+                train=TIMED)  # fmt: skip
+    with pytest.raises(BundleError, match="recency == -1"):
+        EASE.load(tmp_path / "bad")
+
+
 # -- real data ------------------------------------------------------------------------------
 @pytest.mark.movielens
 def test_ease_beats_popularity_on_movielens(ml100k):
