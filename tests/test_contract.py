@@ -5,7 +5,7 @@ a new model joins by adding one line to :data:`SPECS`. Model-specific behaviour 
 training loop, EASE's closed form, how each baseline uses the recency weights) is tested
 in test_model.py and test_baselines.py.
 
-Data: a deterministic "checkerboard". 60 users and 30 items fall into 6 groups (10 users,
+Data: a deterministic "checkerboard" (tests/checkerboard.py). 60 users and 30 items fall into 6 groups (10 users,
 5 items each); every user interacted with exactly the 5 items of their group. One in-group
 item per user is held out (leave_one_out, random, seeded; no timestamps, so recency="auto"
 is off for every model), so after seen-item filtering the only in-group item left for a
@@ -37,46 +37,19 @@ import pytest
 import torch
 
 import ncf
-from ncf import NCF, split
+from checkerboard import IPG, ITEM0, N_ITEMS, N_USERS, NCF_SPECS, TEST, TRAIN, UPG, USER0
+from ncf import NCF
 from ncf.baselines import BASELINES, make_baseline
-from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.data.io import load_interactions
 from ncf.errors import BundleError, ConfigError, DataError, NotFittedError, UnknownIdError
 from ncf.loading import load_model
 from ncf.params import Bool, Choice, Constraint, Either, Float, Int, IntList, Metric, declared
 
-N_USERS, N_ITEMS, GROUPS = 60, 30, 6
-UPG, IPG = N_USERS // GROUPS, N_ITEMS // GROUPS  # 10 users and 5 items per group
-USER0, ITEM0 = 1000, 2000  # raw ids differ from indices, so index/raw mix-ups show
-
-
-def checkerboard() -> Interactions:
-    u = np.repeat(np.arange(N_USERS), IPG)
-    i = (u // UPG) * IPG + np.tile(np.arange(IPG), N_USERS)
-    users = IdMap(USER0 + np.arange(N_USERS), name="user")
-    return Interactions.from_indices(users, IdMap(ITEM0 + np.arange(N_ITEMS), name="item"), u, i)
-
-
-FULL = checkerboard()
-TRAIN, TEST = split.leave_one_out(FULL, by="random", seed=0)
 USER_IDS = USER0 + np.arange(N_USERS)
 ALL_ITEMS = ITEM0 + np.arange(N_ITEMS)
 SEEN = {USER0 + u: set((ITEM0 + TRAIN.item_idx[TRAIN.user_idx == u]).tolist()) for u in range(N_USERS)}
 
-# One-stage NeuMF with light L2 unless a spec says otherwise; "neumf-pretrain" covers the default pretraining.
-BASE = dict(factors=8, layers=(16, 8), negatives=4, batch_size=64, learning_rate=0.01, epochs=10, seed=0, device="cpu",
-            pretrain=False, weight_decay=1e-4)  # fmt: skip
-NCF_SPECS: dict[str, dict[str, Any]] = {
-    "gmf": dict(BASE, model="gmf"),
-    "mlp": dict(BASE, model="mlp", layers=(64, 32, 16, 8), epochs=12),  # a deeper MLP escapes the tiny init faster
-    "neumf": dict(BASE, model="neumf"),
-    "neumf-pretrain": dict(BASE, model="neumf", pretrain=True),
-    "neumf-bpr": dict(BASE, model="neumf", loss="bpr"),
-    # one logit per positive: more steps
-    "neumf-softmax": dict(BASE, model="neumf", loss="softmax", negatives=8, learning_rate=0.03),
-    "neumf-all-negatives": dict(BASE, model="neumf", negatives="all"),
-}
 # baseline name -> (make_baseline params, the optional module it needs)
 BASELINE_SPECS: dict[str, tuple[dict[str, Any], str | None]] = {
     "popularity": ({}, None),
