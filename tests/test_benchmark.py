@@ -273,6 +273,14 @@ def test_cli_params_per_protocol(csv_path, tmp_path):
     assert all(r["status"] == "ok" for r in runs)
 
 
+def test_every_model_gets_the_same_recency_signal(bench):
+    res, _, _, _ = bench
+    used = {(r["protocol"], r["model"]): r["recency_used"] for r in res["runs"] if r["status"] == "ok"}
+    assert {m for _, m in used} == {"popularity", "ease", "item-knn", "gmf"}
+    for (protocol, _model), half_life in used.items():
+        assert half_life == (5.0 if protocol == "leave-one-out" else None)  # off on the random holdout
+
+
 # -- tuning (benchmarks/tune.py) -----------------------------------------------------------
 def test_tuning_grids_sized_and_name_real_parameters():
     import inspect

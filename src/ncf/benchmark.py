@@ -293,6 +293,7 @@ def _fit_and_measure(
     finally:
         mem = win.stop()
     rec["params"] = _model_params(model, params)  # after fit: resolved seeds etc.
+    rec["recency_used"] = getattr(model, "recency_", None)  # the half-life "auto" resolved to (None: off)
     rec.update(fit_seconds=t1 - t0, recommend_seconds=t2 - t1, **mem)
     t3 = time.perf_counter()
     res = evaluate(model, test, k=ks, protocol="full")
