@@ -54,8 +54,8 @@ class _Baseline(Recommender):
     Every baseline is a dataclass whose fields are made by :func:`ncf.params.param`;
     ``__init__`` only stores them, ``fit`` calls :meth:`_validate`. Subclasses set
     ``MODEL_CLASS`` and implement ``_weights`` (name -> tensor) and ``_restore(weights,
-    train)`` (raise ``ValueError`` on a shape mismatch); those that need an optional
-    library name it in ``REQUIRES``.
+    train)`` (raise ``ValueError`` on a shape mismatch); those that train with an optional
+    library override :meth:`require` (loading never needs the library).
 
     ``recency`` and ``recency_floor`` mean exactly what they mean for :class:`ncf.NCF`
     (:mod:`ncf.weighting`): ``"auto"`` is on when ``train`` has timestamps and did not come
@@ -65,8 +65,6 @@ class _Baseline(Recommender):
     """
 
     MODEL_CLASS: ClassVar[str] = ""
-    #: the optional library the model trains with ("implicit", "lightfm"); loading never needs it
-    REQUIRES: ClassVar[str | None] = None
     #: False for models that cannot weigh single interactions (implicit's BPR)
     USES_WEIGHTS: ClassVar[bool] = True
 

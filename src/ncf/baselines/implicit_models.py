@@ -54,8 +54,6 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
 
 @dataclasses.dataclass(eq=False, repr=False)
 class _ImplicitModel(FactorModel):
-    REQUIRES = "implicit"
-
     @classmethod
     def require(cls) -> None:
         require_implicit()

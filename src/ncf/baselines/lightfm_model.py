@@ -75,7 +75,6 @@ class LightFMModel(FactorModel):
 
     name = "lightfm"
     MODEL_CLASS = "LightFM"
-    REQUIRES = "lightfm"
 
     loss: str = param("warp", Choice(*LOSSES), "warp, bpr, logistic or warp-kos")
     no_components: int = param(10, Int(1), "embedding size")
