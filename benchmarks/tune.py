@@ -14,7 +14,12 @@ items excluded). NDCG@10 selects; ties (to 4 decimals) go to the earlier grid en
 (:func:`ncf.benchmark.select_tuned`).
 
 Every model gets a small documented grid (:data:`ncf.benchmark.TUNING_GRIDS`, 6-12 configs each); NeuMF's is
-a few points around its defaults (the first entry is the defaults). Rows are appended to
+a few points around its defaults (the first entry is the defaults). That is stage 1, run with
+each model's default ``recency="auto"``. Stage 2 (:func:`ncf.benchmark.recency_stage`), on
+leave-one-out only (the protocol with timestamps where recency is on; on the random holdout
+it stays off for every model): each model that can weigh interactions tries its stage-1
+choice with every half-life in :data:`ncf.benchmark.RECENCY_GRID` (None, 2, 5, 10, 25): the
+same 5 extra fits per model; implicit's BPR cannot use weights and has none. Rows are appended to
 the jsonl as they finish, and configs already there are skipped, so an interrupted search
 resumes. ``--select`` writes the winners as ``{protocol: {model: kwargs}}``, the form
 ``ncf benchmark --params`` takes per protocol. ``--configs '[...]'`` (one model) tries
@@ -50,33 +55,48 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 def search(
     protocols: list[str], models: list[str], seeds: list[int], out: Path,
-    grids: dict[str, list[dict[str, Any]]] | None = None,
+    grids: dict[str, list[dict[str, Any]]] | None = None, data: Any = None,
 ) -> None:  # fmt: skip
-    grids = grids or GRIDS
-    done = {_key(r) for r in _read(out)}
+    """Stage 1 (``grids``), then, unless ``grids`` was given (exploration), stage 2: the recency
+    half-lives on top of each model's stage-1 choice. ``data``: instead of the built-in ML-100k."""
+    explore = grids is not None
+    grids = {m: (grids or GRIDS)[m] for m in models}
     for protocol in protocols:
-        for seed in seeds:
-            inner, outer = B.tuning_split(protocol, seed)
-            for name in models:
-                for cfg in grids[name]:
-                    row = {"protocol": protocol, "model": name, "config": cfg, "seed": seed}
-                    if _key(row) in done:
-                        continue
-                    t = time.perf_counter()
-                    try:
-                        model = B.make_model(name, cfg, seed).fit(inner)
-                    except Exception as e:  # noqa: BLE001 - a failing candidate is recorded, the search goes on
-                        row.update(error=f"{type(e).__name__}: {e}")
-                    else:
-                        fit = time.perf_counter() - t
-                        r = evaluate(model, outer, k=[5, 10])
-                        row.update(
-                            fit_s=round(fit, 2), best_epoch=getattr(model, "best_epoch_", None),
-                            **{m: round(float(r[m]), 5) for m in ("ndcg@10", "recall@10", "hr@10", "precision@5")},
-                        )  # fmt: skip
-                    with out.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps(row) + "\n")
-                    print(json.dumps(row), flush=True)
+        parts = {seed: B.tuning_split(protocol, seed, data) for seed in seeds}
+        _run(protocol, parts, grids, out)
+        if explore:
+            continue
+        stage1, _ = B.select_tuned([r for r in _read(out) if r["seed"] in parts], grids, recency=False)
+        stage2 = B.recency_stage(protocol, stage1.get(protocol, {}))
+        if stage2:
+            _run(protocol, parts, stage2, out)
+
+
+def _run(protocol: str, parts: dict[int, Any], grids: dict[str, list[dict[str, Any]]], out: Path) -> None:
+    done = {_key(r) for r in _read(out)}
+    for seed, (inner, outer) in parts.items():
+        for name, grid in grids.items():
+            for cfg in grid:
+                row = {"protocol": protocol, "model": name, "config": cfg, "seed": seed}
+                if _key(row) in done:
+                    continue
+                t = time.perf_counter()
+                try:
+                    model = B.make_model(name, cfg, seed).fit(inner)
+                except Exception as e:  # noqa: BLE001 - a failing candidate is recorded, the search goes on
+                    row.update(error=f"{type(e).__name__}: {e}")
+                else:
+                    fit = time.perf_counter() - t
+                    r = evaluate(model, outer, k=[5, 10])
+                    row.update(
+                        fit_s=round(fit, 2), best_epoch=getattr(model, "best_epoch_", None),
+                        recency_used=getattr(model, "recency_", None),
+                        **{m: round(float(r[m]), 5) for m in ("ndcg@10", "recall@10", "hr@10", "precision@5")},
+                    )  # fmt: skip
+                with out.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                done.add(_key(row))
+                print(json.dumps(row), flush=True)
 
 
 def main() -> None:

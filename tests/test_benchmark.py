@@ -273,6 +273,14 @@ def test_cli_params_per_protocol(csv_path, tmp_path):
     assert all(r["status"] == "ok" for r in runs)
 
 
+def test_every_model_gets_the_same_recency_signal(bench):
+    res, _, _, _ = bench
+    used = {(r["protocol"], r["model"]): r["recency_used"] for r in res["runs"] if r["status"] == "ok"}
+    assert {m for _, m in used} == {"popularity", "ease", "item-knn", "gmf"}
+    for (protocol, _model), half_life in used.items():
+        assert half_life == (5.0 if protocol == "leave-one-out" else None)  # off on the random holdout
+
+
 # -- tuning (benchmarks/tune.py) -----------------------------------------------------------
 def test_tuning_grids_sized_and_name_real_parameters():
     import inspect
@@ -324,3 +332,57 @@ def test_tuning_split_drops_the_test_part_and_carves_by_the_protocols_rule(csv_p
         assert not test_keys & set(zip(part.user_idx.tolist(), part.item_idx.tolist()))
     with pytest.raises(ConfigError, match="tuning supports"):
         B.tuning_split("temporal", 0, data)
+
+
+def test_select_tuned_stages_the_recency_half_life_on_leave_one_out_only():
+    g = B.TUNING_GRIDS["ease"]
+    row = {"model": "ease", "seed": 0, "recall@10": 0.1, "fit_s": 1}
+    rows = [
+        {**row, "protocol": "leave-one-out", "config": g[0], "ndcg@10": 0.20},
+        {**row, "protocol": "leave-one-out", "config": g[1], "ndcg@10": 0.30},
+        {**row, "protocol": "leave-one-out", "config": {**g[1], "recency": None}, "ndcg@10": 0.25},
+        {**row, "protocol": "leave-one-out", "config": {**g[1], "recency": 10.0}, "ndcg@10": 0.35},
+        {**row, "protocol": "leave-one-out", "config": {**g[0], "recency": 25.0}, "ndcg@10": 0.9},  # not staged on g[1]
+        {**row, "protocol": "holdout", "config": g[2], "ndcg@10": 0.30},
+        {**row, "protocol": "holdout", "config": {**g[2], "recency": 10.0}, "ndcg@10": 0.9},  # no stage 2 there
+    ]
+    chosen, table = B.select_tuned(rows)
+    assert chosen == {"holdout": {"ease": g[2]}, "leave-one-out": {"ease": {**g[1], "recency": 10.0}}}
+    assert [t["n_configs"] for t in table] == [1, 4]
+    assert B.select_tuned(rows, recency=False)[0]["leave-one-out"]["ease"] == g[1]
+    # every model that can weigh interactions gets the same stage-2 candidates; BPR none; holdout none
+    stage2 = B.recency_stage("leave-one-out", {"ease": {"l2": 1.0}, "implicit-bpr": {}, "neumf": {}})
+    assert set(stage2) == {"ease", "neumf"}
+    assert [c["recency"] for c in stage2["ease"]] == list(B.RECENCY_GRID) == [None, 2.0, 5.0, 10.0, 25.0]
+    assert B.recency_stage("holdout", {"ease": {"l2": 1.0}}) == {}
+
+
+def test_tuning_search_smoke(csv_path, tmp_path, monkeypatch):
+    """benchmarks/tune.py end to end on tiny data: stage 1, then the recency stage on leave-one-out only."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("tune", Path(__file__).parents[1] / "benchmarks" / "tune.py")
+    tune = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tune)
+    grids = {"ease": [{"l2": 5.0}, {"l2": 50.0}], "item-knn": [{"k_neighbors": 5}], "popularity": [{}]}
+    monkeypatch.setattr(tune, "GRIDS", grids)
+    monkeypatch.setattr(B, "HOLDOUT_N", 2)  # tiny users: 2 test + 2 validation items each on the holdout
+    data = load_interactions(csv_path, user="user", item="item", timestamp="timestamp")
+    out = tmp_path / "rows.jsonl"
+    tune.search(["holdout", "leave-one-out"], list(grids), [0], out, data=data)
+    rows = tune._read(out)
+    assert rows and not [r for r in rows if "error" in r]
+    hold = [r for r in rows if r["protocol"] == "holdout"]
+    assert len(hold) == 4 and all(r["recency_used"] is None for r in hold)  # recency off on the random holdout
+    loo = [r for r in rows if r["protocol"] == "leave-one-out"]
+    first = [r for r in loo if "recency" not in r["config"]]
+    assert len(first) == 4 and all(r["recency_used"] == 5.0 for r in first)  # "auto": on
+    for name in grids:
+        staged = [r for r in loo if r["model"] == name and "recency" in r["config"]]
+        assert [r["config"]["recency"] for r in staged] == list(B.RECENCY_GRID)
+        assert all(r["recency_used"] == r["config"]["recency"] for r in staged)
+    chosen, _ = B.select_tuned(rows, grids)
+    assert set(chosen["leave-one-out"]) == set(grids) and all("recency" not in c for c in chosen["holdout"].values())
+    tune.search(["holdout", "leave-one-out"], list(grids), [0], out, data=data)
+    assert len(tune._read(out)) == len(rows)  # resumes: nothing is fitted twice

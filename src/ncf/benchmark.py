@@ -3,7 +3,19 @@
 For each dataset x protocol x seed the data is split ONCE (same seed, same split for
 every model); every model is fitted on that train part and evaluated on that test part
 with :func:`ncf.evaluate` (protocol ``"full"``: each test item ranked against every item
-the user did not interact with in training, seen items excluded). Per run we record:
+the user did not interact with in training, seen items excluded).
+
+Every model gets the same signals and is tuned the same way. The same train part, with
+its timestamps, goes to every model, and the recency signal (per-interaction weights
+favouring each user's latest interactions, :mod:`ncf.weighting`) means the same for all:
+``recency="auto"``, every model's default, is on where the task is predicting the future
+(leave-one-out by time, temporal) and off on the random holdout. NeuMF weighs its training
+rows, EASE and item-kNN score a weighted user profile, implicit ALS takes the weights as
+confidence, LightFM as ``sample_weight``, popularity counts weighted interactions; only
+implicit's BPR cannot use them (it stays off there). The tuning search
+(``benchmarks/tune.py``, :data:`TUNING_GRIDS`, :func:`recency_stage`) chooses each model's
+half-life on validation, like any other hyper-parameter, with the same candidates for every
+model. Per run we record:
 
 - the metrics ``evaluate`` returns (ndcg/recall/hr/precision/map at each cutoff, mrr, auc,
   coverage);
@@ -233,6 +245,7 @@ def _fit_and_measure(
     finally:
         mem = win.stop()
     rec["params"] = _model_params(model, params)  # after fit: resolved seeds etc.
+    rec["recency_used"] = getattr(model, "recency_", None)  # the half-life "auto" resolved to (None: off)
     rec.update(fit_seconds=t1 - t0, recommend_seconds=t2 - t1, **mem)
     t3 = time.perf_counter()
     res = evaluate(model, test, k=ks, protocol="full")
@@ -779,8 +792,9 @@ def _grid(**axes: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-#: model -> candidate kwargs (on top of the model's defaults), 6-12 configs per model: the grids
-#: behind ``benchmarks/tuned_params.json`` (RESULTS.md, "Baselines", "1. Equal tuning budget").
+#: Stage 1 of the tuning search: model -> candidate kwargs (on top of the model's defaults, so
+#: ``recency="auto"``), 6-12 configs per model: the grids behind ``benchmarks/tuned_params.json``
+#: (RESULTS.md, "Baselines", "1. Equal tuning budget"). Stage 2 is :data:`RECENCY_GRID`.
 TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
     "ease": [{"l2": v} for v in (50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0)],
     "item-knn": _grid(k_neighbors=[20, 50, 100, 200], shrink=[0.0, 10.0]),
@@ -813,6 +827,41 @@ TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+#: Stage 2 of the tuning search: the recency half-lives (None: off) every model that can weigh
+#: interactions tries on top of its stage-1 choice (see :func:`recency_stage`).
+RECENCY_GRID: tuple[float | None, ...] = (None, 2.0, 5.0, 10.0, 25.0)
+#: Protocols whose tuning data has timestamps and is not a random holdout, where ``recency="auto"``
+#: is on and the half-life is tuned; on the others recency stays off for every model.
+RECENCY_PROTOCOLS: tuple[str, ...] = ("leave-one-out",)
+
+
+def uses_recency(name: str) -> bool:
+    """Whether model ``name`` can weigh single interactions (every model but implicit's BPR)."""
+    if name in NCF_MODELS:
+        return True
+    import ncf.baselines as NB
+
+    cls_name, fixed = NB.BASELINES[name]
+    cls = getattr(NB, cls_name)
+    return bool(cls.USES_WEIGHTS) and fixed.get("loss") != "warp-kos"
+
+
+def recency_stage(protocol: str, chosen: Mapping[str, Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Stage 2 of the tuning search: each model's stage-1 choice crossed with :data:`RECENCY_GRID`.
+
+    The half-life is tuned like any other hyper-parameter, on the outer validation part and
+    never on test, with the same budget for every model: each model that can weigh
+    interactions gets the same ``len(RECENCY_GRID)`` extra candidates, staged rather than
+    crossed with its whole grid (crossing would multiply every model's budget by 5; staging
+    adds 5 fits each). implicit's BPR cannot use the weights, so it has no stage 2. On
+    protocols outside :data:`RECENCY_PROTOCOLS` (the random holdout) recency stays off for
+    every model and there is no stage 2.
+    """
+    if protocol not in RECENCY_PROTOCOLS:
+        return {}
+    return {name: [{**cfg, "recency": r} for r in RECENCY_GRID] for name, cfg in chosen.items() if uses_recency(name)}
+
+
 def tuning_split(protocol: str, seed: int, data: Interactions | None = None) -> tuple[Interactions, Interactions]:
     """(inner train, outer validation) for tuning under ``protocol``; the test part is split off and dropped.
 
@@ -838,35 +887,58 @@ def tuning_split(protocol: str, seed: int, data: Interactions | None = None) -> 
 
 
 def select_tuned(
-    rows: Sequence[Mapping[str, Any]], grids: Mapping[str, Sequence[Mapping[str, Any]]] = TUNING_GRIDS
+    rows: Sequence[Mapping[str, Any]],
+    grids: Mapping[str, Sequence[Mapping[str, Any]]] = TUNING_GRIDS,
+    *,
+    recency: bool = True,
 ) -> tuple[dict[str, dict[str, dict[str, Any]]], list[dict[str, Any]]]:
-    """Per protocol and model, the grid entry with the best mean outer NDCG@10 over the seeds searched.
+    """Per protocol and model, the candidate with the best mean outer NDCG@10 over the seeds searched.
 
     ``rows`` are search records (``protocol``, ``model``, ``config``, ``seed``, ``ndcg@10``,
-    ``recall@10``, ``fit_s``; a failed candidate has ``error`` instead of metrics). Means are
-    rounded to 4 decimals and ties go to the earlier grid entry; configs not in ``grids``
-    (exploration outside the equal budget) are ignored. Returns ``({protocol: {model:
-    kwargs}}, one summary row per choice)``: the first is what ``ncf benchmark --params`` takes.
+    ``recall@10``, ``fit_s``; a failed candidate has ``error`` instead of metrics). Stage 1
+    picks among ``grids[model]``; with ``recency`` (default) stage 2 then picks among the
+    stage-1 choice and its :func:`recency_stage` candidates, where rows for them exist.
+    Means are rounded to 4 decimals and ties go to the earlier candidate (the stage-1 choice
+    before stage 2); configs in neither stage (exploration outside the equal budget) are
+    ignored. Returns ``({protocol: {model: kwargs}}, one summary row per choice)``: the first
+    is what ``ncf benchmark --params`` takes.
     """
     chosen: dict[str, dict[str, dict[str, Any]]] = {}
     table = []
     for protocol in sorted({r["protocol"] for r in rows}):
         for name, grid in grids.items():
-            scores = []
-            for i, cfg in enumerate(grid):
-                rs = [r for r in rows if r["protocol"] == protocol and r["model"] == name and r["config"] == cfg
-                      and "ndcg@10" in r]  # fmt: skip
-                if rs:
-                    scores.append((round(float(np.mean([r["ndcg@10"] for r in rs])), 4), -i, dict(cfg), rs))
-            if not scores:
+            best = _best(rows, protocol, name, grid)
+            if best is None:
                 continue
-            ndcg, _, cfg, rs = max(scores, key=lambda s: (s[0], s[1]))
+            n_configs = best[-1]
+            if recency:
+                stage2 = recency_stage(protocol, {name: best[0]}).get(name, [])
+                second = _best(rows, protocol, name, [best[0], *stage2])
+                if second is not None:
+                    best = (*second[:3], n_configs + second[-1] - 1)
+            cfg, ndcg, rs, n = best
             chosen.setdefault(protocol, {})[name] = cfg
             table.append({"protocol": protocol, "model": name, "config": cfg, "ndcg@10": ndcg,
                           "recall@10": round(float(np.mean([r["recall@10"] for r in rs])), 4),
                           "fit_s": round(float(np.mean([r["fit_s"] for r in rs])), 1),
-                          "n_configs": len(scores), "seeds": sorted(r["seed"] for r in rs)})  # fmt: skip
+                          "n_configs": n, "seeds": sorted(r["seed"] for r in rs)})  # fmt: skip
     return chosen, table
+
+
+def _best(
+    rows: Sequence[Mapping[str, Any]], protocol: str, name: str, grid: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, Any], float, list[Mapping[str, Any]], int] | None:
+    """(config, mean NDCG@10, its rows, configs with results) of the best entry of ``grid``; ties: the earlier."""
+    scores = []
+    for i, cfg in enumerate(grid):
+        rs = [r for r in rows if r["protocol"] == protocol and r["model"] == name and r["config"] == cfg
+              and "ndcg@10" in r]  # fmt: skip
+        if rs:
+            scores.append((round(float(np.mean([r["ndcg@10"] for r in rs])), 4), -i, dict(cfg), rs))
+    if not scores:
+        return None
+    ndcg, _, cfg, rs = max(scores, key=lambda s: (s[0], s[1]))
+    return cfg, ndcg, rs, len(scores)
 
 
 # -- files ---------------------------------------------------------------------------------------

@@ -178,11 +178,12 @@ class Metric(Constraint):
         return isinstance(value, str) and value.split("@")[0] in self.NAMES
 
 
-def param(default: Any, constraint: Constraint, help: str, *, flag: bool = True) -> Any:  # noqa: A002 - argparse's word
+def param(default: Any, constraint: Constraint, help: str, *, flag: bool = True, kw_only: bool = False) -> Any:  # noqa: A002 - argparse's word
     """A declared hyper-parameter: saved in bundles, checked by :func:`validate`, a CLI flag
-    unless ``flag=False``."""
+    unless ``flag=False``. ``kw_only``: keyword-only in ``__init__`` (for parameters a base
+    class declares, so they do not take the first positional places of every subclass)."""
     meta = {"param": True, "constraint": constraint, "help": help, "flag": flag}
-    return dataclasses.field(default=default, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta, kw_only=kw_only)
 
 
 def setting(default: Any) -> Any:

@@ -3,20 +3,24 @@
 ``Popularity``, ``EASE`` and ``ItemKNN`` need nothing beyond ncf's own dependencies.
 ``ImplicitALS`` / ``ImplicitBPR`` (the ``implicit`` library) and ``LightFMModel``
 (``lightfm``) are imported on first use, so ``import ncf.baselines`` works without them;
-constructing one without its library raises :class:`~ncf.errors.ConfigError` saying how
-to install it.
+their constructors only store parameters (scikit-learn's rule), and ``fit`` (or
+:func:`make_baseline`, which checks early) without the library raises
+:class:`~ncf.errors.ConfigError` saying how to install it.
+
+Every baseline declares its hyper-parameters with :mod:`ncf.params`, as :class:`ncf.NCF`
+does, and takes the same ``recency`` signal (:mod:`ncf.weighting`).
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 from typing import TYPE_CHECKING, Any
 
 from ncf.baselines.ease import EASE
 from ncf.baselines.itemknn import ItemKNN
 from ncf.baselines.popularity import Popularity
 from ncf.errors import ConfigError
+from ncf.params import declared
 
 if TYPE_CHECKING:
     from ncf.base import Recommender
@@ -60,11 +64,12 @@ def make_baseline(name: str, **params: Any) -> Recommender:
         raise ConfigError(f"unknown baseline {name!r}; known baselines: {', '.join(BASELINES)}")
     cls_name, fixed = BASELINES[key]
     cls = globals()[cls_name] if cls_name in globals() else __getattr__(cls_name)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    accepted = [f.name for f in declared(cls)]
     bad = sorted(set(params) - set(accepted))
     if bad:
         raise ConfigError(f"{key} does not take {bad}; its parameters: {', '.join(accepted) or '(none)'}")
     clash = {k: v for k, v in params.items() if k in fixed and v != fixed[k]}
     if clash:
         raise ConfigError(f"{key} fixes {fixed}; got {clash} (pick the baseline name that matches instead)")
+    cls.require()  # the optional library, checked early (the constructor itself only stores)
     return cls(**{**params, **fixed})

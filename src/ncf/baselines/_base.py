@@ -1,31 +1,26 @@
-"""Plumbing the saveable baselines share: parameter checks, get_params, bundle save/load, factor scoring."""
+"""Plumbing the saveable baselines share: declared parameters, recency weights, bundle save/load, factor scoring."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
+from ncf.params import Either, Float, Int, declared, param, validate
+from ncf.weighting import recency_weights, resolve_recency
 
-
-# -- parameter checks -----------------------------------------------------------------------
-def need_float(name: str, value: Any, lo: float, *, open_low: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (value > lo if open_low else value >= lo)
-    if not ok:
-        raise ConfigError(f"{name} == {value!r}, must be a finite number {'>' if open_low else '>='} {lo}")
-
-
-def need_seed(value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
-        raise ConfigError(f"seed == {value!r}, must be None or an integer >= 0")
+#: The seed constraint every seeded baseline declares (None draws one, recorded in ``seed_``).
+SEED = Either(Int(0), literals=(None,))
+#: NCF's recency constraint: a half-life > 0, None (off) or "auto".
+RECENCY = Either(Float(0.0, open_lo=True), literals=(None, "auto"), parse_literals={"auto": "auto", "none": None})
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -43,27 +38,75 @@ def check_train(train: Any, who: str) -> Interactions:
     return train
 
 
-class _Baseline(Recommender):
-    """Parameters (``PARAMS``), ``get_params``, validation and bundle save/load.
+def weighted_csr(train: Interactions, weights: np.ndarray | None) -> sp.csr_matrix:
+    """``train.csr`` with ``weights`` (one per interaction, in train's row order) as its values;
+    ``train.csr`` itself when ``weights`` is None."""
+    if weights is None:
+        return train.csr
+    x = train.csr
+    return sp.csr_matrix((np.asarray(weights, dtype=np.float32), x.indices, x.indptr), shape=x.shape)
 
-    Subclasses set ``PARAMS`` and ``MODEL_CLASS`` and implement ``_validate``,
-    ``_weights`` (name -> tensor) and ``_restore(weights, train)`` (raise ``ValueError``
-    on a shape mismatch).
+
+@dataclasses.dataclass(eq=False, repr=False)
+class _Baseline(Recommender):
+    """Declared parameters (:mod:`ncf.params`), the recency signal, validation and bundle save/load.
+
+    Every baseline is a dataclass whose fields are made by :func:`ncf.params.param`;
+    ``__init__`` only stores them, ``fit`` calls :meth:`_validate`. Subclasses set
+    ``MODEL_CLASS`` and implement ``_weights`` (name -> tensor) and ``_restore(weights,
+    train)`` (raise ``ValueError`` on a shape mismatch); those that train with an optional
+    library override :meth:`require` (loading never needs the library).
+
+    ``recency`` and ``recency_floor`` mean exactly what they mean for :class:`ncf.NCF`
+    (:mod:`ncf.weighting`): ``"auto"`` is on when ``train`` has timestamps and did not come
+    from a random per-user holdout. :meth:`_recency_weights` resolves it once per fit into
+    ``recency_`` (the half-life used, or None), saved with the model so loading does not
+    resolve ``"auto"`` again.
     """
 
-    PARAMS: ClassVar[tuple[str, ...]] = ()
     MODEL_CLASS: ClassVar[str] = ""
+    #: False for models that cannot weigh single interactions (implicit's BPR)
+    USES_WEIGHTS: ClassVar[bool] = True
 
-    def _set_params(self, **params: Any) -> None:
-        for k in self.PARAMS:
-            setattr(self, k, params[k])
-        self._validate()
+    recency: float | str | None = param(
+        "auto", RECENCY, "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
+        kw_only=True,
+    )  # fmt: skip
+    recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below", kw_only=True)
+
+    @classmethod
+    def require(cls) -> None:
+        """Raise a one-line ConfigError saying how to install the optional library this model trains with."""
 
     def _validate(self) -> None:
-        pass
+        validate(self)
+        if not self._uses_weights() and self.recency not in (None, "auto"):
+            raise ConfigError(
+                f"{self._label()} cannot use per-interaction weights (recency={self.recency!r}); "
+                "set recency=None or use implicit-als / lightfm-warp / ease"
+            )
+
+    def _uses_weights(self) -> bool:
+        return self.USES_WEIGHTS
+
+    def _label(self) -> str:
+        return self.name
+
+    def _recency_weights(self, train: Interactions) -> np.ndarray | None:
+        """Resolve ``recency`` for ``train`` into ``recency_``; the weights (one per interaction, in
+        train's row order, which is ``train.csr``'s data order), or None when off."""
+        self.recency_ = resolve_recency(self.recency, train) if self._uses_weights() else None
+        return self._profile_weights(train)
+
+    def _profile_weights(self, train: Interactions) -> np.ndarray | None:
+        """The weights of the half-life already resolved (``recency_``): what a loaded model rebuilds."""
+        if self.recency_ is None:
+            return None
+        return recency_weights(train, self.recency_, float(self.recency_floor))
 
     def get_params(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.PARAMS}
+        # keyword-only fields (recency, declared here) last: the order of the constructor's signature
+        return {f.name: getattr(self, f.name) for f in sorted(declared(self), key=lambda f: bool(f.kw_only))}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
@@ -76,8 +119,12 @@ class _Baseline(Recommender):
 
     def _extra(self) -> dict[str, Any]:
         board = getattr(self, "leaderboard_", None)  # set by ncf.auto.select_model
-        return {"data_fingerprint": self.train_.fingerprint(), "fit_seconds": getattr(self, "fit_seconds_", 0.0),
-                **({"leaderboard": board} if board else {})}  # fmt: skip
+        return {
+            "data_fingerprint": self.train_.fingerprint(),
+            "fit_seconds": getattr(self, "fit_seconds_", 0.0),
+            "recency": getattr(self, "recency_", None),
+            **({"leaderboard": board} if board else {}),
+        }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save params, id maps, seen interactions and weights to ``path`` (a folder); atomic."""
@@ -94,6 +141,7 @@ class _Baseline(Recommender):
         """Load a bundle written by :meth:`save`; runs no code from the file and needs no optional library.
 
         ``device`` is accepted so :func:`ncf.load_model` can pass it to any model; baselines score on the CPU.
+        A bundle from before baselines took ``recency`` loads as fitted without it (``recency=None``).
         """
         from ncf.persist import load_bundle
 
@@ -102,14 +150,24 @@ class _Baseline(Recommender):
             raise BundleError(
                 f"{b.path} holds a {b.model_class} model, not {cls.MODEL_CLASS}; load it with ncf.load_model()"
             )
-        missing = [k for k in cls.PARAMS if k not in b.config]
+        names = [f.name for f in declared(cls)]
+        config = dict(b.config)
+        if "recency" not in config:  # saved before baselines took recency: fitted without it
+            config["recency"] = None
+        missing = [k for k in names if k not in config and k != "recency_floor"]
         if missing:
             raise BundleError(f"{b.path}: stored config lacks {missing}; the bundle is corrupt")
-        est = cls.__new__(cls)  # skips __init__: loading a factor model must not need implicit/lightfm
+        est = cls(**{k: v for k, v in config.items() if k in names})  # stores only: needs no implicit/lightfm
         try:
-            est._set_params(**b.config)
+            est._validate()
         except ConfigError as e:
             raise BundleError(f"{b.path}: stored config is invalid ({e})") from None
+        half_life = b.extra.get("recency")
+        if half_life is not None and not Float(0.0, open_lo=True).ok(half_life):
+            raise BundleError(f"{b.path}: stored recency half-life {half_life!r} is invalid; the bundle is corrupt")
+        if half_life is not None and b.train.timestamps is None:
+            raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
+        est.recency_ = None if half_life is None else float(half_life)
         if not all(torch.isfinite(t).all() for t in b.weights.values() if t.is_floating_point()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
         try:
@@ -131,6 +189,7 @@ def expect_shape(weights: dict[str, torch.Tensor], name: str, shape: tuple[int, 
     return t
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class FactorModel(_Baseline):
     """A model whose scores are ``user_factors_ @ item_factors_.T (+ item_bias_ + user_bias_)``, in torch.
 

@@ -1,12 +1,15 @@
 """EASE (Steck, WWW 2019): a closed-form item-item linear model, a strong baseline.
 
 ``B = I - P diag(1/diag(P))`` with ``P = (X^T X + l2 I)^-1``, so ``diag(B) = 0``;
-user ``u``'s scores are ``X_u B``. Fitting inverts a dense items x items matrix, so it
+user ``u``'s scores are ``X_u B``. With recency weighting (``recency``, as for every model:
+:mod:`ncf.weighting`) ``B`` is still fitted on the binary ``X``, and the user profile that
+is scored is weighted: ``(w_u * X_u) B``, so a user's latest items vote most. Fitting inverts a dense items x items matrix, so it
 is limited to catalogues of at most :attr:`EASE.MAX_ITEMS` items.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -14,12 +17,14 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from ncf.baselines._base import _Baseline, check_train, expect_shape, need_float
+from ncf.baselines._base import _Baseline, check_train, expect_shape, weighted_csr
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.params import Float, param
 
 
 # -- EASE ----------------------------------------------------------------------------------
+@dataclasses.dataclass(eq=False, repr=False)
 class EASE(_Baseline):
     """Embarrassingly Shallow Autoencoder (Steck 2019).
 
@@ -28,18 +33,16 @@ class EASE(_Baseline):
     l2:
         L2 regularisation added to the diagonal of the Gram matrix ``X^T X`` (> 0).
         A few hundred suits MovieLens-sized data; larger values for denser data.
+    recency, recency_floor:
+        Score a recency-weighted user profile (see :class:`ncf.NCF` and :mod:`ncf.weighting`);
+        ``"auto"`` (default) is on when ``train`` has timestamps and is not a random holdout.
     """
 
     name = "ease"
-    PARAMS = ("l2",)
     MODEL_CLASS = "EASE"
     MAX_ITEMS = 30000
 
-    def __init__(self, l2: float = 500.0) -> None:
-        self._set_params(l2=l2)
-
-    def _validate(self) -> None:
-        need_float("l2", self.l2, 0.0, open_low=True)
+    l2: float = param(500.0, Float(0.0, open_lo=True), "L2 added to the diagonal of the Gram matrix")
 
     def fit(self, train: Interactions, validation: Any = None) -> EASE:
         """Solve for ``B`` in closed form; ``validation`` is accepted for interface parity and ignored."""
@@ -53,6 +56,7 @@ class EASE(_Baseline):
                 "first, or use ItemKNN or an implicit/LightFM factor model"
             )
         t0 = time.perf_counter()
+        weights = self._recency_weights(train)
         x = train.csr
         gram = (x.T @ x).toarray().astype(np.float64)
         gram[np.diag_indices(n)] += float(self.l2)
@@ -62,6 +66,7 @@ class EASE(_Baseline):
         b = p / -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj off the diagonal ...
         b[np.diag_indices(n)] = 0.0  # ... and 1 - P_jj / P_jj = 0 on it
         self.B_ = np.ascontiguousarray(b, dtype=np.float32)
+        self.profiles_ = weighted_csr(train, weights)  # the rows _score_users scores
         self.train_ = train
         self.fit_seconds_ = time.perf_counter() - t0
         return self
@@ -69,7 +74,7 @@ class EASE(_Baseline):
     def _score_users(self, users: torch.Tensor) -> torch.Tensor:
         # sparse rows @ dense B in scipy: each row is computed on its own, so a user's scores
         # do not depend on which other users share the block (batch == scalar, bit for bit).
-        rows = self.train_.csr[users.cpu().numpy()]
+        rows = self.profiles_[users.cpu().numpy()]
         return torch.from_numpy(np.asarray(rows @ self.B_, dtype=np.float32))
 
     def _item_vectors(self) -> np.ndarray:
@@ -82,3 +87,4 @@ class EASE(_Baseline):
     def _restore(self, weights: dict[str, torch.Tensor], train: Interactions) -> None:
         n = train.n_items
         self.B_ = np.ascontiguousarray(expect_shape(weights, "B", (n, n)).numpy(), dtype=np.float32)
+        self.profiles_ = weighted_csr(train, self._profile_weights(train))

@@ -7,27 +7,27 @@ filtering, tie-breaking) exactly as for :class:`ncf.NCF`.
 
 implicit is optional: ``pip install "implicit>=0.7"``. Loading a saved model does not
 need it. Scoring and persistence are :class:`ncf.baselines._base.FactorModel`'s.
+
+Recency (``recency``, as for every model: :mod:`ncf.weighting`): ALS takes each
+interaction's weight as its confidence value (implicit multiplies it by ``alpha``). BPR
+samples (user, positive, negative) triples and has no per-interaction weight, so
+``recency="auto"`` stays off for it (``recency_`` is None) and an explicit half-life is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import time
 from typing import Any
 
 import numpy as np
 
-from ncf.baselines._base import (
-    FactorModel,
-    check_train,
-    need_float,
-    need_seed,
-    resolve_seed,
-)
-from ncf.checks import check_int
+from ncf.baselines._base import SEED, FactorModel, check_train, resolve_seed, weighted_csr
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.params import Float, Int, param
 
 IMPLICIT_HINT = 'implicit is not installed: pip install "implicit>=0.7"'
 
@@ -52,21 +52,28 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
     return threadpool_limits(1, "blas")
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class _ImplicitModel(FactorModel):
+    @classmethod
+    def require(cls) -> None:
+        require_implicit()
+
     def _fit_implicit(self, train: Interactions, make: Any) -> None:
         self._validate()
         train = check_train(train, type(self).__name__)
         require_implicit()
+        weights = self._recency_weights(train)  # None for BPR, which cannot use them
         self.seed_ = resolve_seed(self.seed)
         t0 = time.perf_counter()
         with _one_blas_thread():  # implicit checks the BLAS threads when the model is built
             model = make(self.seed_)
-            model.fit(train.csr, show_progress=False)  # implicit >= 0.5: user x item
+            model.fit(weighted_csr(train, weights), show_progress=False)  # implicit >= 0.5: user x item
         self.fit_seconds_ = time.perf_counter() - t0
         self._set_factors(np.asarray(model.user_factors), np.asarray(model.item_factors))
         self.train_ = train
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class ImplicitALS(_ImplicitModel):
     """Weighted ALS for implicit feedback (``implicit.cpu.als.AlternatingLeastSquares``).
 
@@ -77,7 +84,8 @@ class ImplicitALS(_ImplicitModel):
     regularization:
         L2 penalty on the factors (>= 0).
     alpha:
-        Confidence weight: an interaction counts as ``1 + alpha`` (> 0).
+        Confidence weight: an interaction counts as ``1 + alpha`` (> 0); with recency
+        weighting, ``1 + alpha * w`` for an interaction of weight ``w``.
     iterations:
         ALS sweeps (>= 1).
     seed:
@@ -85,37 +93,25 @@ class ImplicitALS(_ImplicitModel):
     num_threads:
         implicit's threads (>= 1). ALS solves each user / item independently, so results
         do not depend on it.
+    recency, recency_floor:
+        Per-interaction confidence favouring each user's latest interactions (see
+        :class:`ncf.NCF` and :mod:`ncf.weighting`); ``"auto"`` (default) is on when ``train``
+        has timestamps and is not a random holdout.
     """
 
     name = "implicit-als"
-    PARAMS = ("factors", "regularization", "alpha", "iterations", "seed", "num_threads")
     MODEL_CLASS = "ImplicitALS"
 
-    def __init__(
-        self,
-        factors: int = 64,
-        regularization: float = 0.01,
-        alpha: float = 1.0,
-        iterations: int = 15,
-        seed: int | None = None,
-        num_threads: int = 1,
-    ) -> None:
-        require_implicit()
-        self._set_params(
-            factors=factors, regularization=regularization, alpha=alpha, iterations=iterations, seed=seed,
-            num_threads=num_threads,
-        )  # fmt: skip
-
-    def _validate(self) -> None:
-        check_int("factors", self.factors)
-        need_float("regularization", self.regularization, 0.0)
-        need_float("alpha", self.alpha, 0.0, open_low=True)
-        check_int("iterations", self.iterations)
-        need_seed(self.seed)
-        check_int("num_threads", self.num_threads)
+    factors: int = param(64, Int(1), "latent dimensions")
+    regularization: float = param(0.01, Float(0.0), "L2 penalty on the factors")
+    alpha: float = param(1.0, Float(0.0, open_lo=True), "confidence weight of an interaction")
+    iterations: int = param(15, Int(1), "ALS sweeps")
+    seed: int | None = param(None, SEED, "seed of the factor initialisation")
+    num_threads: int = param(1, Int(1), "implicit's threads")
 
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitALS:
-        """Train on ``train.csr``; ``validation`` is accepted for interface parity and ignored."""
+        """Train on ``train.csr`` (values: the recency weights when on); ``validation`` is accepted
+        for interface parity and ignored."""
 
         def make(seed: int) -> Any:
             from implicit.cpu.als import AlternatingLeastSquares
@@ -130,6 +126,7 @@ class ImplicitALS(_ImplicitModel):
         return self
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class ImplicitBPR(_ImplicitModel):
     """Bayesian Personalised Ranking by SGD (``implicit.cpu.bpr.BayesianPersonalizedRanking``).
 
@@ -137,34 +134,21 @@ class ImplicitBPR(_ImplicitModel):
     stored factors have ``factors + 1`` columns. With ``num_threads > 1`` implicit's SGD
     threads race on shared factors (Hogwild): results then vary run to run even with a seed.
     ``num_threads=1`` (default) is deterministic.
+
+    BPR cannot weigh single interactions: ``recency="auto"`` stays off (``recency_`` is
+    None), an explicit half-life raises :class:`~ncf.errors.ConfigError`.
     """
 
     name = "implicit-bpr"
-    PARAMS = ("factors", "learning_rate", "regularization", "iterations", "seed", "num_threads")
     MODEL_CLASS = "ImplicitBPR"
+    USES_WEIGHTS = False
 
-    def __init__(
-        self,
-        factors: int = 64,
-        learning_rate: float = 0.01,
-        regularization: float = 0.01,
-        iterations: int = 100,
-        seed: int | None = None,
-        num_threads: int = 1,
-    ) -> None:
-        require_implicit()
-        self._set_params(
-            factors=factors, learning_rate=learning_rate, regularization=regularization, iterations=iterations,
-            seed=seed, num_threads=num_threads,
-        )  # fmt: skip
-
-    def _validate(self) -> None:
-        check_int("factors", self.factors)
-        need_float("learning_rate", self.learning_rate, 0.0, open_low=True)
-        need_float("regularization", self.regularization, 0.0)
-        check_int("iterations", self.iterations)
-        need_seed(self.seed)
-        check_int("num_threads", self.num_threads)
+    factors: int = param(64, Int(1), "latent dimensions")
+    learning_rate: float = param(0.01, Float(0.0, open_lo=True), "SGD step size")
+    regularization: float = param(0.01, Float(0.0), "L2 penalty on the factors")
+    iterations: int = param(100, Int(1), "passes over the interactions")
+    seed: int | None = param(None, SEED, "seed of the initialisation and sampling")
+    num_threads: int = param(1, Int(1), "implicit's threads (> 1 is not reproducible)")
 
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitBPR:
         """Train on ``train.csr``; ``validation`` is accepted for interface parity and ignored."""

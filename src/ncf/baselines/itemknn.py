@@ -3,7 +3,9 @@
 ``sim(i, j) = |U_i & U_j| / (sqrt|U_i| sqrt|U_j| + shrink)`` over the binary user x item
 matrix ``X``; each item keeps its ``k_neighbors`` most similar items (row-wise top-k of
 ``S``, the item itself excluded), and user ``u``'s scores are ``X_u S``: the summed
-similarity of every item to the items the user interacted with.
+similarity of every item to the items the user interacted with. With recency weighting
+(``recency``, as for every model: :mod:`ncf.weighting`) ``S`` is still built from the binary
+``X``, and the scored profile is weighted: ``(w_u * X_u) S``.
 
 The similarity is built in blocks of items (a sparse product, then ``torch.topk`` on the
 dense block), so memory stays bounded and there is no per-item Python loop.
@@ -11,6 +13,7 @@ dense block), so memory stays bounded and there is no per-item Python loop.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -18,10 +21,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ncf.baselines._base import _Baseline, check_train, expect_shape, need_float
-from ncf.checks import check_int
+from ncf.baselines._base import _Baseline, check_train, expect_shape, weighted_csr
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.params import Float, Int, param
 
 BLOCK_BYTES = 64 * 2**20  # one dense similarity block (float32) while fitting
 MAX_ITEM_VECTOR_BYTES = 2**30
@@ -56,6 +59,7 @@ def cosine_topk(x: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int 
     return out
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class ItemKNN(_Baseline):
     """Item-item cosine nearest neighbours.
 
@@ -65,32 +69,32 @@ class ItemKNN(_Baseline):
         Neighbours kept per item (>= 1); fewer when an item co-occurs with fewer items.
     shrink:
         Added to the cosine denominator (>= 0): damps similarities resting on few co-occurrences.
+    recency, recency_floor:
+        Score a recency-weighted user profile (see :class:`ncf.NCF` and :mod:`ncf.weighting`);
+        ``"auto"`` (default) is on when ``train`` has timestamps and is not a random holdout.
     """
 
     name = "item-knn"
-    PARAMS = ("k_neighbors", "shrink")
     MODEL_CLASS = "ItemKNN"
 
-    def __init__(self, k_neighbors: int = 100, shrink: float = 0.0) -> None:
-        self._set_params(k_neighbors=k_neighbors, shrink=shrink)
-
-    def _validate(self) -> None:
-        check_int("k_neighbors", self.k_neighbors)
-        need_float("shrink", self.shrink, 0.0)
+    k_neighbors: int = param(100, Int(1), "neighbours kept per item")
+    shrink: float = param(0.0, Float(0.0), "added to the cosine denominator")
 
     def fit(self, train: Interactions, validation: Any = None) -> ItemKNN:
         """Build the neighbourhood matrix; ``validation`` is accepted for interface parity and ignored."""
         self._validate()
         train = check_train(train, "ItemKNN")
         t0 = time.perf_counter()
+        weights = self._recency_weights(train)
         self.similarity_ = cosine_topk(train.csr, int(self.k_neighbors), float(self.shrink))
+        self.profiles_ = weighted_csr(train, weights)  # the rows _score_users scores
         self.train_ = train
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
     def _score_users(self, users: torch.Tensor) -> torch.Tensor:
         # sparse @ sparse in scipy, row by row: batch and scalar calls agree bit for bit
-        rows = self.train_.csr[users.cpu().numpy()]
+        rows = self.profiles_[users.cpu().numpy()]
         return torch.from_numpy(np.asarray((rows @ self.similarity_).toarray(), dtype=np.float32))
 
     def _item_vectors(self) -> np.ndarray:
@@ -120,3 +124,4 @@ class ItemKNN(_Baseline):
         if len(indices) and (indices.min() < 0 or indices.max() >= n):
             raise ValueError(f"similarity column indices out of range [0, {n})")
         self.similarity_ = sp.csr_matrix((data.astype(np.float32), indices, indptr), shape=(n, n))
+        self.profiles_ = weighted_csr(train, self._profile_weights(train))

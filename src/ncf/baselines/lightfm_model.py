@@ -7,18 +7,25 @@ torch, the same number ``LightFM.predict`` gives, so ranking goes through ncf.
 
 lightfm is optional and its 1.17 sdist does not build with pip's default (PEP 517) build;
 see :data:`LIGHTFM_HINT`. Loading a saved model does not need it.
+
+Recency (``recency``, as for every model: :mod:`ncf.weighting`): the weights go to
+``LightFM.fit`` as ``sample_weight``, a COO matrix aligned with the interactions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from typing import Any
 
-from ncf.baselines._base import FactorModel, check_train, need_float, need_seed, resolve_seed
-from ncf.checks import check_int
+import numpy as np
+import scipy.sparse as sp
+
+from ncf.baselines._base import SEED, FactorModel, check_train, resolve_seed
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.params import Choice, Float, Int, param
 
 # lightfm 1.17's setup.py sets an attribute on ``__builtins__``, which fails under PEP 517 build
 # hooks (there ``__builtins__`` is a dict), whatever the setuptools version. With ``wheel``
@@ -39,6 +46,7 @@ def require_lightfm() -> Any:
         raise ConfigError(LIGHTFM_HINT) from None
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class LightFMModel(FactorModel):
     """A ``lightfm.LightFM`` model on the interactions alone (identity user/item features).
 
@@ -59,39 +67,33 @@ class LightFMModel(FactorModel):
     num_threads:
         Training threads (>= 1). LightFM's SGD is Hogwild: only ``num_threads=1`` (default)
         is reproducible.
+    recency, recency_floor:
+        Per-interaction ``sample_weight`` favouring each user's latest interactions (see
+        :class:`ncf.NCF` and :mod:`ncf.weighting`); ``"auto"`` (default) is on when ``train``
+        has timestamps and is not a random holdout.
     """
 
     name = "lightfm"
-    PARAMS = ("loss", "no_components", "learning_rate", "epochs", "item_alpha", "user_alpha", "seed", "num_threads")
     MODEL_CLASS = "LightFM"
 
-    def __init__(
-        self,
-        loss: str = "warp",
-        no_components: int = 10,
-        learning_rate: float = 0.05,
-        epochs: int = 10,
-        item_alpha: float = 0.0,
-        user_alpha: float = 0.0,
-        seed: int | None = None,
-        num_threads: int = 1,
-    ) -> None:
-        require_lightfm()
-        self._set_params(
-            loss=loss, no_components=no_components, learning_rate=learning_rate, epochs=epochs,
-            item_alpha=item_alpha, user_alpha=user_alpha, seed=seed, num_threads=num_threads,
-        )  # fmt: skip
+    loss: str = param("warp", Choice(*LOSSES), "warp, bpr, logistic or warp-kos")
+    no_components: int = param(10, Int(1), "embedding size")
+    learning_rate: float = param(0.05, Float(0.0, open_lo=True), "Adagrad learning rate")
+    epochs: int = param(10, Int(1), "passes over the interactions")
+    item_alpha: float = param(0.0, Float(0.0), "L2 penalty on item features")
+    user_alpha: float = param(0.0, Float(0.0), "L2 penalty on user features")
+    seed: int | None = param(None, SEED, "seed of the initialisation and negative sampling")
+    num_threads: int = param(1, Int(1), "training threads (> 1 is not reproducible)")
 
-    def _validate(self) -> None:
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss == {self.loss!r}, must be one of {', '.join(LOSSES)}")
-        check_int("no_components", self.no_components)
-        need_float("learning_rate", self.learning_rate, 0.0, open_low=True)
-        check_int("epochs", self.epochs)
-        need_float("item_alpha", self.item_alpha, 0.0)
-        need_float("user_alpha", self.user_alpha, 0.0)
-        need_seed(self.seed)
-        check_int("num_threads", self.num_threads)
+    @classmethod
+    def require(cls) -> None:
+        require_lightfm()
+
+    def _uses_weights(self) -> bool:
+        return self.loss != "warp-kos"  # LightFM has no sample weights for k-OS
+
+    def _label(self) -> str:
+        return f"lightfm (loss={self.loss!r})" if self.loss in LOSSES else "lightfm"
 
     def fit(self, train: Interactions, validation: Any = None) -> LightFMModel:
         """Train from scratch on ``train``; ``validation`` is accepted for interface parity and ignored."""
@@ -100,13 +102,18 @@ class LightFMModel(FactorModel):
         require_lightfm()
         from lightfm import LightFM
 
+        weights = self._recency_weights(train)
         self.seed_ = resolve_seed(self.seed)
         model = LightFM(
             no_components=int(self.no_components), learning_rate=float(self.learning_rate), loss=self.loss,
             item_alpha=float(self.item_alpha), user_alpha=float(self.user_alpha), random_state=self.seed_,
         )  # fmt: skip
         t0 = time.perf_counter()
-        model.fit(train.csr.tocoo(), epochs=int(self.epochs), num_threads=int(self.num_threads))
+        x = train.csr.tocoo()  # row-major: the same order as train's rows, so the weights line up
+        sample_weight = (
+            None if weights is None else sp.coo_matrix((weights.astype(np.float32), (x.row, x.col)), shape=x.shape)
+        )
+        model.fit(x, sample_weight=sample_weight, epochs=int(self.epochs), num_threads=int(self.num_threads))
         self.fit_seconds_ = time.perf_counter() - t0
         user_bias, user_emb = model.get_user_representations()
         item_bias, item_emb = model.get_item_representations()

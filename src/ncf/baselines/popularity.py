@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -12,18 +13,26 @@ from ncf.baselines._base import _Baseline, check_train, expect_shape
 from ncf.data.interactions import Interactions
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class Popularity(_Baseline):
-    """Scores every item by its number of training interactions, the same for all users."""
+    """Scores every item by its number of training interactions, the same for all users.
+
+    With recency weighting (``recency``, as for every model: :mod:`ncf.weighting`) each
+    interaction counts its weight, so items a user took recently count more than old ones.
+    """
 
     name = "popularity"
-    PARAMS = ()
     MODEL_CLASS = "Popularity"
 
     def fit(self, train: Interactions, validation: Any = None) -> Popularity:
         """Count interactions per item; ``validation`` is accepted for interface parity and ignored."""
+        self._validate()
         t = time.perf_counter()
-        self.train_ = check_train(train, "Popularity")
-        self.scores_ = torch.as_tensor(train.item_counts.astype(np.float32))
+        train = check_train(train, "Popularity")
+        weights = self._recency_weights(train)
+        counts = np.bincount(train.item_idx, weights=weights, minlength=train.n_items)
+        self.scores_ = torch.as_tensor(counts.astype(np.float32))
+        self.train_ = train
         self.fit_seconds_ = time.perf_counter() - t
         return self
 
