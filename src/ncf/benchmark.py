@@ -368,90 +368,116 @@ def run_benchmark(
 
     results: dict[str, Any] = {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "config": {
-            "datasets": [_dataset_name(d) for d in datasets],
-            "protocols": protocols,
-            "models": models,
-            "seeds": seeds,
-            "k": ks,
-            "model_params": given_params,
-            "evaluation": "ncf.evaluate(protocol='full'): test items ranked against all items unseen in train",
-            "split_rules": {
-                "holdout": f"{HOLDOUT_N} random interactions per user (seeded); users with fewer than "
-                f"{HOLDOUT_N + 1} stay in train",
-                "leave-one-out": "each user's latest interaction (random when there are no timestamps)",
-                "temporal": f"interactions after the {TEMPORAL_QUANTILE} quantile of timestamps",
-            },
-            "ml100k_min_rating": dict(ML100K_MIN_RATING),
-            "memory_mode": memory,
-            "memory": MEMORY_NOTE[memory],
-            "warm_up": bool(warm_up),
-            "recommend": f"model.recommend(all users, k={RECOMMEND_K})",
-        },
+        "config": _run_config(datasets, protocols, models, seeds, ks, given_params, memory, warm_up),
         "environment": _environment(),
         "runs": [],
     }
-    runs: list[dict[str, Any]] = results["runs"]
     groups = [(d, p, s) for d in datasets for p in protocols for s in seeds]
-    total = len(groups) * len(models)
-    t_start = time.perf_counter()
-    done = 0
-    warmed = False
-
-    def elapsed() -> str:
-        return f"{time.perf_counter() - t_start:.1f}s"
-
+    clock = _Clock(len(groups) * len(models), say)
+    warmed = not warm_up
     for spec, protocol, seed in groups:
-        dname = _dataset_name(spec)
-        where = f"{dname} / {protocol} / seed {seed}"
-        params_now = per_protocol[protocol]
-        try:
-            data, min_rating = cache.load(spec, protocol)
-            train, test = split_for(protocol, data, seed)
-            split_info = _split_info(data, train, test, min_rating)
-            say(
-                f"[{elapsed()}] {where}: {split_info['train_interactions']} train / "
-                f"{split_info['test_interactions']} test interactions ({split_info['users']} users, "
-                f"{split_info['items']} items)"
-            )
-        except Exception as e:  # noqa: BLE001 - a broken dataset/protocol is reported, the rest runs
-            err = _error_text(e)
-            say(f"[{elapsed()}] {where}: data/split failed: {err}")
+        where = f"{_dataset_name(spec)} / {protocol} / seed {seed}"
+        split = _load_and_split(cache, spec, protocol, seed, where, clock)
+        if isinstance(split, str):  # a broken dataset/protocol is reported, the rest runs
             for name in models:
-                done += 1
-                runs.append(_failed(dname, protocol, seed, name, params_now.get(name, {}), err, stage="data"))
+                clock.done += 1
+                results["runs"].append(_failed(_dataset_name(spec), protocol, seed, name,
+                                               per_protocol[protocol].get(name, {}), split, stage="data"))  # fmt: skip
             write_json(out / "results.json", results)
             continue
-        if warm_up and not warmed:
+        if not warmed:
             warmed = True
-            say(f"[{elapsed()}] warming up (untimed, not recorded): each model fitted once on a small slice ...")
-            _warm_up(models, params_now, train, seed)
-            say(f"[{elapsed()}] warm-up done")
+            clock.say("warming up (untimed, not recorded): each model fitted once on a small slice ...")
+            _warm_up(models, per_protocol[protocol], split[0], seed)
+            clock.say("warm-up done")
         for name in models:
-            done += 1
-            tag = f"[{done}/{total}] {where} / {name}"
-            say(f"[{elapsed()}] {tag}: fitting ...")
-            base = {"dataset": dname, "protocol": protocol, "seed": seed, "model": name, "split": split_info}
-            try:
-                rec = _fit_and_measure(name, params_now.get(name, {}), seed, train, test, ks, memory)
-            except Exception as e:  # noqa: BLE001 - a failing model is recorded, the benchmark goes on
-                err = _error_text(e)
-                runs.append(_failed(dname, protocol, seed, name, params_now.get(name, {}), err, split=split_info))
-                say(f"[{elapsed()}] {tag}: FAILED: {err}")
-            else:
-                runs.append({**base, "status": "ok", "error": None, **rec})
-                m = rec["metrics"]
-                key = f"ndcg@{ks[-1]}"
-                say(
-                    f"[{elapsed()}] {tag}: {key}={m.get(key, float('nan')):.4f}  fit {rec['fit_seconds']:.2f}s  "
-                    f"recommend {rec['recommend_seconds']:.2f}s"
-                    + (f"  peak {rec['peak_mb']:.1f} MB" if rec.get("peak_mb") is not None else "")
-                )
+            results["runs"].append(
+                _run_one(spec, protocol, seed, name, per_protocol[protocol].get(name, {}), split, ks, memory, clock)
+            )
             write_json(out / "results.json", results)
             gc.collect()
+    return _write_report(results, ks, out, clock)
 
-    results["summary"] = summarise(runs, ks)
-    results["total_seconds"] = time.perf_counter() - t_start
+
+class _Clock:
+    """Progress lines with the elapsed time and a run counter."""
+
+    def __init__(self, total: int, say: Progress) -> None:
+        self.total, self.done, self.t0, self._say = total, 0, time.perf_counter(), say
+
+    def say(self, msg: str) -> None:
+        self._say(f"[{time.perf_counter() - self.t0:.1f}s] {msg}")
+
+
+def _run_config(
+    datasets: Sequence[DataSpec], protocols: Sequence[str], models: Sequence[str], seeds: Sequence[int],
+    ks: Sequence[int], given_params: Any, memory: str, warm_up: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """What a run was asked to do, and the rules it followed (the report's "config")."""
+    return {
+        "datasets": [_dataset_name(d) for d in datasets],
+        "protocols": list(protocols),
+        "models": list(models),
+        "seeds": list(seeds),
+        "k": list(ks),
+        "model_params": given_params,
+        "evaluation": "ncf.evaluate(protocol='full'): test items ranked against all items unseen in train",
+        "split_rules": {
+            "holdout": f"{HOLDOUT_N} random interactions per user (seeded); users with fewer than "
+            f"{HOLDOUT_N + 1} stay in train",
+            "leave-one-out": "each user's latest interaction (random when there are no timestamps)",
+            "temporal": f"interactions after the {TEMPORAL_QUANTILE} quantile of timestamps",
+        },
+        "ml100k_min_rating": dict(ML100K_MIN_RATING),
+        "memory_mode": memory,
+        "memory": MEMORY_NOTE[memory],
+        "warm_up": bool(warm_up),
+        "recommend": f"model.recommend(all users, k={RECOMMEND_K})",
+    }
+
+
+def _load_and_split(
+    cache: _DataCache, spec: DataSpec, protocol: str, seed: int, where: str, clock: _Clock
+) -> tuple[Interactions, Interactions, dict[str, Any]] | str:
+    """(train, test, split info), or the error text when the data or split failed."""
+    try:
+        data, min_rating = cache.load(spec, protocol)
+        train, test = split_for(protocol, data, seed)
+        info = _split_info(data, train, test, min_rating)
+    except Exception as e:  # noqa: BLE001 - reported by the caller; the other groups run
+        clock.say(f"{where}: data/split failed: {_error_text(e)}")
+        return _error_text(e)
+    clock.say(f"{where}: {info['train_interactions']} train / {info['test_interactions']} test interactions "
+              f"({info['users']} users, {info['items']} items)")  # fmt: skip
+    return train, test, info
+
+
+def _run_one(
+    spec: DataSpec, protocol: str, seed: int, name: str, params: Mapping[str, Any],
+    split: tuple[Interactions, Interactions, dict[str, Any]], ks: Sequence[int], memory: str, clock: _Clock,
+) -> dict[str, Any]:  # fmt: skip
+    """Fit, evaluate and time one model on one split; a failure is recorded, not raised."""
+    train, test, info = split
+    clock.done += 1
+    tag = f"[{clock.done}/{clock.total}] {_dataset_name(spec)} / {protocol} / seed {seed} / {name}"
+    clock.say(f"{tag}: fitting ...")
+    try:
+        rec = _fit_and_measure(name, params, seed, train, test, ks, memory)
+    except Exception as e:  # noqa: BLE001 - a failing model is recorded, the benchmark goes on
+        clock.say(f"{tag}: FAILED: {_error_text(e)}")
+        return _failed(_dataset_name(spec), protocol, seed, name, params, _error_text(e), split=info)
+    key = f"ndcg@{ks[-1]}"
+    clock.say(f"{tag}: {key}={rec['metrics'].get(key, float('nan')):.4f}  fit {rec['fit_seconds']:.2f}s  "
+              f"recommend {rec['recommend_seconds']:.2f}s"
+              + (f"  peak {rec['peak_mb']:.1f} MB" if rec.get("peak_mb") is not None else ""))  # fmt: skip
+    base = {"dataset": _dataset_name(spec), "protocol": protocol, "seed": seed, "model": name, "split": info}
+    return {**base, "status": "ok", "error": None, **rec}
+
+
+def _write_report(results: dict[str, Any], ks: Sequence[int], out: Path, clock: _Clock) -> dict[str, Any]:
+    """Summary, results.json, results.md and the chart; returns what was written."""
+    results["summary"] = summarise(results["runs"], ks)
+    results["total_seconds"] = time.perf_counter() - clock.t0
     md = format_markdown(results)
     files = {"json": out / "results.json", "markdown": out / "results.md", "chart": out / "chart.png"}
     write_json(files["json"], results)
@@ -459,9 +485,9 @@ def run_benchmark(
     try:
         plot_chart(results, files["chart"])
     except Exception as e:  # noqa: BLE001 - no chart is no reason to lose the numbers
-        say(f"chart not written: {_error_text(e)}")
+        clock.say(f"chart not written: {_error_text(e)}")
         files.pop("chart")
-    say(f"[{elapsed()}] done: {', '.join(str(p) for p in files.values())}")
+    clock.say(f"done: {', '.join(str(p) for p in files.values())}")
     return {**results, "markdown": md, "files": {k: str(v) for k, v in files.items()}}
 
 
