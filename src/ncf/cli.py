@@ -116,10 +116,46 @@ def _recency(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"--recency {text!r}: give a half-life > 0, 'auto' or 'none'") from None
 
 
+def _check_outputs(args: argparse.Namespace, bundle: str = "out", folders: Sequence[str] = ()) -> None:
+    """Every place a command will write, checked before any work (a bad --out never costs a training run)."""
+    from ncf.persist import check_output_path
+
+    if bundle:
+        check_output_path(getattr(args, bundle), kind="bundle", flag="--" + bundle.replace("_", "-"))
+    for name in folders:
+        if getattr(args, name, None) is not None:
+            check_output_path(getattr(args, name), kind="folder", flag="--" + name.replace("_", "-"))
+
+
+def _check_test_args(args: argparse.Namespace) -> None:
+    """`ncf train --test-protocol`: the flags the final evaluation needs, checked before training."""
+    from ncf.base import check_k
+
+    if args.test_protocol:
+        check_k(args.k, "-k")
+
+
+def _check_held_out(args: argparse.Namespace, test: Any) -> None:
+    """A test split that held nothing out would only fail after training: refuse it now."""
+    from ncf.errors import DataError
+
+    if len(test) == 0:
+        users_kept = (test.report.get("split") or {}).get("users_train_only")
+        why = f" ({users_kept} users have too few interactions to hold any out)" if users_kept else ""
+        fix = "lower --holdout-n, " if args.test_protocol == "holdout" else ""
+        raise DataError(
+            f"--test-protocol {args.test_protocol} held out no test interactions{why}; "
+            f"{fix}use more data, or drop --test-protocol"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf import NCF, evaluate
     from ncf import distributed as D
     from ncf.errors import ConfigError, ModelDivergedError
+
+    _check_outputs(args, "out", ("tensorboard", "checkpoint_dir"))
+    _check_test_args(args)
 
     # Under torchrun (WORLD_SIZE > 1) join the process group: every rank trains on its
     # shard; rank 0 alone prints, saves and evaluates.
@@ -134,6 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ncf import split
 
         data, test = split.by_name(args.test_protocol, data, seed=args.seed or 0, n=args.holdout_n)
+        _check_held_out(args, test)
         say(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
     params = {
         k: getattr(args, k)
@@ -205,10 +242,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from ncf.batch import write_recommendations
+    from ncf.batch import check_target, write_recommendations
     from ncf.errors import ConfigError
     from ncf.loading import load_model
 
+    if args.out is not None:
+        check_target(args.out, "--out")
     model = load_model(args.model_dir)
     if not args.all_users and not args.user:
         raise ConfigError("give --user ID (repeatable) or --all-users")
@@ -233,6 +272,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from ncf.baselines import Popularity
     from ncf.data.movielens import movielens_100k
 
+    _check_outputs(args)
     t0 = time.perf_counter()
     print("1/4 loading MovieLens-100k (fetched and verified on first use) ...")
     data = movielens_100k()
@@ -289,6 +329,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from ncf.errors import ConfigError
 
+    _check_outputs(args, bundle="", folders=("out",))
     if args.preset == "notebook":
         from ncf.notebook import run_notebook
 
@@ -456,6 +497,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _os_error(e: OSError) -> str:
+    from ncf.errors import one_line
+
+    what = one_line(e.strerror or e)
+    where = " ".join(f"{f!s}" for f in (e.filename, e.filename2) if f is not None)
+    if not where:
+        return f"{what} ({type(e).__name__})"
+    return f"{what}: {where} (check the path, its permissions and the free space)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ncf.errors import NcfError
 
@@ -466,8 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NcfError as e:
         print(f"ncf: error: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
-        print(f"ncf: error: {e}", file=sys.stderr)
+    except OSError as e:  # a full disk, a vanished file, a permission: one line, never a traceback
+        print(f"ncf: error: {_os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ncf: interrupted", file=sys.stderr)

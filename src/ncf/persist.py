@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ import torch
 
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
-from ncf.errors import BundleError
+from ncf.errors import BundleError, ConfigError
 
 FORMAT = "ncf-bundle"
 FORMAT_VERSION = 1
@@ -35,6 +35,49 @@ FILENAME = "model.safetensors"
 def bundle_file(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     return p if p.suffix == ".safetensors" else p / FILENAME
+
+
+OutputKind = Literal["bundle", "file", "folder"]
+
+
+def check_output_path(path: str | os.PathLike[str] | None, *, kind: OutputKind, flag: str = "--out") -> Path:
+    """Check, before any work starts, that ``path`` can be written; return the file or folder to write.
+
+    ``kind``: ``"bundle"`` (a folder that gets ``model.safetensors``, or a ``.safetensors`` path),
+    ``"file"`` (one file) or ``"folder"``. Refused with :class:`~ncf.errors.ConfigError` naming
+    ``flag``: an empty path; a target file that is a folder (or a target folder that is a file);
+    a path under an existing file; a broken symbolic link on the way; a nearest existing folder
+    that this process cannot write to. Nothing is created here: the writer makes the folders.
+    This is the one check every command that writes runs first, so a bad ``--out`` fails in
+    milliseconds instead of after a full training run.
+    """
+    if path is None or not str(os.fspath(path)).strip():
+        raise ConfigError(f"{flag} is empty; give a path such as runs/model")
+    given = Path(path)
+    if kind == "bundle":
+        target = bundle_file(given)
+        if target.is_dir():
+            raise ConfigError(f"{flag} {given}: {target} is a folder, so the model file cannot be written there; "
+                              "remove it or choose another path")  # fmt: skip
+        folder = target.parent
+    elif kind == "file":
+        target = given
+        if target.is_dir():
+            raise ConfigError(f"{flag} {given} is a folder; give a file path")
+        folder = target.parent
+    else:
+        target = folder = given
+    probe = folder
+    while not os.path.lexists(probe):
+        probe = probe.parent
+    if not probe.exists():
+        raise ConfigError(f"{flag} {given}: {probe} is a broken symbolic link; remove it or choose another path")
+    if not probe.is_dir():
+        what = "the output folder" if probe == folder else "a folder on the way"
+        raise ConfigError(f"{flag} {given}: {probe} is a file, not a folder, so it cannot be {what}; choose another path")  # fmt: skip
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {given}: no permission to write in {probe}; choose another path")
+    return target
 
 
 def atomic_write_bytes(target: Path, write: Any) -> None:
@@ -136,7 +179,7 @@ def save_bundle(
     if train.item_metadata is not None:
         md = train.item_metadata.reset_index()
         meta["item_metadata"] = md.to_json(orient="split", index=False)
-    target = bundle_file(path)
+    target = check_output_path(path, kind="bundle", flag="bundle path")
     write_safetensors_atomic(target, tensors, meta)
     return target
 
