@@ -139,3 +139,16 @@ def test_entry_point_oserror_has_no_traceback(bundle, tmp_path):
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# -- defect 7 (CLI) and the one integer rule for ids: a huge or odd --user is an unknown id ----------------
+@pytest.mark.parametrize("user", ["99999999999999999999999", "+5", "0_5", "\uff15", "\u0665"])
+def test_recommend_odd_int_ids_are_unknown_not_a_traceback(bundle, capsys, user):
+    rc, out, err = run(capsys, "recommend", bundle, "--user", user, "-k", "2")
+    assert_clean_error(rc, err, "unknown user id")
+    assert out == ""
+
+
+def test_recommend_canonical_int_id_still_works(bundle, capsys):
+    rc, out, _ = run(capsys, "recommend", bundle, "--user", "5", "-k", "2")
+    assert rc == 0 and out.splitlines()[1].startswith("5,")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ncf.data.ids import IdMap, _as_id_array
+from ncf.data.ids import INT_ID_PATTERN, IdMap, _as_id_array, first_bad_text_id
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError, one_line
 
@@ -30,8 +30,13 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 _SAMPLE_BYTES = 64 * 1024
 _SNIFF_LINES = 50
 _SNIFF_DELIMITERS = ",\t;|"
-# At most 18 digits: always fits in int64. No "-0": it would merge with the distinct id "0".
-_INT_RE = r"(?:0|-?[1-9][0-9]{0,17})"
+# ncf.data.ids.INT_ID_PATTERN with at most 18 digits (always within int64, so one regex decides
+# the whole column). No "-0": it would merge with the distinct id "0".
+_INT_RE = INT_ID_PATTERN.replace("[0-9]*", "[0-9]{0,17}")
+# How a missing value is spelled (pandas' default NA strings): in a column of integer ids
+# these are missing ids, not a user called "NaN" that would turn every id into text.
+_NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+              "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # fmt: skip
 
 Source = str | PathLike[str] | pd.DataFrame
 ColumnKey = Hashable
@@ -402,6 +407,10 @@ def _build(
     for role in ("user", "item"):
         what = f"{label}: {role} column {roles[role]!r}"
         ids[role] = _typed_ids(frame[role], what, where) if info["typed_ids"] else _text_ids(frame[role], what, where)
+        bad = first_bad_text_id(ids[role]) if ids[role].dtype == object else None
+        if bad is not None:  # NUL and other control characters, lone surrogates, invisible-only ids
+            pos = _first_bad(np.asarray(pd.Series(ids[role], dtype=object) == bad[0], dtype=bool))
+            raise DataError(f"{what}: id at {where(pos)} {bad[1]}; clean or drop it")
     ratings = None
     if "rating" in roles:
         ratings = _numbers(frame["rating"], f"{label}: rating column {roles['rating']!r}", where, "rating")
@@ -458,8 +467,16 @@ def _text_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
     empty = pc.equal(arr, "").to_numpy(zero_copy_only=False)
     if empty.any():
         raise DataError(f"{what}: missing (empty) id at {where(_first_bad(empty))}")
-    if pc.all(pc.match_substring_regex(arr, f"^{_INT_RE}$")).as_py():
+    is_int = pc.match_substring_regex(arr, f"^{_INT_RE}$")
+    if pc.all(is_int).as_py():
         return pc.cast(arr, pa.int64()).to_numpy()
+    na = pc.is_in(arr, value_set=pa.array(_NA_TOKENS)).to_numpy(zero_copy_only=False)
+    if na.any() and pc.all(pc.or_(is_int, pa.array(na))).as_py():
+        pos = _first_bad(na)
+        raise DataError(
+            f"{what}: missing id ({arr[pos].as_py()!r}) at {where(pos)} in a column of integer ids; "
+            "drop the rows without an id (read as text, it would turn every id into a string)"
+        )
     return arr.to_numpy(zero_copy_only=False).astype(object)
 
 
