@@ -5,7 +5,15 @@ Each test names the defect it pins (numbers as in docs/RELIABILITY.md, "Hostile 
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import importlib
+import io
+import os
 import re
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -99,3 +107,100 @@ def test_id_text_problem():
     assert id_text_problem("ana") is None and id_text_problem("日本") is None and id_text_problem("a b") is None
     assert "control" in id_text_problem("a\x00") and "surrogate" in id_text_problem("\ud800")
     assert "empty" in id_text_problem("\u00a0\u200b")
+
+
+# -- defect 3: pipes are read once; compressed files are decompressed ---------------------------------
+CSV = "user,item,timestamp\n" + "".join(
+    f"{u},{100 + (u * 7 + k) % 13},{u * 10 + k}\n" for u in range(1, 9) for k in range(4)
+)
+
+
+def _expected():
+    return load_interactions(pd.read_csv(io.StringIO(CSV)), user="user", item="item", timestamp="timestamp")
+
+
+def _same(a, b) -> None:
+    assert a.user_map == b.user_map and a.item_map == b.item_map
+    np.testing.assert_array_equal(a.user_idx, b.user_idx)
+    np.testing.assert_array_equal(a.item_idx, b.item_idx)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bz2", "xz", "zstd"])
+def test_compressed_csv_is_read(tmp_path, codec):
+    raw = CSV.encode()
+    if codec == "zstd":
+        if not pa.Codec.is_available("zstd"):
+            pytest.skip("this pyarrow has no zstd codec")
+        data = pa.Codec("zstd").compress(raw, asbytes=True)
+        suffix = ".zst"
+    else:
+        mod = importlib.import_module({"gzip": "gzip", "bz2": "bz2", "xz": "lzma"}[codec])
+        data = mod.compress(raw)
+        suffix = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz"}[codec]
+    p = tmp_path / f"ratings.csv{suffix}"
+    p.write_bytes(data)
+    d = load_interactions(
+        p, user="user", item="item", timestamp="timestamp"
+    )  # before: "cannot detect the field separator"
+    _same(d, _expected())
+    assert d.report["source"] == str(p)
+    (tmp_path / "plain.csv").write_bytes(data)  # recognised by its bytes, not its name
+    _same(load_interactions(tmp_path / "plain.csv", user="user", item="item", timestamp="timestamp"), _expected())
+
+
+def test_damaged_compressed_file_is_a_data_error(tmp_path):
+    p = tmp_path / "r.csv.gz"
+    p.write_bytes(gzip.compress(CSV.encode())[:60])
+    with pytest.raises(DataError, match="cannot decompress the gzip data"):
+        load_interactions(p, user="user", item="item")
+
+
+def _ncf(*args: str, stdin=None, input_bytes=None, timeout=90) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ncf", *args], input=input_bytes, stdin=stdin, capture_output=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def test_stdin_pipe_is_read_once():
+    r = _ncf("data", "describe", "/dev/stdin", input_bytes=CSV.encode())  # before: "file is empty" / lseek failed
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"users         8" in r.stdout and b"/dev/stdin" in r.stdout
+
+
+def test_parquet_through_a_pipe(tmp_path):
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(pd.read_csv(io.StringIO(CSV))), buf)
+    r = _ncf("data", "describe", "/dev/stdin", input_bytes=buf.getvalue())
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"users         8" in r.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs mkfifo")
+def test_fifo_is_read_once(tmp_path):
+    fifo = tmp_path / "p.csv"
+    os.mkfifo(fifo)
+
+    def writer() -> None:
+        with open(fifo, "w") as fh:  # blocks until the reader opens it
+            fh.write(CSV)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        r = _ncf("data", "describe", str(fifo), timeout=60)  # before: hung on a second open of the FIFO
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):  # release a reader blocked on open
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("ncf data describe hung on a FIFO")
+    assert r.returncode == 0, r.stderr.decode()
+    assert b"users         8" in r.stdout
+
+
+def test_a_header_of_20002_columns_is_read_whole(tmp_path):
+    cols = [f"c{k}" for k in range(20_000)] + ["user", "item"]
+    p = tmp_path / "wide.csv"
+    with open(p, "w") as fh:
+        fh.write(",".join(cols) + "\n")
+        for u in range(5):
+            fh.write(",".join(["0"] * 20_000 + [str(u), str(u + 10)]) + "\n")
+    d = load_interactions(p, user="user", item="item")  # before: "user column 'user' not found" (header cut at 64 KB)
+    assert sorted(d.user_map.ids.tolist()) == [0, 1, 2, 3, 4]

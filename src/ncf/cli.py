@@ -40,21 +40,32 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def load_data(spec: str, args: argparse.Namespace) -> Any:
     """Interactions from 'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file."""
-    from ncf.data.io import load_interactions
-    from ncf.data.movielens import load_movielens, movielens_100k
+    from ncf.data.io import readable_source
+    from ncf.data.movielens import movielens_100k
     from ncf.errors import DataError
 
     min_rating = getattr(args, "min_rating", None)
     if spec == "ml-100k":
         return movielens_100k(min_rating=min_rating)
-    path = Path(spec)
-    if not path.exists():
+    if not Path(spec).exists():
         raise DataError(f"data file {spec} does not exist; give a CSV/TSV/Parquet path or 'ml-100k'")
+    # A pipe (/dev/stdin, <(zcat ...), a FIFO) is read once, a compressed file decompressed once:
+    # the column guess and the loader then read the same regular file.
+    with readable_source(spec) as src:
+        return _load_file(src, args, min_rating)
+
+
+def _load_file(src: Any, args: argparse.Namespace, min_rating: float | None) -> Any:
+    from ncf.data.io import load_interactions
+    from ncf.data.movielens import load_movielens
+    from ncf.errors import DataError
+
+    path = Path(src)
     explicit = any(getattr(args, a, None) for a in ("user_col", "item_col"))
     looks_movielens = path.suffix == ".zip" or path.is_dir() or path.name in ("ratings.dat", "ratings.csv")
     if looks_movielens and not explicit:
         try:
-            return load_movielens(path, min_rating=min_rating)
+            return load_movielens(src, min_rating=min_rating)
         except DataError:
             if not path.is_file() or path.suffix == ".zip":
                 raise
@@ -63,7 +74,7 @@ def load_data(spec: str, args: argparse.Namespace) -> Any:
     if user is None or item is None:
         user, item = _guess_columns(path, args.sep, user, item)
     return load_interactions(
-        path,
+        src,
         user=user,
         item=item,
         rating=args.rating_col,
