@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ncf.cli import main as cli_main  # noqa: E402
 from ncf.errors import BundleError, ConfigError  # noqa: E402
 from ncf.loading import load_model  # noqa: E402
+from ncf.persist import FORMAT_VERSION  # noqa: E402
 from ncf.serve import create_app  # noqa: E402
 from serve_helpers import build_bundles, free_port, running_server  # noqa: E402
 
@@ -92,7 +93,7 @@ def test_model_info(client, model):
     info = client.get("/v1/model").json()
     assert info["model_class"] == "NCF" and info["model"] == "neumf"
     assert info["params"]["factors"] == 4 and info["params"]["layers"] == [8, 4]
-    assert info["format_version"] == 1 and info["format"] == "ncf-bundle"
+    assert info["format_version"] == FORMAT_VERSION and info["format"] == "ncf-bundle"
     assert info["data_fingerprint"] == model.train_.fingerprint()
     assert info["created"] == model.created_
     assert isinstance(info["validation_metrics"], dict)

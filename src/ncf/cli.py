@@ -337,6 +337,17 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """`ncf bundle upgrade DIR`: check an older bundle completely and re-save it in the current format."""
+    from ncf.persist import upgrade_bundle
+
+    if args.out is not None:
+        _check_outputs(args)
+    target, note = upgrade_bundle(args.model_dir, args.out)
+    print(f"{args.model_dir}: {note}; saved to {target}")
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from ncf.errors import ConfigError
 
@@ -466,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("source", help="'ml-100k' or a data file")
     _add_data_args(ds)
     d.set_defaults(func=cmd_data)
+
+    bu = sub.add_parser("bundle", help="maintain saved model bundles")
+    busub = bu.add_subparsers(dest="bundle_cmd", required=True)
+    up = busub.add_parser("upgrade", help="check an older bundle completely and re-save it in the current format")
+    up.add_argument("model_dir")
+    up.add_argument("--out", default=None, help="write the upgraded bundle here (default: replace it in place)")
+    bu.set_defaults(func=cmd_bundle)
 
     b = sub.add_parser("benchmark", help="fit and evaluate models on shared splits; write a table and a chart")
     b.add_argument("--preset", choices=("notebook",), default=None,

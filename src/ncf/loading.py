@@ -30,23 +30,15 @@ LOADERS: dict[str, str] = {
 
 
 def bundle_model_class(path: str | os.PathLike[str]) -> str:
-    """The ``model_class`` a bundle declares, read from its header only (no tensors)."""
-    from safetensors.torch import safe_open
+    """The ``model_class`` a bundle declares, read from its header only (no tensors).
 
-    from ncf.persist import FORMAT, FORMAT_VERSION, bundle_file, load_bundle
+    The header's metadata is checked against the schema first (:func:`ncf.persist.check_metadata`),
+    so a missing, foreign, damaged, newer or unverifiable bundle fails here, in milliseconds.
+    """
+    from ncf.persist import check_metadata, read_header
 
-    f = bundle_file(path)
-    try:
-        with safe_open(str(f), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception:  # noqa: BLE001 - missing, truncated or foreign: load_bundle gives the precise reason
-        meta = {}
-    cls = meta.get("model_class")
-    version = meta.get("format_version", "")
-    if meta.get("format") == FORMAT and isinstance(cls, str) and version.isdigit() and int(version) <= FORMAT_VERSION:
-        return cls
-    # Anything unusual (missing, truncated, foreign, newer format): the full loader gives the precise reason.
-    return load_bundle(path).model_class
+    f, meta = read_header(path)
+    return check_metadata(f, meta)["model_class"]
 
 
 def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Recommender:

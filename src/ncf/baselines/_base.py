@@ -58,6 +58,8 @@ class _Baseline(Recommender):
 
     PARAMS: ClassVar[tuple[str, ...]] = ()
     MODEL_CLASS: ClassVar[str] = ""
+    #: Every weight a bundle of this class may hold, with its dtype (shapes: ``_restore``).
+    WEIGHTS: ClassVar[dict[str, torch.dtype]] = {}
 
     def _set_params(self, **params: Any) -> None:
         for k in self.PARAMS:
@@ -113,6 +115,14 @@ class _Baseline(Recommender):
             est._set_params(**b.config)
         except ConfigError as e:
             raise BundleError(f"{b.path}: stored config is invalid ({e})") from None
+        unexpected = sorted(set(b.weights) - set(cls.WEIGHTS))
+        if unexpected:
+            raise BundleError(
+                f"{b.path}: weights {unexpected[:5]} are not part of a {cls.MODEL_CLASS} model; the bundle is corrupt"
+            )
+        for name, t in b.weights.items():  # a cast would silently change the model (an int tensor truncates)
+            if t.dtype != cls.WEIGHTS[name]:
+                raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {cls.WEIGHTS[name]}")
         if not all(torch.isfinite(t).all() for t in b.weights.values() if t.is_floating_point()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
         try:
@@ -122,7 +132,7 @@ class _Baseline(Recommender):
                 f"{b.path}: weights do not match the id maps ({b.train.n_users} users, {b.train.n_items} items): {e}"
             ) from None
         est.train_ = b.train
-        est.fit_seconds_ = float(b.extra.get("fit_seconds", 0.0))
+        est.fit_seconds_ = float(b.extra.get("fit_seconds") or 0.0)
         est.bundle_extra_ = b.extra
         return est
 

@@ -33,6 +33,7 @@ class EASE(_Baseline):
     name = "ease"
     PARAMS = ("l2",)
     MODEL_CLASS = "EASE"
+    WEIGHTS = {"B": torch.float32}
     MAX_ITEMS = 30000
 
     def __init__(self, l2: float = 500.0) -> None:

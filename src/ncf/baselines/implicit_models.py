@@ -58,6 +58,8 @@ def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
 class _FactorModel(_Baseline):
     """Scores ``user_factors_ @ item_factors_.T (+ item_bias_ + user_bias_)`` in torch."""
 
+    WEIGHTS = {name: torch.float32 for name in ("user_factors", "item_factors", "user_bias", "item_bias")}
+
     user_bias_: torch.Tensor | None = None
     item_bias_: torch.Tensor | None = None
     HAS_BIAS: ClassVar[bool] = False

@@ -69,6 +69,7 @@ class ItemKNN(_Baseline):
     name = "item-knn"
     PARAMS = ("k_neighbors", "shrink")
     MODEL_CLASS = "ItemKNN"
+    WEIGHTS = {"indptr": torch.int64, "indices": torch.int64, "data": torch.float32}
 
     def __init__(self, k_neighbors: int = 100, shrink: float = 0.0) -> None:
         self._set_params(k_neighbors=k_neighbors, shrink=shrink)
