@@ -5,6 +5,7 @@ Each test names the defect it pins (numbers as in docs/RELIABILITY.md, "Hostile 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -152,3 +153,30 @@ def test_recommend_odd_int_ids_are_unknown_not_a_traceback(bundle, capsys, user)
 def test_recommend_canonical_int_id_still_works(bundle, capsys):
     rc, out, _ = run(capsys, "recommend", bundle, "--user", "5", "-k", "2")
     assert rc == 0 and out.splitlines()[1].startswith("5,")
+
+
+# -- defect 8: evaluate says what it dropped, in every output, and refuses when nothing is left -------------
+def test_evaluate_reports_dropped_rows_in_text_and_json(bundle, tmp_path, capsys):
+    t = tmp_path / "t.csv"
+    t.write_text("user,item\n5,100\n99991,101\n99992,102\n99993,103\n5,99999\n")
+    rc, out, _ = run(capsys, "evaluate", bundle, "--test", t)
+    assert rc == 0
+    assert (
+        "dropped 4 of 5 test rows: 3 with a user the model does not know (3 distinct users), 1 with an unknown item"
+        in out
+    )
+    rc, out, _ = run(capsys, "evaluate", bundle, "--test", t, "--json")
+    res = json.loads(out)
+    assert res["test_rows"] == 5 and res["unknown_users_dropped"] == 3 and res["unknown_user_ids"] == 3
+    assert res["unknown_items_dropped"] == 1 and res["users"] == 1
+
+
+def test_evaluate_with_nothing_left_says_why(bundle, tmp_path, capsys):
+    t = tmp_path / "t.csv"
+    t.write_text("user,item\nu5,100\nu6,101\n")  # string ids against an int-id model
+    rc, _, err = run(capsys, "evaluate", bundle, "--test", t)
+    assert_clean_error(rc, err, "nothing left to evaluate", "2 with a user the model does not know",
+                       "user ids are strings but the model's are integers")  # fmt: skip
+    t.write_text("user,item\n99991,101\n")
+    rc, _, err = run(capsys, "evaluate", bundle, "--test", t)
+    assert_clean_error(rc, err, "nothing left to evaluate", "1 with a user the model does not know")

@@ -247,7 +247,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
     else:
+        from ncf.evaluation import dropped_note
+
         print(f"{res['protocol']} protocol, {res['users']} users, {res['test_interactions']} test interactions")
+        note = dropped_note(res)
+        if note:
+            print(note)
         print(_fmt_metrics(res))
     return 0
 
