@@ -400,6 +400,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         torch_threads=args.torch_threads,
         cache_top=args.cache_top,
+        allowed_hosts=args.allowed_hosts,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
     )
 
 
@@ -527,6 +530,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep each user's top-N per loaded model so repeat requests with k <= N skip scoring; 0: off")  # fmt: skip
     s.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads per worker (default 1: lowest latency for per-request scoring)")  # fmt: skip
+    s.add_argument("--allowed-hosts", default=None, metavar="HOSTS",
+                   help="Host header names to answer, comma-separated ('*': any); default: localhost,127.0.0.1,::1 "
+                   "when --host is loopback (stops DNS rebinding), else any")  # fmt: skip
+    s.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="close a connection whose request headers take longer (408; default 10)")  # fmt: skip
+    s.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                   help="answer 408 to a request body that takes longer to arrive (default 30)")  # fmt: skip
     s.set_defaults(func=cmd_serve)
     return p
 
