@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ import pytest
 from ncf import NCF
 from ncf.cli import main
 
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 TINY = ["--epochs", "1", "--factors", "4", "--layers", "8,4", "--batch-size", "256", "--seed", "0"]
 TINY += ["--device", "cpu", "--quiet", "--no-pretrain"]
 
@@ -136,8 +138,9 @@ def test_entry_point_oserror_has_no_traceback(bundle, tmp_path):
     """The real entry point, on a target that passes every check but fails at the OS (a /proc file)."""
     if not os.path.isdir("/proc/self"):
         pytest.skip("needs /proc")
-    r = subprocess.run([sys.executable, "-m", "ncf", "recommend", str(bundle), "--user", "5", "--out", "/proc/self/x.csv"],
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "ncf", "recommend", str(bundle), "--user", "5", "--out", "/proc/self/x.csv"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 

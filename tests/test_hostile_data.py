@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -155,9 +156,14 @@ def test_damaged_compressed_file_is_a_data_error(tmp_path):
         load_interactions(p, user="user", item="item")
 
 
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
 def _ncf(*args: str, stdin=None, input_bytes=None, timeout=90) -> subprocess.CompletedProcess:
+    """The real entry point (this checkout's package), as a user runs it in a shell pipeline."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "ncf", *args], input=input_bytes, stdin=stdin, capture_output=True,
-                          timeout=timeout)  # fmt: skip
+                          timeout=timeout, env=env)  # fmt: skip
 
 
 def test_stdin_pipe_is_read_once():
