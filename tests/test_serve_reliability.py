@@ -32,8 +32,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 LIMIT = 4096
 SETTINGS = dict(derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 # The 4xx the service documents (README/serving docs): bad auth, forbidden admin, unknown ids or
-# routes, wrong method, failed reload, body too large, unsupported media type, invalid input.
-DOCUMENTED_4XX = {400, 401, 403, 404, 405, 409, 413, 415, 422}
+# routes, wrong method, request timeout, failed reload, body too large, unsupported media type, invalid input.
+DOCUMENTED_4XX = {400, 401, 403, 404, 405, 408, 409, 413, 415, 422}
 
 
 @pytest.fixture(autouse=True, scope="module")
