@@ -163,7 +163,9 @@ def test_user_recommendations_options(client, model):
     unfiltered = [it["id"] for it in client.get("/v1/users/7/recommendations?k=40&filter_seen=false").json()["items"]]
     assert seen <= set(unfiltered)
     top2 = filtered[:2]
-    excl = [it["id"] for it in client.get(f"/v1/users/7/recommendations?k=5&exclude={top2[0]},{top2[1]}").json()["items"]]
+    excl = [
+        it["id"] for it in client.get(f"/v1/users/7/recommendations?k=5&exclude={top2[0]},{top2[1]}").json()["items"]
+    ]
     assert not set(top2) & set(excl) and excl == model.recommend(7, k=5, exclude=top2)[0].tolist()
 
 
@@ -242,7 +244,12 @@ def test_malformed_and_missing_bodies_422(client):
         422, "invalid_request", "not valid JSON")  # fmt: skip
     err(client.post("/v1/recommendations"), 422, "invalid_request", "body is missing")
     err(client.post("/v1/recommendations", json=[7]), 422, "invalid_request", "must be a JSON object")
-    err(client.post("/v1/recommendations", content=b'{"users": [7]}'), 422, "invalid_request", "Content-Type: application/json")
+    err(
+        client.post("/v1/recommendations", content=b'{"users": [7]}'),
+        422,
+        "invalid_request",
+        "Content-Type: application/json",
+    )
     err(client.post("/v1/recommendations", content=b'{"users": [7]}', headers={"content-length": "x"}),
         400, "invalid_request", "Content-Length")  # fmt: skip
 

@@ -114,7 +114,9 @@ def _as_id_array(values: Any, what: str = "id") -> tuple[np.ndarray, IdKind]:
             if _beyond_int64(arr):  # Python ints past int64: their decimal text, never an overflow or a wrap
                 return np.array([str(int(v)) for v in arr], dtype=object), "str"
             return arr.astype(np.int64), "int"
-        numeric = types.map(lambda t: issubclass(t, (int, float, np.integer, np.floating)) and t not in (bool, np.bool_))
+        numeric = types.map(
+            lambda t: issubclass(t, (int, float, np.integer, np.floating)) and t not in (bool, np.bool_)
+        )
         if numeric.all():  # python ints and floats in an object column: judge them as floats, if exact
             if any(isinstance(v, (int, np.integer)) and abs(int(v)) > 2**53 for v in arr):
                 raise DataError(
@@ -209,9 +211,7 @@ class IdMap:
             out.append(v)
         return out
 
-    def index(
-        self, raw: Any, missing: Literal["error", "negative"] = "error"
-    ) -> np.ndarray:
+    def index(self, raw: Any, missing: Literal["error", "negative"] = "error") -> np.ndarray:
         """Indices of raw ids. Unknown ids raise :class:`UnknownIdError` or map to -1."""
         scalar = np.ndim(raw) == 0 and not isinstance(raw, (list, tuple))
         values = [raw] if scalar else raw
@@ -258,7 +258,13 @@ class IdMap:
             return cls(np.asarray(arrays["ids"], dtype=np.int64), name=name)
         data = bytes(np.asarray(arrays["utf8"], dtype=np.uint8))
         offsets = np.asarray(arrays["offsets"], dtype=np.int64)
-        if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any():
+        if (
+            offsets.ndim != 1
+            or len(offsets) == 0
+            or offsets[0] != 0
+            or offsets[-1] != len(data)
+            or (np.diff(offsets) < 0).any()
+        ):
             raise DataError(f"corrupt {name} id table: offsets do not match the id bytes")
         ids = np.array([data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])], dtype=object)
         return cls(ids, name=name)

@@ -477,9 +477,7 @@ def _read_arrow(
                 return None
             row = _first_ragged_row(path, encoding, delim, n_fields, header)
             at = f" at {row}" if row else ""
-            raise DataError(
-                f"{label}: malformed line{at} ({one_line(msg)}); every line needs {n_fields} fields"
-            ) from e
+            raise DataError(f"{label}: malformed line{at} ({one_line(msg)}); every line needs {n_fields} fields") from e
     if table is None:  # pragma: no cover - latin-1 decodes any byte
         raise DataError(f"{label}: cannot decode the file as UTF-8 or Latin-1")
     for g in gaps:
@@ -742,5 +740,3 @@ def _timestamps(s: pd.Series, what: str, where: Where) -> np.ndarray:
     raw = s.iloc[pos]
     desc = "is missing (empty)" if isinstance(raw, str) and not raw.strip() else f"is not a date/time: {raw!r}"
     raise DataError(f"{what}: timestamp at {where(pos)} {desc}")
-
-
