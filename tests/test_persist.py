@@ -165,7 +165,10 @@ def test_load_model_unknown_class(saved):
     with pytest.raises(BundleError, match="FancyNet") as e:
         load_model(saved)
     assert "known classes" in str(e.value) and all(name in str(e.value) for name in LOADERS)
-    with pytest.raises(BundleError, match="FancyNet.*not NCF"):
+    with pytest.raises(BundleError, match="FancyNet.*cannot load"):  # refused by the metadata schema (issue 16)
+        NCF.load(saved)
+    rewrite(saved, meta=lambda md: md.update(model_class="Popularity"))
+    with pytest.raises(BundleError, match="Popularity model, not NCF"):
         NCF.load(saved)
 
 

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ncf.cli import main as cli_main  # noqa: E402
 from ncf.errors import BundleError, ConfigError  # noqa: E402
 from ncf.loading import load_model  # noqa: E402
+from ncf.persist import FORMAT_VERSION  # noqa: E402
 from ncf.serve import create_app  # noqa: E402
 from serve_helpers import build_bundles, free_port, running_server  # noqa: E402
 
@@ -92,7 +93,7 @@ def test_model_info(client, model):
     info = client.get("/v1/model").json()
     assert info["model_class"] == "NCF" and info["model"] == "neumf"
     assert info["params"]["factors"] == 4 and info["params"]["layers"] == [8, 4]
-    assert info["format_version"] == 1 and info["format"] == "ncf-bundle"
+    assert info["format_version"] == FORMAT_VERSION and info["format"] == "ncf-bundle"
     assert info["data_fingerprint"] == model.train_.fingerprint()
     assert info["created"] == model.created_
     assert isinstance(info["validation_metrics"], dict)
@@ -162,7 +163,9 @@ def test_user_recommendations_options(client, model):
     unfiltered = [it["id"] for it in client.get("/v1/users/7/recommendations?k=40&filter_seen=false").json()["items"]]
     assert seen <= set(unfiltered)
     top2 = filtered[:2]
-    excl = [it["id"] for it in client.get(f"/v1/users/7/recommendations?k=5&exclude={top2[0]},{top2[1]}").json()["items"]]
+    excl = [
+        it["id"] for it in client.get(f"/v1/users/7/recommendations?k=5&exclude={top2[0]},{top2[1]}").json()["items"]
+    ]
     assert not set(top2) & set(excl) and excl == model.recommend(7, k=5, exclude=top2)[0].tolist()
 
 
@@ -241,7 +244,12 @@ def test_malformed_and_missing_bodies_422(client):
         422, "invalid_request", "not valid JSON")  # fmt: skip
     err(client.post("/v1/recommendations"), 422, "invalid_request", "body is missing")
     err(client.post("/v1/recommendations", json=[7]), 422, "invalid_request", "must be a JSON object")
-    err(client.post("/v1/recommendations", content=b'{"users": [7]}'), 422, "invalid_request", "Content-Type: application/json")
+    err(
+        client.post("/v1/recommendations", content=b'{"users": [7]}'),
+        422,
+        "invalid_request",
+        "Content-Type: application/json",
+    )
     err(client.post("/v1/recommendations", content=b'{"users": [7]}', headers={"content-length": "x"}),
         400, "invalid_request", "Content-Length")  # fmt: skip
 

@@ -32,8 +32,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 LIMIT = 4096
 SETTINGS = dict(derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 # The 4xx the service documents (README/serving docs): bad auth, forbidden admin, unknown ids or
-# routes, wrong method, failed reload, body too large, unsupported media type, invalid input.
-DOCUMENTED_4XX = {400, 401, 403, 404, 405, 409, 413, 415, 422}
+# routes, wrong method, request timeout, failed reload, body too large, unsupported media type, invalid input.
+DOCUMENTED_4XX = {400, 401, 403, 404, 405, 408, 409, 413, 415, 422}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -59,9 +59,9 @@ def bundles(tmp_path_factory, one_thread) -> dict[str, Path]:
     data = _data()
     out = {}
     for name, seed in (("a", 0), ("b", 1)):
-        NCF(factors=4, layers=(8, 4), epochs=1, batch_size=64, seed=seed, device="cpu").fit(
-            data, validation=None
-        ).save(root / name)
+        NCF(factors=4, layers=(8, 4), epochs=1, batch_size=64, seed=seed, device="cpu").fit(data, validation=None).save(
+            root / name
+        )
         out[name] = root / name
     return out
 
@@ -115,8 +115,16 @@ BODIES = st.one_of(
     st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.recursive(
         st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10)),
-        lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.sampled_from(
-            ["users", "user", "k", "pairs", "items", "exclude", "filter_seen", "unknown", "path", "x"]), kids, max_size=4)),
+        lambda kids: st.one_of(
+            st.lists(kids, max_size=4),
+            st.dictionaries(
+                st.sampled_from(
+                    ["users", "user", "k", "pairs", "items", "exclude", "filter_seen", "unknown", "path", "x"]
+                ),
+                kids,
+                max_size=4,
+            ),
+        ),
         max_leaves=12,
     ).map(lambda v: json.dumps(v).encode()),
 )

@@ -22,7 +22,7 @@ from ncf.data.io import PARQUET_SUFFIXES
 from ncf.errors import ConfigError
 from ncf.fsutil import atomic_path
 
-__all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "write_recommendations"]
+__all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "check_target", "write_recommendations"]
 
 CSV_SUFFIXES = (".csv",)
 COLUMNS = ("user", "item", "rank", "score")
@@ -36,6 +36,15 @@ def _format_for(out: Path) -> str:
         return "parquet"
     allowed = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
     raise ConfigError(f"cannot tell the output format of {out} from its suffix {suffix!r}; use one of {allowed}")
+
+
+def check_target(out: str | os.PathLike[str], flag: str = "out") -> Path:
+    """The output file, checked before any scoring: a known suffix and a writable place (ConfigError)."""
+    from ncf.persist import check_output_path
+
+    target = check_output_path(out, kind="file", flag=flag)
+    _format_for(target)
+    return target
 
 
 def _chunk_frames(
@@ -135,7 +144,7 @@ def write_recommendations(
         The number of rows written.
     """
     model._check_fitted()
-    target = Path(out)
+    target = check_target(out)
     fmt = _format_for(target)
     k = check_int("k", k)
     chunk_users = check_int("chunk_users", chunk_users)
@@ -145,8 +154,6 @@ def write_recommendations(
     else:
         # Validate every id up front (UnknownIdError) and normalise them to the map's type.
         raw_users = umap.raw(umap.index(list(users)))
-    if target.is_dir():
-        raise ConfigError(f"{target} is a directory; give a file path ending in .csv or .parquet")
 
     frames = _chunk_frames(model, raw_users, k, filter_seen, chunk_users)
 

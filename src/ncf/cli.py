@@ -88,10 +88,46 @@ def _fmt_metrics(res: dict[str, Any]) -> str:
     return "  ".join(f"{k}={res[k]:.4f}" for k in keys)
 
 
+def _check_outputs(args: argparse.Namespace, bundle: str = "out", folders: Sequence[str] = ()) -> None:
+    """Every place a command will write, checked before any work (a bad --out never costs a training run)."""
+    from ncf.persist import check_output_path
+
+    if bundle:
+        check_output_path(getattr(args, bundle), kind="bundle", flag="--" + bundle.replace("_", "-"))
+    for name in folders:
+        if getattr(args, name, None) is not None:
+            check_output_path(getattr(args, name), kind="folder", flag="--" + name.replace("_", "-"))
+
+
+def _check_test_args(args: argparse.Namespace) -> None:
+    """`ncf train --test-protocol`: the flags the final evaluation needs, checked before training."""
+    from ncf.checks import check_int
+
+    if args.test_protocol:
+        check_int("-k", args.k)
+
+
+def _check_held_out(args: argparse.Namespace, test: Any) -> None:
+    """A test split that held nothing out would only fail after training: refuse it now."""
+    from ncf.errors import DataError
+
+    if len(test) == 0:
+        users_kept = (test.report.get("split") or {}).get("users_train_only")
+        why = f" ({users_kept} users have too few interactions to hold any out)" if users_kept else ""
+        fix = "lower --holdout-n, " if args.test_protocol == "holdout" else ""
+        raise DataError(
+            f"--test-protocol {args.test_protocol} held out no test interactions{why}; "
+            f"{fix}use more data, or drop --test-protocol"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ncf import NCF, evaluate
     from ncf.errors import ConfigError, ModelDivergedError
     from ncf.train import distributed as D
+
+    _check_outputs(args, "out", ("tensorboard", "checkpoint_dir"))
+    _check_test_args(args)
 
     # Under torchrun (WORLD_SIZE > 1) join the process group: every rank trains on its
     # shard; rank 0 alone prints, saves and evaluates.
@@ -111,6 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ncf import split
 
         data, test = split.by_name(args.test_protocol, data, seed=getattr(args, "seed", None) or 0, n=args.holdout_n)
+        _check_held_out(args, test)
         say(f"held out {len(test)} test interactions ({args.test_protocol}); training on {len(data)}")
     params = {f.name: getattr(args, f.name) for f in declared(NCF) if f.metadata["flag"] and hasattr(args, f.name)}
     if args.model not in NCF_MODELS:
@@ -225,7 +262,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**res, "leaderboard": board} if board else res, indent=2))
     else:
+        from ncf.evaluation import dropped_note
+
         print(f"{res['protocol']} protocol, {res['users']} users, {res['test_interactions']} test interactions")
+        note = dropped_note(res)
+        if note:
+            print(note)
         print(_fmt_metrics(res))
         if board:
             chosen = [r["model"] for r in board if r.get("chosen")]
@@ -236,10 +278,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from ncf.batch import write_recommendations
+    from ncf.batch import check_target, write_recommendations
     from ncf.errors import ConfigError
     from ncf.loading import load_model
 
+    if args.out is not None:
+        check_target(args.out, "--out")
     model = load_model(args.model_dir)
     if not args.all_users and not args.user:
         raise ConfigError("give --user ID (repeatable) or --all-users")
@@ -264,6 +308,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from ncf.baselines import Popularity
     from ncf.data.movielens import movielens_100k
 
+    _check_outputs(args)
     t0 = time.perf_counter()
     print("1/4 loading MovieLens-100k (fetched and verified on first use) ...")
     data = movielens_100k()
@@ -317,9 +362,21 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    """`ncf bundle upgrade DIR`: check an older bundle completely and re-save it in the current format."""
+    from ncf.loading import upgrade_bundle
+
+    if args.out is not None:
+        _check_outputs(args)
+    target, note = upgrade_bundle(args.model_dir, args.out)
+    print(f"{args.model_dir}: {note}; saved to {target}")
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from ncf.errors import ConfigError
 
+    _check_outputs(args, bundle="", folders=("out",))
     if args.preset == "notebook":
         from ncf.notebook import run_notebook
 
@@ -363,6 +420,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         torch_threads=args.torch_threads,
         cache_top=args.cache_top,
+        allowed_hosts=args.allowed_hosts,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
     )
 
 
@@ -433,6 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(ds)
     d.set_defaults(func=cmd_data)
 
+    bu = sub.add_parser("bundle", help="maintain saved model bundles")
+    busub = bu.add_subparsers(dest="bundle_cmd", required=True)
+    up = busub.add_parser("upgrade", help="check an older bundle completely and re-save it in the current format")
+    up.add_argument("model_dir")
+    up.add_argument("--out", default=None, help="write the upgraded bundle here (default: replace it in place)")
+    bu.set_defaults(func=cmd_bundle)
+
     b = sub.add_parser("benchmark", help="fit and evaluate models on shared splits; write a table and a chart")
     b.add_argument("--preset", choices=("notebook",), default=None,
                    help="'notebook': reproduce the seed notebook (Keras NeuMF + LightFM, ML-100k)")  # fmt: skip
@@ -470,8 +537,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep each user's top-N per loaded model so repeat requests with k <= N skip scoring; 0: off")  # fmt: skip
     s.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads per worker (default 1: lowest latency for per-request scoring)")  # fmt: skip
+    s.add_argument("--allowed-hosts", default=None, metavar="HOSTS",
+                   help="Host header names to answer, comma-separated ('*': any); default: localhost,127.0.0.1,::1 "
+                   "when --host is loopback (stops DNS rebinding), else any")  # fmt: skip
+    s.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="close a connection whose request headers take longer (408; default 10)")  # fmt: skip
+    s.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                   help="answer 408 to a request body that takes longer to arrive (default 30)")  # fmt: skip
     s.set_defaults(func=cmd_serve)
     return p
+
+
+def _os_error(e: OSError) -> str:
+    from ncf.errors import one_line
+
+    what = one_line(e.strerror or e)
+    where = " ".join(f"{f!s}" for f in (e.filename, e.filename2) if f is not None)
+    if not where:
+        return f"{what} ({type(e).__name__})"
+    return f"{what}: {where} (check the path, its permissions and the free space)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -484,8 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NcfError as e:
         print(f"ncf: error: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
-        print(f"ncf: error: {e}", file=sys.stderr)
+    except OSError as e:  # a full disk, a vanished file, a permission: one line, never a traceback
+        print(f"ncf: error: {_os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ncf: interrupted", file=sys.stderr)

@@ -209,9 +209,16 @@ def evaluate_scores(
     unknown = [m for m in metrics if m not in M.METRIC_NAMES]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}; known: {', '.join(M.METRIC_NAMES)}")
+    n_given = len(test)
     test, overlap = _drop_train_overlap(train, test)
     if len(test) == 0:
-        raise DataError("the test set is empty (after dropping pairs also in train); nothing to evaluate")
+        if n_given == 0:
+            raise DataError("the test set is empty; nothing to evaluate")
+        raise DataError(
+            f"the test set is empty once the pairs also in train are dropped: all {n_given} are training pairs "
+            "(a model never ranks what a user already has); "
+            "evaluate on held-out interactions, e.g. from ncf.split or `ncf train --test-protocol`"
+        )
     result: dict[str, Any] = {"protocol": protocol}
     if protocol == "sampled":
         if pair_fn is None:
@@ -299,6 +306,11 @@ def evaluate(
     model._check_fitted()
     train = model.train_
     test_m = test.reindex(train.user_map, train.item_map)
+    dropped = {k: int(test_m.report.get(k, 0)) for k in DROP_KEYS if test_m is not test}
+    if len(test_m) == 0 and len(test):
+        raise DataError(
+            f"nothing left to evaluate: {describe_dropped(len(test), dropped, _kind_mismatch(train, test))}"
+        )
     res = evaluate_scores(
         model._score_users,
         model._score_pairs,
@@ -312,7 +324,43 @@ def evaluate(
         device=model._device(),
         bytes_per_user=model._bytes_per_user(),
     )
-    for key in ("unknown_users_dropped", "unknown_items_dropped"):
-        if test_m.report.get(key):
-            res[key] = test_m.report[key]
+    res["test_rows"] = len(test)
+    res.update({k: v for k, v in dropped.items() if v})
     return res
+
+
+#: Counts ``evaluate`` reports when test rows had ids the model does not know (rows, distinct ids).
+DROP_KEYS = ("unknown_users_dropped", "unknown_user_ids", "unknown_items_dropped", "unknown_item_ids")
+
+
+def _kind_mismatch(train: Interactions, test: Interactions) -> str:
+    kinds = {"int": "integers", "str": "strings"}
+    parts = [
+        f"the test data's {axis} ids are {kinds[getattr(test, axis + '_map').kind]} but the model's are "
+        f"{kinds[getattr(train, axis + '_map').kind]}"
+        for axis in ("user", "item")
+        if getattr(test, axis + "_map").kind != getattr(train, axis + "_map").kind
+    ]
+    return "; ".join(parts)
+
+
+def describe_dropped(n_rows: int, dropped: dict[str, int], why: str = "") -> str:
+    """One line: how many test rows (and distinct ids) were dropped for ids the model does not know, and why."""
+    parts = []
+    if dropped.get("unknown_users_dropped"):
+        parts.append(f"{dropped['unknown_users_dropped']} with a user the model does not know "
+                     f"({dropped.get('unknown_user_ids', '?')} distinct users)")  # fmt: skip
+    if dropped.get("unknown_items_dropped"):
+        parts.append(f"{dropped['unknown_items_dropped']} with an unknown item "
+                     f"({dropped.get('unknown_item_ids', '?')} distinct items)")  # fmt: skip
+    n = dropped.get("unknown_users_dropped", 0) + dropped.get("unknown_items_dropped", 0)
+    line = f"dropped {n} of {n_rows} test rows: " + ", ".join(parts) if parts else f"dropped none of {n_rows} test rows"
+    return line + (f" ({why}; check the id columns)" if why else "")
+
+
+def dropped_note(res: dict[str, Any]) -> str | None:
+    """The drop line for an ``evaluate`` result, or None when every test row was used."""
+    dropped = {k: res[k] for k in DROP_KEYS if res.get(k)}
+    if not dropped:
+        return None
+    return describe_dropped(int(res.get("test_rows", 0)), dropped) + "; metrics are over the rest"

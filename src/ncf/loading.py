@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from typing import Any
 
 from ncf.base import Recommender
 from ncf.errors import BundleError
+from ncf.persist import (
+    FORMAT_VERSION,
+    _unverified_allowed,
+    check_output_path,
+    parse_format_version,
+    read_header,
+    tensor_digest,
+    write_safetensors_atomic,
+)
 
-__all__ = ["LOADERS", "bundle_model_class", "load_model"]
+__all__ = ["LOADERS", "bundle_model_class", "load_model", "upgrade_bundle"]
 
 # model_class stored in a bundle -> "module:Class" whose ``load(path, **kwargs)`` rebuilds it.
 LOADERS: dict[str, str] = {
@@ -30,23 +40,15 @@ LOADERS: dict[str, str] = {
 
 
 def bundle_model_class(path: str | os.PathLike[str]) -> str:
-    """The ``model_class`` a bundle declares, read from its header only (no tensors)."""
-    from safetensors.torch import safe_open
+    """The ``model_class`` a bundle declares, read from its header only (no tensors).
 
-    from ncf.persist import FORMAT, FORMAT_VERSION, bundle_file, load_bundle
+    The header's metadata is checked against the schema first (:func:`ncf.persist.check_metadata`),
+    so a missing, foreign, damaged, newer or unverifiable bundle fails here, in milliseconds.
+    """
+    from ncf.persist import check_metadata
 
-    f = bundle_file(path)
-    try:
-        with safe_open(str(f), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception:  # noqa: BLE001 - missing, truncated or foreign: load_bundle gives the precise reason
-        meta = {}
-    cls = meta.get("model_class")
-    version = meta.get("format_version", "")
-    if meta.get("format") == FORMAT and isinstance(cls, str) and version.isdigit() and int(version) <= FORMAT_VERSION:
-        return cls
-    # Anything unusual (missing, truncated, foreign, newer format): the full loader gives the precise reason.
-    return load_bundle(path).model_class
+    f, meta = read_header(path)
+    return check_metadata(f, meta)["model_class"]
 
 
 def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Recommender:
@@ -67,3 +69,34 @@ def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Recommender:
     module_name, attr = target.split(":")
     cls = getattr(importlib.import_module(module_name), attr)
     return cls.load(path, **kwargs)
+
+
+def upgrade_bundle(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """Check an older bundle completely and re-save it in the current format (with its checksum).
+
+    ``out`` defaults to ``path`` (replaced atomically). The model is loaded with every check
+    of :func:`ncf.load_model` (schema, shapes, finite weights, id maps); a format-1 bundle
+    without a checksum is the one thing let through, since it never had one. Tensors and
+    metadata are kept as they are; only ``format_version`` and ``tensors_sha256`` change.
+    Returns the file written and a one-line note of what was checked.
+    """
+    f, meta = read_header(path)
+    target = check_output_path(out if out is not None else f, kind="bundle")
+    with _unverified_allowed():
+        load_model(f)  # every check; raises BundleError naming what is wrong
+    version = parse_format_version(meta["format_version"], f)
+    if version == FORMAT_VERSION and target.resolve() == f.resolve():
+        return f, f"already bundle format {FORMAT_VERSION} and verified; nothing to do"
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(f))
+    had = "tensors_sha256" in meta
+    meta = {**meta, "format_version": str(FORMAT_VERSION), "tensors_sha256": tensor_digest(tensors)}
+    write_safetensors_atomic(target, tensors, meta)
+    load_model(target)  # the result loads with the checksum required
+    if had:
+        note = f"format {version} -> {FORMAT_VERSION}; its tensors matched their checksum"
+    else:
+        note = (f"format {version} -> {FORMAT_VERSION}; it had no checksum, so its tensors were checked for structure, "
+                "shapes and finite values only, and are now covered by one")  # fmt: skip
+    return target, note

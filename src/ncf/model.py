@@ -15,7 +15,7 @@ import torch
 from ncf import nn as ncf_nn
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
-from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
+from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError, one_line
 from ncf.params import Bool, Choice, Either, Float, Int, IntList, Metric, declared, param, setting, validate
 from ncf.train.trainer import TrainConfig, TrainResult, UserCallback, train_module
 from ncf.weighting import resolve_recency
@@ -422,9 +422,9 @@ class NCF(Recommender):
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = "cpu") -> NCF:
         """Load a bundle saved by :meth:`save`; runs no code from the files."""
-        from ncf.persist import load_bundle
+        from ncf.persist import check_weights, load_bundle
 
-        b = load_bundle(path)
+        b = load_bundle(path)  # the metadata is checked against the schema (types) there
         if b.model_class != "NCF":
             raise BundleError(f"{b.path} holds a {b.model_class} model, not NCF; load it with ncf.load_model()")
         names = {f.name for f in declared(cls)}
@@ -435,21 +435,22 @@ class NCF(Recommender):
         except ConfigError as e:
             raise BundleError(f"{b.path}: stored config is invalid ({e})") from None
         est.device_ = resolve_device(device)
-        est.seed_ = int(b.extra.get("seed", 0))
+        est.seed_ = int(b.extra.get("seed") or 0)
         n_users, n_items = b.train.shape
-        module = est._build(est.model, n_users, n_items)
-        own = module.state_dict()
-        for name, t in b.weights.items():  # load_state_dict would cast silently (an int tensor truncates)
-            if name in own and t.dtype != own[name].dtype:
-                raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {own[name].dtype}")
+        if est.model != "gmf" and len(list(est.layers)) > len(b.weights):  # each layer has tensors: a cheap bound
+            raise BundleError(f"{b.path}: stored config has {len(list(est.layers))} layers but the bundle holds only "
+                              f"{len(b.weights)} weight tensors; the file is corrupt or was edited")  # fmt: skip
+        # The shapes the config implies, from a skeleton on the meta device (no memory): a config edited
+        # to factors=1e9 or layers=[1e6]*50 is refused here instead of allocating terabytes.
         try:
-            module.load_state_dict(b.weights, strict=True)
-        except RuntimeError as e:
-            first = str(e).strip().splitlines()
-            raise BundleError(
-                f"{b.path}: weights do not match the stored config and id maps "
-                f"({n_users} users, {n_items} items): {' '.join(first[:3])[:300]}"
-            ) from None
+            with torch.device("meta"):
+                skeleton = est._build(est.model, n_users, n_items)
+        except (RuntimeError, ValueError, TypeError, OverflowError) as e:
+            raise BundleError(f"{b.path}: stored config cannot describe a model ({one_line(e)[:200]})") from None
+        expected = {k: (tuple(v.shape), v.dtype) for k, v in skeleton.state_dict().items()}
+        check_weights(b.path, b.weights, expected, f" and id maps ({n_users} users, {n_items} items)")
+        module = est._build(est.model, n_users, n_items)
+        module.load_state_dict(b.weights, strict=True)
         if not all(torch.isfinite(t).all() for t in b.weights.values()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
         est.module_ = module.to(est.device_).eval()

@@ -67,6 +67,8 @@ class _Baseline(Recommender):
     MODEL_CLASS: ClassVar[str] = ""
     #: False for models that cannot weigh single interactions (implicit's BPR)
     USES_WEIGHTS: ClassVar[bool] = True
+    #: Every weight a bundle of this class may hold, with its dtype (shapes: ``_restore``).
+    WEIGHTS: ClassVar[dict[str, torch.dtype]] = {}
 
     recency: float | str | None = param(
         "auto", RECENCY, "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
@@ -168,6 +170,14 @@ class _Baseline(Recommender):
         if half_life is not None and b.train.timestamps is None:
             raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
         est.recency_ = None if half_life is None else float(half_life)
+        unexpected = sorted(set(b.weights) - set(cls.WEIGHTS))
+        if unexpected:
+            raise BundleError(
+                f"{b.path}: weights {unexpected[:5]} are not part of a {cls.MODEL_CLASS} model; the bundle is corrupt"
+            )
+        for name, t in b.weights.items():  # a cast would silently change the model (an int tensor truncates)
+            if t.dtype != cls.WEIGHTS[name]:
+                raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {cls.WEIGHTS[name]}")
         if not all(torch.isfinite(t).all() for t in b.weights.values() if t.is_floating_point()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
         try:
@@ -177,7 +187,7 @@ class _Baseline(Recommender):
                 f"{b.path}: weights do not match the id maps ({b.train.n_users} users, {b.train.n_items} items): {e}"
             ) from None
         est.train_ = b.train
-        est.fit_seconds_ = float(b.extra.get("fit_seconds", 0.0))
+        est.fit_seconds_ = float(b.extra.get("fit_seconds") or 0.0)
         est.bundle_extra_ = b.extra
         return est
 
@@ -196,6 +206,8 @@ class FactorModel(_Baseline):
     Subclasses train with their library, then call :meth:`_set_factors`; scoring, ranking and
     save/load come from here (implicit's ALS/BPR, LightFM).
     """
+
+    WEIGHTS = {name: torch.float32 for name in ("user_factors", "item_factors", "user_bias", "item_bias")}
 
     user_bias_: torch.Tensor | None = None
     item_bias_: torch.Tensor | None = None

@@ -40,6 +40,7 @@ class EASE(_Baseline):
 
     name = "ease"
     MODEL_CLASS = "EASE"
+    WEIGHTS = {"B": torch.float32}
     MAX_ITEMS = 30000
 
     l2: float = param(500.0, Float(0.0, open_lo=True), "L2 added to the diagonal of the Gram matrix")

@@ -76,6 +76,7 @@ class ItemKNN(_Baseline):
 
     name = "item-knn"
     MODEL_CLASS = "ItemKNN"
+    WEIGHTS = {"indptr": torch.int64, "indices": torch.int64, "data": torch.float32}
 
     k_neighbors: int = param(100, Int(1), "neighbours kept per item")
     shrink: float = param(0.0, Float(0.0), "added to the cosine denominator")

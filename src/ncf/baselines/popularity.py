@@ -23,6 +23,7 @@ class Popularity(_Baseline):
 
     name = "popularity"
     MODEL_CLASS = "Popularity"
+    WEIGHTS = {"scores": torch.float32}
 
     def fit(self, train: Interactions, validation: Any = None) -> Popularity:
         """Count interactions per item; ``validation`` is accepted for interface parity and ignored."""

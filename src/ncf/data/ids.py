@@ -6,6 +6,7 @@ mapping a million ids costs one hash-table probe per id in C, never a Python loo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -15,6 +16,64 @@ import pandas as pd
 from ncf.errors import DataError, UnknownIdError
 
 IdKind = Literal["int", "str"]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: An integer id written as text: ASCII digits, an optional "-", no leading zeros, no "-0"
+#: (which would merge with the distinct id "0"), no "+", "_", spaces or non-ASCII digits.
+INT_ID_PATTERN = r"(?:0|-?[1-9][0-9]*)"
+_INT_ID = re.compile(INT_ID_PATTERN)
+# Characters no id may hold: C0/C1 controls (NUL, tab, newline, DEL, ...) and lone UTF-16
+# surrogates (not Unicode text: they cannot be written as UTF-8, in a bundle or a JSON answer).
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# An id made only of these looks empty: whitespace and invisible format characters.
+_BLANK = re.compile(r"[\s\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]*")
+
+
+def parse_int_id(text: str) -> int | None:
+    """``text`` as an integer id, or None: the one rule for ids typed at the CLI or sent over HTTP.
+
+    Only canonical ASCII integers within int64 qualify (``"196"``, ``"-3"``); ``"+196"``,
+    ``"1_96"``, ``" 196"``, ``"0196"``, ``"-0"``, full-width or Arabic-Indic digits, and
+    integers beyond int64 do not (they stay text, so they never silently become user 196).
+    """
+    if not isinstance(text, str) or not _INT_ID.fullmatch(text):
+        return None
+    v = int(text)
+    return v if INT64_MIN <= v <= INT64_MAX else None
+
+
+def id_text_problem(s: str) -> str | None:
+    """Why the string ``s`` cannot be an id (a control character, a lone surrogate, looks empty), or None."""
+    m = _BAD_CHAR.search(s)
+    if m is not None:
+        ch = m.group()
+        if "\ud800" <= ch <= "\udfff":
+            return f"contains a lone surrogate {ch!r}, which is not valid Unicode text"
+        return f"contains the control character {ch!r}"
+    if _BLANK.fullmatch(s):
+        return "is empty or only spaces/invisible characters"
+    return None
+
+
+def first_bad_text_id(values: Any) -> tuple[Any, str] | None:
+    """The first string among ``values`` that cannot be an id, with the reason; None when all can."""
+    strs = [v for v in pd.unique(pd.Series(values, dtype=object)) if isinstance(v, str)]
+    # One regex scan over all the text, and a blank test that fails on the first character of
+    # any ordinary id: a million ids cost a fraction of a second.
+    if _BAD_CHAR.search("".join(strs)) is None and not any(_BLANK.fullmatch(v) for v in strs):
+        return None
+    for v in strs:
+        problem = id_text_problem(v)
+        if problem is not None:
+            return v, problem
+    return None  # pragma: no cover - the scan above found one
+
+
+def _beyond_int64(arr: np.ndarray) -> bool:
+    """Whether an unsigned-int or object array of ints holds a value outside int64."""
+    if arr.dtype.kind == "u":
+        return arr.dtype.itemsize >= 8 and bool(arr.size) and int(arr.max()) > INT64_MAX
+    return any(not INT64_MIN <= int(v) <= INT64_MAX for v in arr)
 
 
 def _as_id_array(values: Any, what: str = "id") -> tuple[np.ndarray, IdKind]:
@@ -31,6 +90,9 @@ def _as_id_array(values: Any, what: str = "id") -> tuple[np.ndarray, IdKind]:
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.dtype.kind in "iu":
+        if arr.dtype.kind == "u" and _beyond_int64(arr):
+            # uint64 beyond int64 would wrap to a different (negative) id: keep every id as its decimal text.
+            return np.array([str(v) for v in arr.tolist()], dtype=object), "str"
         return arr.astype(np.int64, copy=False), "int"
     if arr.dtype.kind == "b":
         raise DataError(f"{what}s are booleans; ids must be integers or strings")
@@ -49,8 +111,12 @@ def _as_id_array(values: Any, what: str = "id") -> tuple[np.ndarray, IdKind]:
             return arr, "str"
         types = pd.Series(arr, dtype=object).map(type)
         if types.isin([int, np.int64, np.int32]).all():
+            if _beyond_int64(arr):  # Python ints past int64: their decimal text, never an overflow or a wrap
+                return np.array([str(int(v)) for v in arr], dtype=object), "str"
             return arr.astype(np.int64), "int"
-        numeric = types.map(lambda t: issubclass(t, (int, float, np.integer, np.floating)) and t not in (bool, np.bool_))
+        numeric = types.map(
+            lambda t: issubclass(t, (int, float, np.integer, np.floating)) and t not in (bool, np.bool_)
+        )
         if numeric.all():  # python ints and floats in an object column: judge them as floats, if exact
             if any(isinstance(v, (int, np.integer)) and abs(int(v)) > 2**53 for v in arr):
                 raise DataError(
@@ -90,6 +156,10 @@ class IdMap:
         arr, kind = _as_id_array(ids, name)
         self.name = name
         self.kind: IdKind = kind
+        if kind == "str":
+            bad = first_bad_text_id(arr)
+            if bad is not None:
+                raise DataError(f"{name} id {bad[0]!r} {bad[1]}; clean or drop it")
         self._index = pd.Index(arr, dtype=np.int64 if kind == "int" else object)
         if not self._index.is_unique:
             dup = self._index[self._index.duplicated()][:5].tolist()
@@ -122,23 +192,26 @@ class IdMap:
         return self._index.to_numpy()
 
     def coerce(self, values: Iterable[Any]) -> list[Any]:
-        """Convert text ids (from a URL or a CLI flag) to this map's id type where possible."""
+        """Convert ids from a URL, a JSON body or a CLI flag to this map's id type where that is exact.
+
+        For int ids, text becomes an int only by :func:`parse_int_id` (canonical ASCII digits within
+        int64); other text, and ints beyond int64, stay as they are or as text, so they are
+        simply unknown ids, never a different id. For string ids, ints become their decimal text.
+        """
         out: list[Any] = []
         for v in values:
-            if self.kind == "int" and isinstance(v, str):
-                try:
-                    out.append(int(v.strip()))
-                    continue
-                except ValueError:
-                    pass
-            elif self.kind == "str" and not isinstance(v, str):
+            if self.kind == "int":
+                if isinstance(v, str):
+                    parsed = parse_int_id(v)
+                    v = v if parsed is None else parsed
+                elif isinstance(v, int) and not isinstance(v, bool) and not INT64_MIN <= v <= INT64_MAX:
+                    v = str(v)
+            elif not isinstance(v, str):
                 v = str(v)
             out.append(v)
         return out
 
-    def index(
-        self, raw: Any, missing: Literal["error", "negative"] = "error"
-    ) -> np.ndarray:
+    def index(self, raw: Any, missing: Literal["error", "negative"] = "error") -> np.ndarray:
         """Indices of raw ids. Unknown ids raise :class:`UnknownIdError` or map to -1."""
         scalar = np.ndim(raw) == 0 and not isinstance(raw, (list, tuple))
         values = [raw] if scalar else raw
@@ -185,7 +258,13 @@ class IdMap:
             return cls(np.asarray(arrays["ids"], dtype=np.int64), name=name)
         data = bytes(np.asarray(arrays["utf8"], dtype=np.uint8))
         offsets = np.asarray(arrays["offsets"], dtype=np.int64)
-        if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(data) or (np.diff(offsets) < 0).any():
+        if (
+            offsets.ndim != 1
+            or len(offsets) == 0
+            or offsets[0] != 0
+            or offsets[-1] != len(data)
+            or (np.diff(offsets) < 0).any()
+        ):
             raise DataError(f"corrupt {name} id table: offsets do not match the id bytes")
         ids = np.array([data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])], dtype=object)
         return cls(ids, name=name)

@@ -212,6 +212,8 @@ class Interactions:
         rep = dict(self.report)
         rep["unknown_users_dropped"] = int((u < 0).sum())
         rep["unknown_items_dropped"] = int(((i < 0) & (u >= 0)).sum())
+        rep["unknown_user_ids"] = int(len(np.unique(self.user_idx[u < 0])))  # distinct ids behind those rows
+        rep["unknown_item_ids"] = int(len(np.unique(self.item_idx[(i < 0) & (u >= 0)])))
         return Interactions.from_indices(
             user_map,
             item_map,

@@ -9,10 +9,16 @@ one-line message naming the file, the column and, where possible, the first bad 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import os
 import re
+import shutil
+import stat
+import tempfile
 import warnings
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -20,18 +26,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ncf.data.ids import IdMap, _as_id_array
+from ncf.data.ids import INT_ID_PATTERN, IdMap, _as_id_array, first_bad_text_id
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError, one_line
 
-__all__ = ["load_interactions"]
+__all__ = ["load_interactions", "readable_source"]
 
 PARQUET_SUFFIXES = (".parquet", ".pq")  # the one list (sources, batch output)
 _SAMPLE_BYTES = 64 * 1024
+_SAMPLE_MAX_BYTES = 64 * 1024 * 1024  # a header line wider than this is refused, not cut
 _SNIFF_LINES = 50
 _SNIFF_DELIMITERS = ",\t;|"
-# At most 18 digits: always fits in int64. No "-0": it would merge with the distinct id "0".
-_INT_RE = r"(?:0|-?[1-9][0-9]{0,17})"
+# ncf.data.ids.INT_ID_PATTERN with at most 18 digits (always within int64, so one regex decides
+# the whole column). No "-0": it would merge with the distinct id "0".
+_INT_RE = INT_ID_PATTERN.replace("[0-9]*", "[0-9]{0,17}")
+# How a missing value is spelled (pandas' default NA strings): in a column of integer ids
+# these are missing ids, not a user called "NaN" that would turn every id into text.
+_NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+              "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # fmt: skip
 
 Source = str | PathLike[str] | pd.DataFrame
 ColumnKey = Hashable
@@ -122,11 +134,143 @@ def load_interactions(
             raise DataError(f"{label}: file not found")
         if path.is_dir():
             raise DataError(f"{label}: is a directory, not a file; pass the path of the ratings file")
-        if path.suffix.lower() in PARQUET_SUFFIXES:
-            frame, where, info = _from_parquet(path, roles, label)
-        else:
-            frame, where, info = _from_text(path, roles, label, sep)
+        with readable_source(source) as src:  # a pipe or a compressed file: read once, into a temp file
+            real = Path(src)
+            if real.suffix.lower() in PARQUET_SUFFIXES:
+                frame, where, info = _from_parquet(real, roles, label)
+            else:
+                frame, where, info = _from_text(real, roles, label, sep)
     return _build(frame, roles, label, where, min_rating, info, keep_source_row)
+
+
+# -- sources that cannot be read twice: pipes, FIFOs, /dev/stdin, compressed files ----------------------
+_HEAD = 10  # bytes that identify a compressed stream
+_COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd")
+
+
+class SourceFile(PathLike):
+    """A readable regular file standing in for a source (``os.fspath`` gives it), named as the source.
+
+    ``str()`` is the original name, so every message names what the user gave, not the temp file.
+    """
+
+    def __init__(self, path: Path, label: str) -> None:
+        self.path, self.label = path, label
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __repr__(self) -> str:
+        return f"SourceFile({self.label!r} -> {str(self.path)!r})"
+
+
+def _codec(head: bytes) -> str | None:
+    """The compression of a stream from its first bytes (their magic numbers), or None."""
+    if head.startswith(b"\x1f\x8b\x08"):
+        return "gzip"
+    if head[:3] == b"BZh" and head[3:4].isdigit() and head[4:10] == b"1AY&SY":
+        return "bz2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    return None
+
+
+class _Prefixed(io.RawIOBase):
+    """The bytes already read from a stream, then the rest of it (a pipe cannot seek back)."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _decompressed(stream: Any, codec: str | None) -> Any:
+    if codec is None:
+        return stream
+    if codec == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    if codec == "bz2":
+        import bz2
+
+        return bz2.BZ2File(stream)
+    if codec == "xz":
+        import lzma
+
+        return lzma.LZMAFile(stream)
+    import pyarrow as pa
+
+    return pa.CompressedInputStream(pa.PythonFile(stream, mode="r"), "zstd")
+
+
+@contextlib.contextmanager
+def readable_source(source: str | PathLike[str]) -> Iterator[str | PathLike[str]]:
+    """``source`` as a regular, uncompressed file that may be read several times.
+
+    A regular uncompressed file is yielded as it is. A pipe, FIFO or ``/dev/stdin`` (which can
+    be read only once) is read once, and a gzip/bz2/xz/zstd file (recognised by its first bytes,
+    whatever its name) is decompressed, into a temporary file that is removed on exit; the
+    :class:`SourceFile` yielded names the original. Parquet arriving through a pipe is recognised
+    by its magic bytes. Unreadable or undecompressable input raises :class:`DataError`.
+    """
+    if isinstance(source, SourceFile):
+        yield source
+        return
+    label = str(source)
+    try:
+        mode = os.stat(source).st_mode
+        if stat.S_ISDIR(mode):  # a MovieLens folder: the caller reads what it holds
+            yield source
+            return
+        if stat.S_ISREG(mode):
+            with open(source, "rb") as fh:
+                codec = _codec(fh.read(_HEAD))
+            if codec is None:
+                yield source
+                return
+    except OSError as e:
+        raise DataError(f"{label}: cannot read file ({one_line(e)})") from e
+    name = Path(label).name or "data"
+    for suffix in _COMPRESSED_SUFFIXES:
+        name = name.removesuffix(suffix) or "data"
+    with tempfile.TemporaryDirectory(prefix="ncf-source-") as tmp:
+        target = Path(tmp) / name
+        try:
+            with open(source, "rb") as raw:
+                head = b""
+                while len(head) < _HEAD:  # a pipe may deliver the first bytes in pieces
+                    more = raw.read(_HEAD - len(head))
+                    if not more:
+                        break
+                    head += more
+                codec = _codec(head)
+                stream = _decompressed(io.BufferedReader(_Prefixed(head, raw), 1 << 20), codec)
+                with open(target, "wb") as out:
+                    shutil.copyfileobj(stream, out, 1 << 20)
+        except OSError as e:
+            raise DataError(f"{label}: cannot read file ({one_line(e)})") from e
+        except Exception as e:  # zlib/lzma/Arrow errors of a damaged compressed stream
+            raise DataError(f"{label}: cannot decompress the {codec} data ({one_line(e)}); the file is damaged") from e
+        with open(target, "rb") as fh:
+            if fh.read(4) == b"PAR1" and target.suffix.lower() not in PARQUET_SUFFIXES:
+                target = target.rename(target.with_name(target.name + ".parquet"))
+        yield SourceFile(target, label)
 
 
 # -- argument checks -------------------------------------------------------------------
@@ -225,9 +369,18 @@ def _from_text(
     try:
         with open(path, "rb") as fh:
             raw = fh.read(_SAMPLE_BYTES)
+            # A header wider than the sample (20,000 columns) would be cut and misread: read on
+            # until the sample holds the header and a data line.
+            while raw.count(b"\n") < 2 and len(raw) < _SAMPLE_MAX_BYTES:
+                more = fh.read(len(raw))
+                if not more:
+                    break
+                raw += more
             truncated = bool(fh.read(1))
     except OSError as e:
         raise DataError(f"{label}: cannot read file ({one_line(e)})") from e
+    if truncated and raw.count(b"\n") < 1:
+        raise DataError(f"{label}: the first line is over {_SAMPLE_MAX_BYTES >> 20} MiB; is this a ratings file?")
     text = raw.decode("utf-8-sig", errors="replace")
     lines = text.splitlines()
     if truncated and len(lines) > 1:
@@ -409,6 +562,10 @@ def _build(
     for role in ("user", "item"):
         what = f"{label}: {role} column {roles[role]!r}"
         ids[role] = _typed_ids(frame[role], what, where) if info["typed_ids"] else _text_ids(frame[role], what, where)
+        bad = first_bad_text_id(ids[role]) if ids[role].dtype == object else None
+        if bad is not None:  # NUL and other control characters, lone surrogates, invisible-only ids
+            pos = _first_bad(np.asarray(pd.Series(ids[role], dtype=object) == bad[0], dtype=bool))
+            raise DataError(f"{what}: id at {where(pos)} {bad[1]}; clean or drop it")
     ratings = None
     if "rating" in roles:
         ratings = _numbers(frame["rating"], f"{label}: rating column {roles['rating']!r}", where, "rating")
@@ -467,8 +624,16 @@ def _text_ids(s: pd.Series, what: str, where: Where) -> np.ndarray:
     empty = pc.equal(arr, "").to_numpy(zero_copy_only=False)
     if empty.any():
         raise DataError(f"{what}: missing (empty) id at {where(_first_bad(empty))}")
-    if pc.all(pc.match_substring_regex(arr, f"^{_INT_RE}$")).as_py():
+    is_int = pc.match_substring_regex(arr, f"^{_INT_RE}$")
+    if pc.all(is_int).as_py():
         return pc.cast(arr, pa.int64()).to_numpy()
+    na = pc.is_in(arr, value_set=pa.array(_NA_TOKENS)).to_numpy(zero_copy_only=False)
+    if na.any() and pc.all(pc.or_(is_int, pa.array(na))).as_py():
+        pos = _first_bad(na)
+        raise DataError(
+            f"{what}: missing id ({arr[pos].as_py()!r}) at {where(pos)} in a column of integer ids; "
+            "drop the rows without an id (read as text, it would turn every id into a string)"
+        )
     return arr.to_numpy(zero_copy_only=False).astype(object)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ncf.data.interactions import Interactions
-from ncf.data.io import PARQUET_SUFFIXES, load_interactions
+from ncf.data.io import PARQUET_SUFFIXES, load_interactions, readable_source
 from ncf.data.movielens import load_movielens, movielens_100k
 from ncf.errors import DataError
 
@@ -48,14 +48,24 @@ def load_data(
     """
     if str(source) == "ml-100k":
         return movielens_100k(min_rating=min_rating)
-    path = Path(source)
-    if not path.exists():
+    if not Path(source).exists():
         raise DataError(f"data file {source} does not exist; give a CSV/TSV/Parquet path or 'ml-100k'")
+    # A pipe (/dev/stdin, <(zcat ...), a FIFO) is read once, a compressed file decompressed once:
+    # the column guess and the loader then read the same regular file.
+    with readable_source(source) as src:
+        return _load_file(src, user, item, rating, timestamp, min_rating, sep)
+
+
+def _load_file(
+    src: str | os.PathLike[str], user: str | None, item: str | None, rating: str | None, timestamp: str | None,
+    min_rating: float | None, sep: str | None,
+) -> Interactions:  # fmt: skip
+    path = Path(src)
     explicit = bool(user or item)
     looks_movielens = path.suffix == ".zip" or path.is_dir() or path.name in ("ratings.dat", "ratings.csv")
     if looks_movielens and not explicit:
         try:
-            return load_movielens(path, min_rating=min_rating)
+            return load_movielens(src, min_rating=min_rating)
         except DataError:
             if not path.is_file() or path.suffix == ".zip":
                 raise
@@ -63,7 +73,7 @@ def load_data(
     if user is None or item is None:
         user, item = guess_columns(path, sep, user, item)
     return load_interactions(
-        path, user=user, item=item, rating=rating, timestamp=timestamp, min_rating=min_rating, sep=sep
+        src, user=user, item=item, rating=rating, timestamp=timestamp, min_rating=min_rating, sep=sep
     )
 
 

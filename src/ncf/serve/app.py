@@ -45,8 +45,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ncf._version import __version__
 from ncf.base import Recommender
 from ncf.checks import check_int
-from ncf.data.ids import IdMap
-from ncf.errors import BundleError, ConfigError, DataError, NcfError, UnknownIdError
+from ncf.data.ids import IdMap, id_text_problem
+from ncf.errors import BundleError, ConfigError, DataError, NcfError, UnknownIdError, one_line
 from ncf.serve import schemas as S
 from ncf.serve.metrics import Metrics
 
@@ -56,6 +56,8 @@ log = logging.getLogger("ncf.serve")
 access_log = logging.getLogger("ncf.serve.access")
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_BODY_TIMEOUT = 30.0  # seconds from the first read of a request body to its last byte
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Paths that answer without a key: liveness, and static pages that carry no model data
 # (the explorer asks for the key itself; Swagger UI has its own "Authorize" button).
 OPEN_PATHS = frozenset({"/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/favicon.ico"})
@@ -74,9 +76,17 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
+def _dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj, default=_json_default)
+    except TypeError:  # a lone surrogate or an int beyond 64 bits slipped through: escape it, never a 500
+        import json
+
+        return json.dumps(obj, default=_json_default, ensure_ascii=True).encode("ascii")
+
+
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(obj, default=_json_default), status_code=status, media_type="application/json",
-                    headers=headers)  # fmt: skip
+    return Response(_dumps(obj), status_code=status, media_type="application/json", headers=headers)
 
 
 def _json_default(o: Any) -> Any:
@@ -88,7 +98,7 @@ def _json_default(o: Any) -> Any:
 
 
 def _error_body(code: str, message: str, **extra: Any) -> bytes:
-    return orjson.dumps({"error": code, "message": message, **extra}, default=_json_default)
+    return _dumps({"error": code, "message": message, **extra})
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -161,12 +171,23 @@ def _item_metadata(model: Recommender) -> dict[Any, dict[str, Any]]:
     if "title" in md.columns:
         cols["title"] = [None if pd.isna(t) else str(t) for t in md["title"].tolist()]
     if "year" in md.columns:
-        cols["year"] = [None if pd.isna(y) else int(y) for y in md["year"].astype(object).tolist()]
+        cols["year"] = [_year(y) for y in md["year"].astype(object).tolist()]
     if "genres" in md.columns:
-        cols["genres"] = [[g for g in str(x).split("|") if g] if isinstance(x, str) else [] for x in md["genres"].tolist()]
+        cols["genres"] = [
+            [g for g in str(x).split("|") if g] if isinstance(x, str) else [] for x in md["genres"].tolist()
+        ]
     keys = md.index.to_numpy().tolist()
     # Done once per load (n_items dicts), never per request.
     return {k: {c: v[j] for c, v in cols.items()} for j, k in enumerate(keys)}
+
+
+def _year(y: Any) -> int | None:
+    """A year for display: a whole number, else None (item metadata is free-form: never fail a load on it)."""
+    if isinstance(y, (int, np.integer)) and not isinstance(y, bool) and -(2**31) <= y < 2**31:
+        return int(y)
+    if isinstance(y, (float, np.floating)) and np.isfinite(y) and float(y).is_integer() and abs(y) < 2**31:
+        return int(y)
+    return None
 
 
 DEFAULT_CACHE_TOP = 100
@@ -247,15 +268,20 @@ class ModelHolder:
 
 
 # -- id handling --------------------------------------------------------------------------------
-_I64 = 2**63
+def _coerce(m: IdMap, values: list[Any], field: str) -> list[Any]:
+    """Raw ids from a URL or JSON body, checked and matched to the map's type: the one place for request ids.
 
-
-def _coerce(m: IdMap, values: list[Any]) -> list[Any]:
-    """Match raw ids from a URL or JSON body to the map's type ("196" -> 196 for int ids)."""
-    out = m.coerce(values)
-    if m.kind == "int":  # ints beyond int64 cannot be ids of this model: keep them as text (-> unknown)
-        out = [str(v) if isinstance(v, int) and not -_I64 <= v < _I64 else v for v in out]
-    return out
+    Text that can be no id (a lone surrogate, a control character such as NUL, only spaces or
+    invisible characters) is a 422 naming ``field``; everything else goes through
+    :meth:`IdMap.coerce` (``"196"`` -> 196 for int ids, by ASCII digits only; ints beyond
+    int64 stay text), so an odd id is an unknown id (404), never a different one.
+    """
+    for v in values:
+        if isinstance(v, str):
+            problem = id_text_problem(v)
+            if problem is not None:
+                raise ApiError(422, "invalid_request", f"{field}: id {v!r} {problem}")
+    return m.coerce(values)
 
 
 def _items_out(lm: LoadedModel, ids: np.ndarray, scores: np.ndarray | None) -> list[dict[str, Any]]:
@@ -269,10 +295,14 @@ def _items_out(lm: LoadedModel, ids: np.ndarray, scores: np.ndarray | None) -> l
     return [{"id": i, "score": s, **meta.get(i, empty)} for i, s in zip(ids_l, scores.tolist()) if i is not None]
 
 
-def _recommend(lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exclude: list[Any], fallback: str):
+def _recommend(
+    lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exclude: list[Any], fallback: str, where: str = "body"
+):  # fmt: skip
     m = lm.model
-    users = _coerce(m.user_map_, users)
-    excl = _coerce(m.item_map_, exclude) if exclude else None
+    users = _coerce(m.user_map_, users, "path parameter 'user_id'" if where == "path" else "body field 'users'")
+    excl = None
+    if exclude:
+        excl = _coerce(m.item_map_, exclude, f"{'query parameter' if where == 'path' else 'body field'} 'exclude'")
     uidx = m.user_map_.index(users, missing="negative")
     known = uidx >= 0
     if fallback == "none" and not known.all():
@@ -298,20 +328,59 @@ def _recommend(lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exc
 
 
 # -- middleware -----------------------------------------------------------------------------------
+def _host_name(value: str) -> str:
+    """The host of a Host header, lower-case, without the port: "[::1]:8000" -> "::1", "LocalHost:80" -> "localhost"."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def allowed_host_set(hosts: str | Any | None) -> frozenset[str] | None:
+    """``--allowed-hosts``: a comma-separated string or a list; None or "*" lets any Host through."""
+    if hosts is None:
+        return None
+    items = [h.strip().lower() for h in (hosts.split(",") if isinstance(hosts, str) else hosts) if h.strip()]
+    if not items or "*" in items:
+        return None
+    return frozenset(_host_name(h) if not h.startswith("*.") else h for h in items)
+
+
 class ServiceMiddleware:
     """Auth, body-size limit, access log, metrics and the last-resort 500, as one pure-ASGI layer."""
 
-    def __init__(self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, metrics: Metrics,
+        allowed_hosts: frozenset[str] | None = None, body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+    ) -> None:  # fmt: skip
         self.app = app
         self.api_key = api_key.encode() if api_key else None
         self.max_body = max_body_bytes
         self.metrics = metrics
+        self.allowed_hosts = allowed_hosts  # None: any Host
+        self.body_timeout = body_timeout
+
+    def _host_error(self, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        """DNS rebinding: a page from evil.example resolving to 127.0.0.1 still says Host: evil.example."""
+        if self.allowed_hosts is None or b"host" not in headers:  # HTTP/1.0 without Host: no browser sends that
+            return None
+        host = _host_name(headers[b"host"].decode("latin-1"))
+        if host in self.allowed_hosts or any(a.startswith("*.") and host.endswith(a[1:]) for a in self.allowed_hosts):
+            return None
+        shown = ", ".join(sorted(self.allowed_hosts))
+        return (400, "invalid_host", f"Host {headers[b'host'].decode('latin-1')[:100]!r} is not served here "
+                f"(allowed: {shown}); start the server with --allowed-hosts to add it")  # fmt: skip
 
     async def _send_error(self, send: Any, status: int, code: str, message: str, headers: list | None = None) -> None:
         body = _error_body(code, message)
         hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
         await send({"type": "http.response.body", "body": body})
+
+    async def _send_timeout(self, send: Any, rid_header: tuple[bytes, bytes]) -> None:
+        await self._send_error(send, 408, "request_timeout",
+                               f"the request body did not arrive within {self.body_timeout:g} s; send it at once",
+                               [rid_header, (b"connection", b"close")])  # fmt: skip
 
     def _auth_error(self, path: str, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         admin = path.startswith(ADMIN_PREFIX)
@@ -338,7 +407,7 @@ class ServiceMiddleware:
         headers = dict(scope.get("headers") or ())
         path = scope.get("path", "")
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
-        state = {"status": 500, "started": False, "too_big": False}
+        state: dict[str, Any] = {"status": 500, "started": False, "too_big": False, "timed_out": False}
         rid_header = (b"x-request-id", rid.encode("latin-1"))
 
         async def send_wrapped(message: dict[str, Any]) -> None:
@@ -350,21 +419,38 @@ class ServiceMiddleware:
                                            f"request body is over the {self.max_body}-byte limit; send smaller batches",
                                            [rid_header])  # fmt: skip
                     return
+                if state["timed_out"]:  # the app gave up on a body that never finished: 408, and close
+                    state["started"] = True
+                    state["status"] = 408
+                    await self._send_timeout(send, rid_header)
+                    return
                 state["status"] = message["status"]
                 state["started"] = True
                 message = dict(message)
                 message["headers"] = [*message.get("headers", []), rid_header]
-            elif state["too_big"]:
+            elif state["too_big"] or state["timed_out"]:
                 return
             await send(message)
 
         received = 0
+        body_done = False
+        deadline: float | None = None
 
         async def receive_limited() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done, deadline
+            if body_done or not self.body_timeout:
+                message = await receive()  # after the body: the app waits for a disconnect, no deadline
+            else:
+                loop = asyncio.get_running_loop()
+                deadline = deadline if deadline is not None else loop.time() + self.body_timeout
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    state["timed_out"] = True
+                    return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if received > self.max_body:
                     state["too_big"] = True
                     return {"type": "http.disconnect"}
@@ -372,7 +458,7 @@ class ServiceMiddleware:
 
         self.metrics.in_flight += 1
         try:
-            err = self._auth_error(path, headers)
+            err = self._host_error(headers) or self._auth_error(path, headers)
             length = headers.get(b"content-length")
             if err is None and length is not None:
                 try:
@@ -390,6 +476,10 @@ class ServiceMiddleware:
             else:
                 await self.app(scope, receive_limited, send_wrapped)
         except Exception:  # noqa: BLE001 - the last resort: log it, answer 500, keep the worker alive
+            if state["timed_out"] and not state["started"]:  # the app gave up on a body that never finished
+                state["status"] = 408
+                await self._send_timeout(send, rid_header)
+                return
             if state["too_big"] and not state["started"]:  # the app gave up on the body we cut off
                 state["status"] = 413
                 await self._send_error(send, 413, "payload_too_large",
@@ -431,6 +521,8 @@ def create_app(
     preload: bool = True,
     handle_sighup: bool = True,
     cache_top: int = DEFAULT_CACHE_TOP,
+    allowed_hosts: str | list[str] | None = None,
+    body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
 ) -> FastAPI:
     """Build the FastAPI app serving the bundle at ``bundle_path``.
 
@@ -452,9 +544,20 @@ def create_app(
         Keep each user's top-N per loaded model once a request has scored it, so later
         requests with ``k <= N``, ``filter_seen`` and no ``exclude`` are a lookup; 0 scores
         every request live. Answers are identical either way; a reload starts a fresh cache.
+    allowed_hosts:
+        Host header names answered (comma-separated or a list; ``*.example.com`` matches
+        subdomains); any other Host gets 400 ``invalid_host``, which stops DNS-rebinding pages.
+        ``None`` or ``"*"`` (the library default): any Host. ``ncf serve`` on a loopback address
+        defaults to ``localhost,127.0.0.1,::1``.
+    body_timeout:
+        Seconds from the first read of a request body to its last byte; a body still
+        incomplete then gets 408 and the connection is closed. ``None`` or 0: no limit.
     """
     check_int("max_body_bytes", max_body_bytes, 1024)
     check_int("cache_top", cache_top, 0, hint="0 turns the cache off")
+    if body_timeout is not None and (isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float))
+                                     or not body_timeout >= 0):  # fmt: skip
+        raise ConfigError(f"body_timeout == {body_timeout!r}, must be a number of seconds >= 0 (0: no limit)")
     metrics = Metrics()
     holder = ModelHolder(bundle_path, preload=preload, cache_top=cache_top, counts=metrics.reloads)
     page = _page()
@@ -466,7 +569,9 @@ def create_app(
             loop.run_in_executor(None, _reload_logged, None, "startup")
         if handle_sighup and hasattr(signal, "SIGHUP"):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
-                loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, _reload_logged, None, "sighup"))
+                loop.add_signal_handler(
+                    signal.SIGHUP, lambda: loop.run_in_executor(None, _reload_logged, None, "sighup")
+                )
         yield
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
@@ -490,7 +595,8 @@ def create_app(
     )
     app.state.holder = holder
     app.state.metrics = metrics
-    app.add_middleware(ServiceMiddleware, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics)
+    app.add_middleware(ServiceMiddleware, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics,
+                       allowed_hosts=allowed_host_set(allowed_hosts), body_timeout=body_timeout or None)  # fmt: skip
 
     # -- error handlers: every error is {"error": code, "message": one line} ----------------------
     @app.exception_handler(ApiError)
@@ -513,6 +619,13 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body json.loads cannot take: invalid UTF-8, nesting too deep, ...
+            cause = exc.__cause__
+            why = ("nested too deeply" if isinstance(cause, RecursionError)
+                   else "not valid UTF-8" if isinstance(cause, UnicodeDecodeError)
+                   else one_line(cause)[:200] if cause is not None else "unreadable")  # fmt: skip
+            return _json({"error": "invalid_request", "message": f"request body is not valid JSON ({why})"}, 422)
         if exc.status_code == 404:
             msg = f"no endpoint at {request.url.path}; see /docs for the API"
         elif exc.status_code == 405:
@@ -564,14 +677,16 @@ def create_app(
         k: Annotated[int, Query(ge=1, le=S.MAX_K, description="items to return")] = 10,
         filter_seen: Annotated[bool, Query(description="leave out items seen in training")] = True,
         exclude: Annotated[str | None, Query(description="comma-separated raw item ids never to recommend")] = None,
-        fallback: Annotated[S.Fallback, Query(description="'popular': popular items for an unknown user instead of 404")] = "none",
+        fallback: Annotated[
+            S.Fallback, Query(description="'popular': popular items for an unknown user instead of 404")
+        ] = "none",
     ) -> Response:
         """Top-k items for one user (raw ids; titles and genres when the bundle has them)."""
         lm = holder.get()
         excl = [e.strip() for e in exclude.split(",") if e.strip()] if exclude else []
         if len(excl) > S.MAX_EXCLUDE:
             raise ApiError(422, "invalid_request", f"query parameter 'exclude': at most {S.MAX_EXCLUDE} ids")
-        users, known, ids, scores = _recommend(lm, [user_id], k, filter_seen, excl, fallback)
+        users, known, ids, scores = _recommend(lm, [user_id], k, filter_seen, excl, fallback, where="path")
         return _json(_recs_row(lm, users[0], known[0], k, ids[0], scores[0]))
 
     @app.post("/v1/recommendations", tags=["recommend"], response_model=S.BatchRecommendations, responses=errors)
@@ -591,23 +706,26 @@ def create_app(
         if not lm.info["similar_items"]:
             raise ApiError(501, "not_supported", f"{lm.info['model_class']} models have no item embeddings, "
                            "so similar items are not available; serve an NCF, EASE, ItemKNN or ALS/BPR bundle")  # fmt: skip
-        item = _coerce(lm.model.item_map_, [item_id])[0]
+        item = _coerce(lm.model.item_map_, [item_id], "path parameter 'item_id'")[0]
         ids, scores = lm.model.similar_items([item], k=k)
-        return _json({"item": {"id": item, **lm.item_meta.get(item, {})}, "k": k, "items": _items_out(lm, ids[0], scores[0])})
+        return _json(
+            {"item": {"id": item, **lm.item_meta.get(item, {})}, "k": k, "items": _items_out(lm, ids[0], scores[0])}
+        )
 
     @app.post("/v1/scores", tags=["recommend"], response_model=S.Scores, responses=errors)
     async def scores(body: S.ScoresIn) -> Response:
         """Scores of up to 10,000 (user, item) pairs."""
         lm = holder.get()
         m = lm.model
-        users = _coerce(m.user_map_, [p.user for p in body.pairs])
-        items = _coerce(m.item_map_, [p.item for p in body.pairs])
+        users = _coerce(m.user_map_, [p.user for p in body.pairs], "body field 'pairs.user'")
+        items = _coerce(m.item_map_, [p.item for p in body.pairs], "body field 'pairs.item'")
         out = m.score(users, items).tolist()
         return _json({"scores": [{"user": u, "item": i, "score": s} for u, i, s in zip(users, items, out)]})
 
     # -- what the explorer page needs ------------------------------------------------------------
     @app.get("/v1/users", tags=["explore"], response_model=S.UserList)
-    async def list_users(offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 100) -> Response:
+    async def list_users(offset: Annotated[int, Query(ge=0, le=S.MAX_OFFSET)] = 0,
+                         limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 100) -> Response:  # fmt: skip
         """A page of known user ids, in id order."""
         lm = holder.get()
         ids = lm.model.user_map_.ids
@@ -618,7 +736,7 @@ def create_app(
         """Items the user interacted with in training, latest first when timestamps exist."""
         lm = holder.get()
         m = lm.model
-        user = _coerce(m.user_map_, [user_id])[0]
+        user = _coerce(m.user_map_, [user_id], "path parameter 'user_id'")[0]
         u = int(m.user_map_.index([user])[0])
         train = m.train_
         lo, hi = int(train.indptr[u]), int(train.indptr[u + 1])
@@ -638,6 +756,10 @@ def create_app(
             lm = await asyncio.to_thread(holder.reload, path)
         except NcfError as e:
             raise ApiError(409, "reload_failed", f"reload failed, still serving the previous model: {e}") from None
+        except Exception as e:  # noqa: BLE001 - any failure to load is a failed reload; the old model keeps serving
+            log.exception("reload of %s failed unexpectedly", path or holder.path)
+            raise ApiError(409, "reload_failed", f"reload failed, still serving the previous model: "
+                           f"{type(e).__name__}: {one_line(e)[:300]}") from None  # fmt: skip
         return _json({"status": "reloaded", "generation": lm.generation, "bundle": str(lm.path),
                       "loaded_at": lm.info["loaded_at"]})  # fmt: skip
 
@@ -674,4 +796,6 @@ def app_from_env() -> FastAPI:
         api_key=os.environ.get("NCF_API_KEY") or None,
         max_body_bytes=int(os.environ.get("NCF_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
         cache_top=int(os.environ.get("NCF_SERVE_CACHE_TOP", DEFAULT_CACHE_TOP)),
+        allowed_hosts=os.environ.get("NCF_SERVE_ALLOWED_HOSTS") or None,
+        body_timeout=float(os.environ.get("NCF_SERVE_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT)),
     )

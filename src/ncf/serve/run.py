@@ -14,6 +14,18 @@ from ncf.errors import ConfigError
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback name or address (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_port(host: str, port: int) -> None:
     """Fail with one line before loading anything when the address cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -42,7 +54,11 @@ def log_config(level: str, access_log: bool) -> dict[str, Any]:
             "uvicorn": {"handlers": ["default"], "level": level.upper(), "propagate": False},
             "uvicorn.error": {"level": level.upper()},
             "ncf.serve": {"handlers": ["default"], "level": level.upper(), "propagate": False},
-            "ncf.serve.access": {"handlers": ["access"], "level": "INFO" if access_log else "WARNING", "propagate": False},
+            "ncf.serve.access": {
+                "handlers": ["access"],
+                "level": "INFO" if access_log else "WARNING",
+                "propagate": False,
+            },
         },
     }
 
@@ -59,10 +75,17 @@ def serve(
     access_log: bool = True,
     torch_threads: int = 1,
     cache_top: int = 100,
+    allowed_hosts: str | None = None,
+    header_timeout: float = 10.0,
+    body_timeout: float = 30.0,
 ) -> int:
+    """Run the service. ``allowed_hosts`` None: the loopback names when ``host`` is loopback, else any Host."""
+    import math
+
     import uvicorn
 
-    from ncf.serve.app import create_app, set_torch_threads
+    from ncf.serve.app import allowed_host_set, create_app, set_torch_threads
+    from ncf.serve.protocol import HEADER_TIMEOUT_ENV, protocol_class_path
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port == {port}, must be in 1..65535")
@@ -74,6 +97,13 @@ def serve(
         raise ConfigError(f"--torch-threads == {torch_threads}, must be >= 1")
     if cache_top < 0:
         raise ConfigError(f"--cache-top == {cache_top}, must be >= 0 (0 turns the cache off)")
+    for flag, value in (("--header-timeout", header_timeout), ("--body-timeout", body_timeout)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{flag} == {value}, must be a number of seconds > 0")
+    if allowed_hosts is None:  # DNS rebinding targets loopback services: answer only to loopback names there
+        allowed_hosts = ",".join(LOOPBACK) if is_loopback(host) else "*"
+    allowed_host_set(allowed_hosts)
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)  # read by the protocol class in every worker
     set_torch_threads(torch_threads)
     api_key = api_key if api_key is not None else (os.environ.get("NCF_API_KEY") or None)
     if host not in LOOPBACK and not api_key:
@@ -85,11 +115,12 @@ def serve(
     _check_port(host, port)
     logs = log_config(log_level, access_log)
     if workers == 1:
-        app = create_app(model_dir, api_key=api_key, max_body_bytes=max_body_bytes,
-                         cache_top=cache_top)  # BundleError -> exit 2  # fmt: skip
+        app = create_app(model_dir, api_key=api_key, max_body_bytes=max_body_bytes, cache_top=cache_top,
+                         allowed_hosts=allowed_hosts, body_timeout=body_timeout)  # BundleError -> exit 2  # fmt: skip
         print(f"ncf serve: {app.state.holder.current.info['model_class']} from {model_dir} on http://{host}:{port}/ "
               f"(docs at /docs; SIGHUP or POST /v1/admin/reload reloads)", file=sys.stderr)  # fmt: skip
-        uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, log_level=log_level,
+                    http=protocol_class_path())  # fmt: skip
         return 0
     # Several processes: each worker builds its own app from the environment (the header check above
     # makes a bad path fail with one line instead of N worker tracebacks).
@@ -97,10 +128,13 @@ def serve(
     os.environ["NCF_SERVE_MAX_BODY_BYTES"] = str(max_body_bytes)
     os.environ["NCF_SERVE_TORCH_THREADS"] = str(torch_threads)
     os.environ["NCF_SERVE_CACHE_TOP"] = str(cache_top)
+    os.environ["NCF_SERVE_ALLOWED_HOSTS"] = allowed_hosts
+    os.environ["NCF_SERVE_BODY_TIMEOUT"] = str(body_timeout)
     if api_key:
         os.environ["NCF_API_KEY"] = api_key
     logging.getLogger("ncf.serve").info("starting %d workers", workers)
     # Workers import torch and load the bundle before they answer the supervisor's ping: give them time.
     uvicorn.run("ncf.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_config=logs, access_log=False, log_level=log_level, timeout_worker_healthcheck=120)  # fmt: skip
+                log_config=logs, access_log=False, log_level=log_level, timeout_worker_healthcheck=120,
+                http=protocol_class_path())  # fmt: skip
     return 0

@@ -1,8 +1,9 @@
 """Request and response models of the HTTP API (pydantic v2); they also feed the OpenAPI docs at /docs.
 
 Ids are ``StrictInt | StrictStr``: JSON numbers and strings both reach the service, which
-matches them to the model's id type (an int-id model accepts ``"196"``, a str-id model
-``196``); booleans, floats and nulls are refused with a 422 naming the field.
+matches them to the model's id type (an int-id model accepts ``"196"``, by ASCII digits only,
+a str-id model ``196``); booleans, floats and nulls are refused with a 422 naming the field.
+Every field is strict: ``"k": true`` or ``"k": "2"`` is a 422, not 1 or 2.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ MAX_K = 1000
 MAX_BATCH_USERS = 1000
 MAX_PAIRS = 10_000
 MAX_EXCLUDE = 10_000
+MAX_OFFSET = 2**53 - 1  # the largest integer every JSON reader keeps exact
 
 Fallback = Literal["none", "popular"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _bounded(v: list, most: int, what: str, *, empty: str | None = None, split: bool = True) -> list:
