@@ -161,7 +161,7 @@ def test_early_stopping_restores_best_epoch_for_real():
     ).fit(TRAIN, validation=TEST)
     best = max(observed)
     assert model.best_epoch_ == observed.index(best) + 1
-    res = evaluate_scores(model._score_users, None, TRAIN, TEST, k=10, metrics=["ndcg"])
+    res = evaluate_scores(model.score_block, None, TRAIN, TEST, k=10, metrics=["ndcg"])
     assert res["ndcg@10"] == pytest.approx(best, abs=1e-12)
     assert model.validation_metrics_["val_ndcg@10"] == pytest.approx(best)
 

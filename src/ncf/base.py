@@ -1,14 +1,17 @@
 """The small interface every model shares: fit, recommend, similar_items, score.
 
-Subclasses implement ``fit``, ``_score_users`` (a block of users x all items) and
-optionally ``_score_pairs`` and ``_item_vectors``; raw-id handling, seen-item
+Subclasses implement ``fit``, ``score_block`` (a block of users x all items) and
+optionally ``score_pairs`` and ``item_vectors``; raw-id handling, seen-item
 filtering, unknown-id policy and top-k live here, once, on top of :mod:`ncf.ranking`.
+
+Evaluation, batch recommendation and the service score through :class:`Scorer`, the
+index-level half of this interface (contiguous user/item indices in, scores out).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +29,29 @@ def _is_scalar(x: Any) -> bool:
     return isinstance(x, (str, bytes)) or np.ndim(x) == 0
 
 
+@runtime_checkable
+class Scorer(Protocol):
+    """What evaluation, batch recommendation and the service need of a fitted model: index-level scores.
+
+    ``score_block(users)`` scores the given user indices against every item, a
+    ``(len(users), n_items)`` tensor on ``score_device()``; ``score_pairs`` scores index
+    pairs; ``bytes_per_user`` sizes the user chunks a memory budget allows;
+    ``check_fitted`` raises :class:`~ncf.errors.NotFittedError` when there is nothing to score.
+    """
+
+    train_: Interactions
+
+    def score_block(self, users: torch.Tensor) -> torch.Tensor: ...
+
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor: ...
+
+    def score_device(self) -> torch.device: ...
+
+    def bytes_per_user(self) -> int: ...
+
+    def check_fitted(self) -> None: ...
+
+
 class Recommender:
     """Base class of :class:`ncf.NCF` and the baselines."""
 
@@ -36,32 +62,32 @@ class Recommender:
     def fit(self, train: Interactions, *args: Any, **kwargs: Any) -> Recommender:
         raise NotImplementedError
 
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_block(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of the given user indices against every item: (len(users), n_items)."""
         raise NotImplementedError
 
-    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Scores of (user, item) index pairs; default: gather from ``_score_users``."""
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores of (user, item) index pairs; default: gather from ``score_block``."""
         out = torch.empty(len(users), dtype=torch.float32, device=users.device)
         uniq, inv = torch.unique(users, return_inverse=True)
-        step = chunk_size_for(self._bytes_per_user())
+        step = chunk_size_for(self.bytes_per_user())
         for s in range(0, len(uniq), step):
-            block = self._score_users(uniq[s : s + step]).float()
+            block = self.score_block(uniq[s : s + step]).float()
             sel = (inv >= s) & (inv < s + step)
             out[sel] = block[inv[sel] - s, items[sel]]
         return out
 
-    def _candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
+    def candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
         """First-stage scores for two-stage ``recommend(candidates=M)``: (len(users), n_items)."""
         raise ConfigError(f"{type(self).__name__} has no cheap first-stage scorer; call recommend without candidates")
 
-    def _item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} has no item embeddings for similar_items")
 
-    def _device(self) -> torch.device:
+    def score_device(self) -> torch.device:
         return torch.device("cpu")
 
-    def _bytes_per_user(self) -> int:
+    def bytes_per_user(self) -> int:
         return self.train_.n_items * 4 * 4
 
     # -- shared behaviour ------------------------------------------------------------
@@ -69,7 +95,7 @@ class Recommender:
     def is_fitted(self) -> bool:
         return hasattr(self, "train_")
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(
                 f"this {type(self).__name__} is not fitted yet; call fit(train) or load a saved model first"
@@ -135,7 +161,7 @@ class Recommender:
             Arrays of shape (k,) for one user or (n_users, k). A user with fewer than
             ``k`` rankable items gets ``None`` ids and ``-inf`` scores in the tail.
         """
-        self._check_fitted()
+        self.check_fitted()
         k = check_int("k", k)
         scalar = _is_scalar(user_ids)
         raw = [user_ids] if scalar else list(user_ids)
@@ -156,17 +182,17 @@ class Recommender:
         stage = {}
         if candidates is not None:
             check_int("candidates", candidates)
-            stage = {"candidates": int(candidates), "rescore": self._score_pairs}
+            stage = {"candidates": int(candidates), "rescore": self.score_pairs}
         if known.any():
             i, s = topk(
-                self._candidate_scores if candidates is not None else self._score_users,
+                self.candidate_scores if candidates is not None else self.score_block,
                 uidx[known],
                 k,
                 n_items,
                 exclude=self.train_.csr if filter_seen else None,
                 allowed=allowed,
-                chunk_size=chunk_size_for(self._bytes_per_user()),
-                device=self._device(),
+                chunk_size=chunk_size_for(self.bytes_per_user()),
+                device=self.score_device(),
                 **stage,
             )
             idx[known], scores[known] = i, s
@@ -185,24 +211,24 @@ class Recommender:
 
     def score(self, user_ids: Any, item_ids: Any) -> np.ndarray:
         """Scores of (user, item) pairs given as two equal-length sequences of raw ids."""
-        self._check_fitted()
+        self.check_fitted()
         u = self.user_map_.index([user_ids] if _is_scalar(user_ids) else list(user_ids))
         i = self.item_map_.index([item_ids] if _is_scalar(item_ids) else list(item_ids))
         if len(u) != len(i):
             raise ConfigError(f"user_ids has {len(u)} ids but item_ids has {len(i)}; they must pair up one to one")
-        dev = self._device()
+        dev = self.score_device()
         with torch.inference_mode():
-            out = self._score_pairs(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev))
+            out = self.score_pairs(torch.as_tensor(u, device=dev), torch.as_tensor(i, device=dev))
         out = out.float().cpu().numpy()
         return out[0] if _is_scalar(user_ids) and _is_scalar(item_ids) else out
 
     def similar_items(self, item_ids: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Most similar items by cosine similarity of item embeddings (the item itself excluded)."""
-        self._check_fitted()
+        self.check_fitted()
         k = check_int("k", k)
         scalar = _is_scalar(item_ids)
         idx = self.item_map_.index([item_ids] if scalar else list(item_ids))
-        vecs = torch.as_tensor(np.asarray(self._item_vectors(), dtype=np.float32))
+        vecs = torch.as_tensor(np.asarray(self.item_vectors(), dtype=np.float32))
         vecs = torch.nn.functional.normalize(vecs, dim=1)
         n = vecs.shape[0]
         self_mask = sp.csr_matrix((np.ones(len(idx), dtype=np.float32), idx, np.arange(len(idx) + 1)), shape=(len(idx), n))

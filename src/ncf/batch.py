@@ -143,7 +143,7 @@ def write_recommendations(
     int
         The number of rows written.
     """
-    model._check_fitted()
+    model.check_fitted()
     target = check_target(out)
     fmt = _format_for(target)
     k = check_int("k", k)

@@ -29,7 +29,7 @@ from ncf.errors import ConfigError, DataError
 from ncf.ranking import ScoreFn, chunk_size_for, masked_scores, topk_rows
 
 if TYPE_CHECKING:
-    from ncf.base import Recommender
+    from ncf.base import Scorer
 
 PROTOCOLS = ("full", "sampled", "full-unfiltered")
 PairFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -274,7 +274,7 @@ def _drop_train_overlap(train: Interactions, test: Interactions) -> tuple[Intera
 
 
 def evaluate(
-    model: Recommender,
+    model: Scorer,
     test: Interactions,
     *,
     k: int | Sequence[int] = 10,
@@ -303,7 +303,7 @@ def evaluate(
         Metric values keyed like ``"ndcg@10"``, plus ``"protocol"``, ``"users"``,
         ``"test_interactions"``.
     """
-    model._check_fitted()
+    model.check_fitted()
     train = model.train_
     test_m = test.reindex(train.user_map, train.item_map)
     dropped = {k: int(test_m.report.get(k, 0)) for k in DROP_KEYS if test_m is not test}
@@ -312,8 +312,8 @@ def evaluate(
             f"nothing left to evaluate: {describe_dropped(len(test), dropped, _kind_mismatch(train, test))}"
         )
     res = evaluate_scores(
-        model._score_users,
-        model._score_pairs,
+        model.score_block,
+        model.score_pairs,
         train,
         test_m,
         k=k,
@@ -321,8 +321,8 @@ def evaluate(
         metrics=metrics,
         negatives=negatives,
         seed=seed,
-        device=model._device(),
-        bytes_per_user=model._bytes_per_user(),
+        device=model.score_device(),
+        bytes_per_user=model.bytes_per_user(),
     )
     res["test_rows"] = len(test)
     res.update({k: v for k, v in dropped.items() if v})

@@ -359,18 +359,18 @@ class NCF(Recommender):
         self.interrupted_ = {"reason": why, "kept": kept}
 
     # -- scoring ---------------------------------------------------------------------
-    def _device(self) -> torch.device:
+    def score_device(self) -> torch.device:
         return self.device_
 
-    def _bytes_per_user(self) -> int:
+    def bytes_per_user(self) -> int:
         width = max(self.layers[1] if len(self.layers) > 1 else self.layers[0], 1) if self.kind_ != "gmf" else 1
         return self.train_.n_items * 4 * (3 + 2 * width)
 
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_block(self, users: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.module_.score_block(users)
 
-    def _candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
+    def candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
         """First stage of two-stage ranking: NeuMF's GMF dot product plus an item prior.
 
         The GMF term alone has no item bias, and NeuMF learns item popularity in its MLP
@@ -381,7 +381,7 @@ class NCF(Recommender):
         """
         m = self.module_
         if isinstance(m, ncf_nn.GMF):
-            return self._score_users(users)
+            return self.score_block(users)
         if not isinstance(m, ncf_nn.NeuMF):
             raise ConfigError("recommend(candidates=...) needs a GMF part; model='mlp' has none, rank exactly instead")
         with torch.inference_mode():
@@ -390,12 +390,12 @@ class NCF(Recommender):
             prior = m.tower.block_from(m.tower.user.weight.mean(0, keepdim=True), None, head=lambda h: h @ w_m)[0]
             return torch.addmm(prior, m.gmf_user(users) * w_g, m.gmf_item.weight.T)
 
-    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             out = [self.module_(users[s : s + 65536], items[s : s + 65536]) for s in range(0, len(users), 65536)]
             return torch.cat(out) if out else torch.zeros(0, device=users.device)
 
-    def _item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
         with torch.inference_mode():
             return self.module_.item_vectors().float().cpu().numpy()
 
@@ -404,7 +404,7 @@ class NCF(Recommender):
         """Save config, id maps, seen interactions and weights to ``path`` (a folder); atomic."""
         from ncf.persist import save_bundle
 
-        self._check_fitted()
+        self.check_fitted()
         extra = {
             "created": self.created_,
             "validation_metrics": self.validation_metrics_,

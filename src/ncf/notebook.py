@@ -359,7 +359,7 @@ class FixedScores(Recommender):
         self.scores_ = torch.as_tensor(scores).float()
         self.train_ = train
 
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_block(self, users: torch.Tensor) -> torch.Tensor:
         return self.scores_[users]
 
 
@@ -482,7 +482,7 @@ def run_notebook(
         lfm.fit(train)
         fit_s = time.perf_counter() - tl
         with torch.inference_mode():
-            lscores = lfm._score_users(torch.arange(train.n_users)).float().clone()
+            lscores = lfm.score_block(torch.arange(train.n_users)).float().clone()
         models["LightFM (WARP)"] = {**_score_both(lscores, train, test), "fit_seconds": fit_s,
                                     "params": lfm.get_params()}  # fmt: skip
 

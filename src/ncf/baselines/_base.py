@@ -132,7 +132,7 @@ class _Baseline(Recommender):
         """Save params, id maps, seen interactions and weights to ``path`` (a folder); atomic."""
         from ncf.persist import save_bundle
 
-        self._check_fitted()
+        self.check_fitted()
         return save_bundle(
             path, model_class=self.MODEL_CLASS, config=self.get_params(), weights=self._weights(),
             train=self.train_, extra=self._extra(),
@@ -232,7 +232,7 @@ class FactorModel(_Baseline):
                 f"{type(self).__name__} produced non-finite factors; lower the learning rate or raise the regularisation"
             )
 
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_block(self, users: torch.Tensor) -> torch.Tensor:
         users = users.cpu()
         out = self.user_factors_[users] @ self.item_factors_.T
         if self.item_bias_ is not None:
@@ -241,7 +241,7 @@ class FactorModel(_Baseline):
             out += self.user_bias_[users, None]
         return out
 
-    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         users, items = users.cpu(), items.cpu()
         out = (self.user_factors_[users] * self.item_factors_[items]).sum(1)
         if self.item_bias_ is not None:
@@ -250,10 +250,10 @@ class FactorModel(_Baseline):
             out += self.user_bias_[users]
         return out
 
-    def _bytes_per_user(self) -> int:
+    def bytes_per_user(self) -> int:
         return self.train_.n_items * 4 * 4 + self.item_factors_.shape[1] * 4
 
-    def _item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
         return self.item_factors_.numpy()
 
     def _weights(self) -> dict[str, torch.Tensor]:

@@ -67,18 +67,18 @@ class EASE(_Baseline):
         b = p / -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj off the diagonal ...
         b[np.diag_indices(n)] = 0.0  # ... and 1 - P_jj / P_jj = 0 on it
         self.B_ = np.ascontiguousarray(b, dtype=np.float32)
-        self.profiles_ = weighted_csr(train, weights)  # the rows _score_users scores
+        self.profiles_ = weighted_csr(train, weights)  # the rows score_block scores
         self.train_ = train
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_block(self, users: torch.Tensor) -> torch.Tensor:
         # sparse rows @ dense B in scipy: each row is computed on its own, so a user's scores
         # do not depend on which other users share the block (batch == scalar, bit for bit).
         rows = self.profiles_[users.cpu().numpy()]
         return torch.from_numpy(np.asarray(rows @ self.B_, dtype=np.float32))
 
-    def _item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
         # row i of B: how strongly item i votes for every other item
         return self.B_
 

@@ -88,17 +88,17 @@ class ItemKNN(_Baseline):
         t0 = time.perf_counter()
         weights = self._recency_weights(train)
         self.similarity_ = cosine_topk(train.csr, int(self.k_neighbors), float(self.shrink))
-        self.profiles_ = weighted_csr(train, weights)  # the rows _score_users scores
+        self.profiles_ = weighted_csr(train, weights)  # the rows score_block scores
         self.train_ = train
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_block(self, users: torch.Tensor) -> torch.Tensor:
         # sparse @ sparse in scipy, row by row: batch and scalar calls agree bit for bit
         rows = self.profiles_[users.cpu().numpy()]
         return torch.from_numpy(np.asarray((rows @ self.similarity_).toarray(), dtype=np.float32))
 
-    def _item_vectors(self) -> np.ndarray:
+    def item_vectors(self) -> np.ndarray:
         # Items as their user columns: similar_items then ranks by the plain cosine similarity (no shrink, no top-k).
         n_users, n_items = self.train_.shape
         if n_users * n_items * 4 > MAX_ITEM_VECTOR_BYTES:

@@ -37,10 +37,10 @@ class Popularity(_Baseline):
         self.fit_seconds_ = time.perf_counter() - t
         return self
 
-    def _score_users(self, users: torch.Tensor) -> torch.Tensor:
+    def score_block(self, users: torch.Tensor) -> torch.Tensor:
         return self.scores_.to(users.device).expand(len(users), -1).clone()
 
-    def _score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.scores_.to(items.device)[items]
 
     def _weights(self) -> dict[str, torch.Tensor]:

@@ -224,7 +224,7 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int
         "user_id_type": model.user_map_.kind,
         "item_id_type": model.item_map_.kind,
         "item_metadata": train.item_metadata is not None,
-        "similar_items": type(model)._item_vectors is not Recommender._item_vectors,
+        "similar_items": type(model).item_vectors is not Recommender.item_vectors,
         "bundle": str(p),
         "loaded_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
         "generation": generation,
