@@ -40,17 +40,27 @@ def main() -> None:
             data, _ = B._DataCache({}).load("ml-100k", protocol)
             train, test = B.split_for(protocol, data, seed)
             t0 = time.perf_counter()
-            model = select_model(train, budget=args.budget, candidates=bench["config"]["models"], params=params, seed=seed)
+            model = select_model(
+                train, budget=args.budget, candidates=bench["config"]["models"], params=params, seed=seed
+            )
             total = time.perf_counter() - t0
             chosen = next(r["model"] for r in model.leaderboard_ if r.get("chosen"))
             ndcg = evaluate(model, test, k=10)["ndcg@10"]
             runs = [r for r in bench["runs"] if r["protocol"] == protocol and r["seed"] == seed and r["status"] == "ok"]
             best = max(runs, key=lambda r: r["metrics"]["ndcg@10"])
-            print(f"| {protocol} | {seed} | {chosen} | {ndcg:.4f} | {best['model']} | {best['metrics']['ndcg@10']:.4f} "
-                  f"| {ndcg / best['metrics']['ndcg@10']:.3f} | {total:.1f} |", flush=True)
-            print("  leaderboard: " + "; ".join(
-                f"{r['model']} {r.get('val_ndcg@10', float('nan')):.4f} ({r.get('fit_seconds', 0):.1f}s)" for r in model.leaderboard_
-            ), flush=True)  # fmt: skip
+            print(
+                f"| {protocol} | {seed} | {chosen} | {ndcg:.4f} | {best['model']} | {best['metrics']['ndcg@10']:.4f} "
+                f"| {ndcg / best['metrics']['ndcg@10']:.3f} | {total:.1f} |",
+                flush=True,
+            )
+            print(
+                "  leaderboard: "
+                + "; ".join(
+                    f"{r['model']} {r.get('val_ndcg@10', float('nan')):.4f} ({r.get('fit_seconds', 0):.1f}s)"
+                    for r in model.leaderboard_
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -63,18 +63,26 @@ def main() -> int:
     src = str(Path(__file__).resolve().parents[1] / "src")
     rows = []
     for n in (int(x) for x in args.users.split(",")):
-        r = subprocess.run([sys.executable, "-c", CHILD, str(n), str(args.items), args.model, args.format],
-                           capture_output=True, text=True, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})  # fmt: skip
+        r = subprocess.run(
+            [sys.executable, "-c", CHILD, str(n), str(args.items), args.model, args.format],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+        )
         if r.returncode:
             print(r.stderr, file=sys.stderr)
             return 1
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     print()
-    print("| users | rows written | RSS before (MB) | peak extra RSS during write (MB) | full score matrix (MB) | seconds |")
+    print(
+        "| users | rows written | RSS before (MB) | peak extra RSS during write (MB) | full score matrix (MB) | seconds |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['users']:,} | {r['rows']:,} | {r['rss_before_mb']} | {r['peak_extra_mb']} | {r['full_score_matrix_mb']} | {r['seconds']} |")
+        print(
+            f"| {r['users']:,} | {r['rows']:,} | {r['rss_before_mb']} | {r['peak_extra_mb']} | {r['full_score_matrix_mb']} | {r['seconds']} |"
+        )
     return 0
 
 

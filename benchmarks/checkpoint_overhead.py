@@ -91,8 +91,10 @@ def main() -> None:
     print(f"checkpoint files: {sizes}")
     if spent:
         fit_ck = sum(times["checkpoint"])
-        print(f"inside checkpoint writes: {len(spent)} writes, median {1000 * sorted(spent)[len(spent) // 2]:.1f} ms, "
-              f"total {sum(spent):.2f}s = {100 * sum(spent) / fit_ck:.1f}% of the checkpointed fits' time")
+        print(
+            f"inside checkpoint writes: {len(spent)} writes, median {1000 * sorted(spent)[len(spent) // 2]:.1f} ms, "
+            f"total {sum(spent):.2f}s = {100 * sum(spent) / fit_ck:.1f}% of the checkpointed fits' time"
+        )
     print(f"weights identical with and without checkpoints: {same}")
 
     if args.no_kill:
@@ -101,10 +103,18 @@ def main() -> None:
     argv = ["train", "--data", "ml-100k", "--seed", "0", "--device", "cpu", "--quiet"]
     ref_out, out, ck = tmp / "ref", tmp / "resumed", tmp / "kill-ck"
     assert cli_main([*argv, "--out", str(ref_out)]) == 0
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1] / "src"),
-                                                                     os.environ.get("PYTHONPATH")]))}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, *argv, "--out", str(out), "--checkpoint-dir", str(ck)],
-                            env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH")])
+        ),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, *argv, "--out", str(out), "--checkpoint-dir", str(ck)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while stage_epoch(ck, "neumf") < args.kill_after:
         if proc.poll() is not None:
             raise SystemExit(f"finished before the kill point: {proc.stderr.read()}")

@@ -54,7 +54,10 @@ def epoch_tensors(
 
 
 def train_epoch(
-    model: DenseNeuMF, opt: torch.optim.Optimizer, tensors: tuple[torch.Tensor, ...], batch_size: int,
+    model: DenseNeuMF,
+    opt: torch.optim.Optimizer,
+    tensors: tuple[torch.Tensor, ...],
+    batch_size: int,
     max_samples: int | None = None,
 ) -> float:
     """One pass of plain minibatch training; returns the mean loss."""

@@ -31,9 +31,11 @@ def main() -> None:
         full = evaluate(m, test, k=10)
         ev = time.perf_counter() - t
         sampled = evaluate(m, test, k=10, protocol="sampled")
-        print(f"{dev}: fit {fit:.1f}s (best epoch {m.best_epoch_}), eval {ev:.3f}s; "
-              f"full hr@10={full['hr@10']:.4f} ndcg@10={full['ndcg@10']:.4f}; "
-              f"sampled hr@10={sampled['hr@10']:.4f} ndcg@10={sampled['ndcg@10']:.4f}")  # fmt: skip
+        print(
+            f"{dev}: fit {fit:.1f}s (best epoch {m.best_epoch_}), eval {ev:.3f}s; "
+            f"full hr@10={full['hr@10']:.4f} ndcg@10={full['ndcg@10']:.4f}; "
+            f"sampled hr@10={sampled['hr@10']:.4f} ndcg@10={sampled['ndcg@10']:.4f}"
+        )
         if dev == "cuda":
             ids, scores = m.recommend(list(data.user_map.ids[:5]), k=5)
             sim, _ = m.similar_items(data.item_map.ids[0], k=5)
@@ -44,7 +46,9 @@ def main() -> None:
                 on_gpu = NCF.load(d, device="cuda")
             u, i = data.user_map.ids[:100], data.item_map.ids[:100]
             a, b, c = m.score(u, i), on_cpu.score(u, i), on_gpu.score(u, i)
-            print("save/load max |diff| cuda->cpu:", float(np.abs(a - b).max()), "cuda->cuda:", float(np.abs(a - c).max()))
+            print(
+                "save/load max |diff| cuda->cpu:", float(np.abs(a - b).max()), "cuda->cuda:", float(np.abs(a - c).max())
+            )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def main() -> None:
     args = ap.parse_args()
     params = json.loads(args.params)
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, params {params or 'defaults'}")  # fmt: skip
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, params {params or 'defaults'}"
+    )
     raw = {}
     for proto in args.protocols.split(","):
         rows: dict[str, list[dict]] = {"NCF": [], "popularity": []}

@@ -70,8 +70,10 @@ def _fused_steps(fs: FusedStep, tensors, bs: int, n: int) -> None:
 
 def throughput(args: argparse.Namespace) -> None:
     d = _data(args.shape)
-    print(f"{args.shape}: {d.n_users} users, {d.n_items} items, {len(d)} positives; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s)")  # fmt: skip
+    print(
+        f"{args.shape}: {d.n_users} users, {d.n_items} items, {len(d)} positives; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} thread(s)"
+    )
     es = UniformNegatives(d, NEG, "bce", torch.device("cpu"))
     t = time.perf_counter()
     ep = es.epoch(torch.Generator().manual_seed(0))
@@ -81,10 +83,14 @@ def throughput(args: argparse.Namespace) -> None:
     ref_t = epoch_tensors(d.user_idx, d.item_idx, d.n_items, NEG, np.random.default_rng(0))
     t_ref_epoch = time.perf_counter() - t
     n_epoch = len(ours_t[0])
-    print(f"epoch tensors ({n_epoch} samples): library {t_ours_epoch:.2f} s (exact negatives), "
-          f"reference {t_ref_epoch:.2f} s (unchecked uniform negatives)\n")  # fmt: skip
-    print("| batch | dense reference samples/s | library fused samples/s | library autograd + RowAdam samples/s "
-          "| fused / reference | reference s/epoch | fused s/epoch |")  # fmt: skip
+    print(
+        f"epoch tensors ({n_epoch} samples): library {t_ours_epoch:.2f} s (exact negatives), "
+        f"reference {t_ref_epoch:.2f} s (unchecked uniform negatives)\n"
+    )
+    print(
+        "| batch | dense reference samples/s | library fused samples/s | library autograd + RowAdam samples/s "
+        "| fused / reference | reference s/epoch | fused s/epoch |"
+    )
     print("|---|---|---|---|---|---|---|")
     for bs in (int(b) for b in args.batches.split(",")):
         n = min(n_epoch, max(args.samples, 8 * bs))
@@ -109,9 +115,12 @@ def throughput(args: argparse.Namespace) -> None:
                 t = time.perf_counter()
                 run()
                 best[name] = max(best[name], n / (time.perf_counter() - t))
-        print(f"| {bs} | {best['ref']:,.0f} | {best['fused']:,.0f} | {best['auto']:,.0f} | "
-              f"{best['fused'] / best['ref']:.2f}x | {t_ref_epoch + n_epoch / best['ref']:.1f} | "
-              f"{t_ours_epoch + n_epoch / best['fused']:.1f} |", flush=True)  # fmt: skip
+        print(
+            f"| {bs} | {best['ref']:,.0f} | {best['fused']:,.0f} | {best['auto']:,.0f} | "
+            f"{best['fused'] / best['ref']:.2f}x | {t_ref_epoch + n_epoch / best['ref']:.1f} | "
+            f"{t_ours_epoch + n_epoch / best['fused']:.1f} |",
+            flush=True,
+        )
     print(f"\npeak RSS {peak_rss_gb():.2f} GB")
 
 
@@ -124,24 +133,42 @@ def epoch(args: argparse.Namespace) -> None:
     t_gen = time.perf_counter() - t
     rss_data = peak_rss_gb()
     module = ncf_nn.NeuMF(d.n_users, d.n_items, FACTORS, LAYERS)
-    cfg = TrainConfig(epochs=1, batch_size=args.batch, learning_rate=1e-3 * (args.batch / 1024) ** 0.5,
-                      weight_decay=0.0, negatives=NEG, seed=0)  # fmt: skip
+    cfg = TrainConfig(
+        epochs=1,
+        batch_size=args.batch,
+        learning_rate=1e-3 * (args.batch / 1024) ** 0.5,
+        weight_decay=0.0,
+        negatives=NEG,
+        seed=0,
+    )
     t = time.perf_counter()
     res = train_module(module, d, None, cfg, device=torch.device(args.device), progress=False)
     t_epoch = time.perf_counter() - t
     n = len(d) * (1 + NEG)
     print("| data | samples | generate s | epoch s | samples/s | loss | peak RSS after data GB | peak RSS GB |")
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {args.shape} | {n:,} | {t_gen:.1f} | {t_epoch:.1f} | {n / t_epoch:,.0f} | "
-          f"{res.history[0]['loss']:.4f} | {rss_data:.2f} | {peak_rss_gb():.2f} |")  # fmt: skip
+    print(
+        f"| {args.shape} | {n:,} | {t_gen:.1f} | {t_epoch:.1f} | {n / t_epoch:,.0f} | "
+        f"{res.history[0]['loss']:.4f} | {rss_data:.2f} | {peak_rss_gb():.2f} |"
+    )
 
 
 def _trained(shape: str, epochs: int):
     from ncf import NCF
 
     d = _data(shape)
-    m = NCF(factors=FACTORS, layers=LAYERS, negatives=NEG, epochs=epochs, batch_size=8192, learning_rate=0.003,
-            weight_decay=0.0, seed=0, refit=False, device="cpu")  # fmt: skip
+    m = NCF(
+        factors=FACTORS,
+        layers=LAYERS,
+        negatives=NEG,
+        epochs=epochs,
+        batch_size=8192,
+        learning_rate=0.003,
+        weight_decay=0.0,
+        seed=0,
+        refit=False,
+        device="cpu",
+    )
     return m.fit(d, validation=None), d
 
 
@@ -176,8 +203,10 @@ def scoring(args: argparse.Namespace) -> None:
     print(f"| same, plain pairwise forward | {t_plain * 1e3:.0f} ms |")
     print(f"| speed-up | {t_plain / t_fact:.1f}x |")
     print(f"| max abs difference | {diff:.2e} |")
-    print(f"| full-ranking evaluation of {res['users']} users, best / median of 5 | {min(times):.3f} s / "
-          f"{np.median(times):.3f} s ({res['users'] / min(times):,.0f} users/s at best) |")  # fmt: skip
+    print(
+        f"| full-ranking evaluation of {res['users']} users, best / median of 5 | {min(times):.3f} s / "
+        f"{np.median(times):.3f} s ({res['users'] / min(times):,.0f} users/s at best) |"
+    )
 
 
 def recommend(args: argparse.Namespace) -> None:
@@ -216,8 +245,10 @@ def twostage(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     exact, _ = m.recommend(users, k=10)
     t_exact = time.perf_counter() - t
-    print(f"{args.shape}, NeuMF trained {args.epochs} epochs; {len(users)} users, {d.n_items} items; "
-          f"exact top-10 {t_exact:.2f} s\n")  # fmt: skip
+    print(
+        f"{args.shape}, NeuMF trained {args.epochs} epochs; {len(users)} users, {d.n_items} items; "
+        f"exact top-10 {t_exact:.2f} s\n"
+    )
     print("| candidates M | recall@10 vs exact | seconds | speed-up |\n|---|---|---|---|")
     for cand in (int(c) for c in args.candidates.split(",")):
         t = time.perf_counter()
@@ -251,9 +282,16 @@ def compile_cmp(args: argparse.Namespace) -> None:
     ):
         torch.manual_seed(0)
         module = ncf_nn.build("neumf", train.n_users, train.n_items, d.factors, tuple(d.layers), 0.0, sparse)
-        cfg = TrainConfig(epochs=5, batch_size=d.batch_size, learning_rate=d.learning_rate,
-                          weight_decay=d.weight_decay, negatives=d.negatives, seed=0, fused=fused,
-                          compile=compiled)  # fmt: skip
+        cfg = TrainConfig(
+            epochs=5,
+            batch_size=d.batch_size,
+            learning_rate=d.learning_rate,
+            weight_decay=d.weight_decay,
+            negatives=d.negatives,
+            seed=0,
+            fused=fused,
+            compile=compiled,
+        )
         t = time.perf_counter()
         res = train_module(module, train, None, cfg, device=torch.device("cpu"), progress=False)
         sec = [h["seconds"] for h in res.history]
@@ -288,8 +326,14 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"throughput": throughput, "epoch": epoch, "scoring": scoring, "recommend": recommend,
-     "twostage": twostage, "compile": compile_cmp}[args.cmd](args)  # fmt: skip
+    {
+        "throughput": throughput,
+        "epoch": epoch,
+        "scoring": scoring,
+        "recommend": recommend,
+        "twostage": twostage,
+        "compile": compile_cmp,
+    }[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,9 @@ class Conn:
 
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         extra = "Content-Type: application/json\r\n" if body else ""
-        self.w.write(f"{method} {path} HTTP/1.1\r\n{self.head}{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.w.write(
+            f"{method} {path} HTTP/1.1\r\n{self.head}{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
         status_line = await self.r.readline()
         if not status_line:
             raise ConnectionError("server closed the connection")
@@ -99,9 +101,20 @@ class Conn:
         self.w.close()
 
 
-async def run_load(port: int, users: np.ndarray, *, clients: int, requests: int, max_seconds: float, k: int,
-                   seed: int, reload_every: float | None = None, reload_paths: list[str] | None = None,
-                   control: bool = False, order: np.ndarray | None = None) -> dict:  # fmt: skip
+async def run_load(
+    port: int,
+    users: np.ndarray,
+    *,
+    clients: int,
+    requests: int,
+    max_seconds: float,
+    k: int,
+    seed: int,
+    reload_every: float | None = None,
+    reload_paths: list[str] | None = None,
+    control: bool = False,
+    order: np.ndarray | None = None,
+) -> dict:
     rng = np.random.default_rng(seed)
     picks = users[order] if order is not None else users[rng.integers(0, len(users), requests)]
     next_i = 0
@@ -190,15 +203,27 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=10_000, help="requests per level (bounded)")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="stop a level after this long")
     ap.add_argument("--warmup", type=int, default=300, help="warm-up requests (random users) before measuring")
-    ap.add_argument("--cold", action="store_true",
-                    help="skip the warm-up pass over every user: measure with the per-model top-N cache empty at the start")
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="skip the warm-up pass over every user: measure with the per-model top-N cache empty at the start",
+    )
     ap.add_argument("-k", type=int, default=10)
-    ap.add_argument("--reload-every", type=float, default=1.0, help="seconds between reloads in the reload run (0: skip)")
+    ap.add_argument(
+        "--reload-every", type=float, default=1.0, help="seconds between reloads in the reload run (0: skip)"
+    )
     ap.add_argument("--reload-clients", type=int, default=8)
-    ap.add_argument("--control", action="store_true",
-                    help="also run 8 clients against GET /health: the HTTP stack's own floor on this machine")
-    ap.add_argument("--workers", type=int, default=1, help="server worker processes (the reload run needs 1: an admin "
-                    "reload reaches one worker)")  # fmt: skip
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="also run 8 clients against GET /health: the HTTP stack's own floor on this machine",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server worker processes (the reload run needs 1: an admin reload reaches one worker)",
+    )
     ap.add_argument("--cache-top", type=int, default=100, help="the server's --cache-top (0: score every request live)")
     ap.add_argument("--workdir", default="runs/serve_bench", help="server log and the second bundle go here")
     ap.add_argument("--json", default=None, help="write the results here as JSON")
@@ -218,12 +243,31 @@ def main() -> int:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     log = open(work / "server.log", "w")  # noqa: SIM115 - closed below
-    cmd = [sys.executable, "-m", "ncf", "serve", str(bundle), "--port", str(port), "--api-key", KEY,
-           "--cache-top", str(args.cache_top), "--workers", str(args.workers)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ncf",
+        "serve",
+        str(bundle),
+        "--port",
+        str(port),
+        "--api-key",
+        KEY,
+        "--cache-top",
+        str(args.cache_top),
+        "--workers",
+        str(args.workers),
+    ]
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
-    results: dict = {"bundle": str(bundle), "n_users": int(len(users)), "cpus": os.cpu_count(), "cache_top": args.cache_top,
-                     "workers": args.workers,
-                     "loadavg_before": os.getloadavg(), "levels": []}  # fmt: skip
+    results: dict = {
+        "bundle": str(bundle),
+        "n_users": int(len(users)),
+        "cpus": os.cpu_count(),
+        "cache_top": args.cache_top,
+        "workers": args.workers,
+        "loadavg_before": os.getloadavg(),
+        "levels": [],
+    }
     try:
         t0 = time.monotonic()
 
@@ -245,22 +289,43 @@ def main() -> int:
         print(f"server ready in {time.monotonic() - t0:.1f}s; load average {os.getloadavg()}", flush=True)
         asyncio.run(run_load(port, users, clients=8, requests=args.warmup, max_seconds=30, k=args.k, seed=99))
         if not args.cold:  # one request per user: the steady state of a long-running server (its cache is full)
-            asyncio.run(run_load(port, users, clients=8, requests=len(users), max_seconds=120, k=args.k, seed=0,
-                                 order=np.arange(len(users))))  # fmt: skip
+            asyncio.run(
+                run_load(
+                    port,
+                    users,
+                    clients=8,
+                    requests=len(users),
+                    max_seconds=120,
+                    k=args.k,
+                    seed=0,
+                    order=np.arange(len(users)),
+                )
+            )
         results["warm"] = not args.cold
         levels = [int(c) for c in args.clients.split(",") if c.strip()]
         for c in levels:
             cpu0 = cpu_seconds(server.pid)
-            r = asyncio.run(run_load(port, users, clients=c, requests=args.requests, max_seconds=args.max_seconds,
-                                     k=args.k, seed=c))  # fmt: skip
+            r = asyncio.run(
+                run_load(port, users, clients=c, requests=args.requests, max_seconds=args.max_seconds, k=args.k, seed=c)
+            )
             r["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu0) / max(r["requests"], 1) * 1000, 2)
             r["loadavg_1m"] = round(os.getloadavg()[0], 2)
             results["levels"].append(r)
             print(json.dumps(r), flush=True)
         if args.control:
             cpu0 = cpu_seconds(server.pid)
-            r = asyncio.run(run_load(port, users, clients=8, requests=args.requests, max_seconds=args.max_seconds,
-                                     k=args.k, seed=8, control=True))  # fmt: skip
+            r = asyncio.run(
+                run_load(
+                    port,
+                    users,
+                    clients=8,
+                    requests=args.requests,
+                    max_seconds=args.max_seconds,
+                    k=args.k,
+                    seed=8,
+                    control=True,
+                )
+            )
             r["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu0) / max(r["requests"], 1) * 1000, 2)
             r["loadavg_1m"] = round(os.getloadavg()[0], 2)
             r["control"] = "GET /health"
@@ -268,9 +333,19 @@ def main() -> int:
             print(json.dumps(r), flush=True)
         if args.reload_every > 0 and args.workers == 1:
             cpu0 = cpu_seconds(server.pid)
-            r = asyncio.run(run_load(port, users, clients=args.reload_clients, requests=args.requests,
-                                     max_seconds=args.max_seconds, k=args.k, seed=7, reload_every=args.reload_every,
-                                     reload_paths=[str(twin.resolve()), str(bundle.resolve())]))  # fmt: skip
+            r = asyncio.run(
+                run_load(
+                    port,
+                    users,
+                    clients=args.reload_clients,
+                    requests=args.requests,
+                    max_seconds=args.max_seconds,
+                    k=args.k,
+                    seed=7,
+                    reload_every=args.reload_every,
+                    reload_paths=[str(twin.resolve()), str(bundle.resolve())],
+                )
+            )
             r["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu0) / max(r["requests"], 1) * 1000, 2)
             r["loadavg_1m"] = round(os.getloadavg()[0], 2)
             r["reload_every_s"] = args.reload_every
@@ -281,14 +356,27 @@ def main() -> int:
         server.wait(30)
         log.close()
     print()
-    print("| clients | requests | failed | throughput (req/s) | p50 ms | p95 ms | p99 ms | max ms | server CPU ms/req | load avg |")
+    print(
+        "| clients | requests | failed | throughput (req/s) | p50 ms | p95 ms | p99 ms | max ms | server CPU ms/req | load avg |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    rows = [*results["levels"], *([results["reload_run"]] if "reload_run" in results else []),
-            *([results["control"]] if "control" in results else [])]  # fmt: skip
+    rows = [
+        *results["levels"],
+        *([results["reload_run"]] if "reload_run" in results else []),
+        *([results["control"]] if "control" in results else []),
+    ]
     for r in rows:
-        tag = f"{r['clients']}, control: GET /health" if "control" in r else f"{r['clients']} + reload every {r['reload_every_s']:g}s ({r['reloads_ok']}/{r['reloads']} ok)" if "reloads" in r else str(r["clients"])
-        print(f"| {tag} | {r['requests']} | {r['failed']} | {r['throughput_rps']} | {r['p50_ms']} | {r['p95_ms']} | "
-              f"{r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms_per_request']} | {r['loadavg_1m']} |")  # fmt: skip
+        tag = (
+            f"{r['clients']}, control: GET /health"
+            if "control" in r
+            else f"{r['clients']} + reload every {r['reload_every_s']:g}s ({r['reloads_ok']}/{r['reloads']} ok)"
+            if "reloads" in r
+            else str(r["clients"])
+        )
+        print(
+            f"| {tag} | {r['requests']} | {r['failed']} | {r['throughput_rps']} | {r['p50_ms']} | {r['p95_ms']} | "
+            f"{r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms_per_request']} | {r['loadavg_1m']} |"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0 if all(r["failed"] == 0 for r in rows) else 1

@@ -133,8 +133,10 @@ def main() -> None:
 
     lat.sort()
     q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [float("nan")] * 99
-    print(f"{len(lat)} requests in {wall:.1f}s ({len(lat) / wall:.0f}/s) from {args.clients} clients; "
-          f"{reloads['ok']} reloads ok, {reloads['failed']} failed")  # fmt: skip
+    print(
+        f"{len(lat)} requests in {wall:.1f}s ({len(lat) / wall:.0f}/s) from {args.clients} clients; "
+        f"{reloads['ok']} reloads ok, {reloads['failed']} failed"
+    )
     print(f"latency p50 {1000 * q[49]:.1f} ms, p99 {1000 * q[98]:.1f} ms, max {1000 * lat[-1]:.1f} ms")
     print(f"answers by model: {answered}; failures: {failures or 'none'}")
 

@@ -54,9 +54,13 @@ def _read(path: Path) -> list[dict[str, Any]]:
 
 
 def search(
-    protocols: list[str], models: list[str], seeds: list[int], out: Path,
-    grids: dict[str, list[dict[str, Any]]] | None = None, data: Any = None,
-) -> None:  # fmt: skip
+    protocols: list[str],
+    models: list[str],
+    seeds: list[int],
+    out: Path,
+    grids: dict[str, list[dict[str, Any]]] | None = None,
+    data: Any = None,
+) -> None:
     """Stage 1 (``grids``), then, unless ``grids`` was given (exploration), stage 2: the recency
     half-lives on top of each model's stage-1 choice. ``data``: instead of the built-in ML-100k."""
     explore = grids is not None
@@ -89,10 +93,11 @@ def _run(protocol: str, parts: dict[int, Any], grids: dict[str, list[dict[str, A
                     fit = time.perf_counter() - t
                     r = evaluate(model, outer, k=[5, 10])
                     row.update(
-                        fit_s=round(fit, 2), best_epoch=getattr(model, "best_epoch_", None),
+                        fit_s=round(fit, 2),
+                        best_epoch=getattr(model, "best_epoch_", None),
                         recency_used=getattr(model, "recency_", None),
                         **{m: round(float(r[m]), 5) for m in ("ndcg@10", "recall@10", "hr@10", "precision@5")},
-                    )  # fmt: skip
+                    )
                 with out.open("a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
                 done.add(_key(row))
@@ -105,8 +110,11 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--out", default="benchmarks/tune_rows.jsonl")
-    ap.add_argument("--configs", help="JSON list of configs to try instead of the grid (one model only): "
-                    "exploration outside the equal budget; --select ignores configs not in the grid")  # fmt: skip
+    ap.add_argument(
+        "--configs",
+        help="JSON list of configs to try instead of the grid (one model only): "
+        "exploration outside the equal budget; --select ignores configs not in the grid",
+    )
     ap.add_argument("--select", metavar="JSONL", help="summarise a search and write the chosen params")
     ap.add_argument("--params-out", default="benchmarks/tuned_params.json")
     args = ap.parse_args()
@@ -115,8 +123,10 @@ def main() -> None:
         print("| protocol | model | chosen | configs | outer NDCG@10 | outer Recall@10 | fit s |")
         print("|---|---|---|---|---|---|---|")
         for t in table:
-            print(f"| {t['protocol']} | {t['model']} | `{json.dumps(t['config'])}` | {t['n_configs']} | "
-                  f"{t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['fit_s']} |")  # fmt: skip
+            print(
+                f"| {t['protocol']} | {t['model']} | `{json.dumps(t['config'])}` | {t['n_configs']} | "
+                f"{t['ndcg@10']:.4f} | {t['recall@10']:.4f} | {t['fit_s']} |"
+            )
         atomic_write(args.params_out, json.dumps(chosen, indent=2) + "\n")
         print(f"wrote {args.params_out}")
         return
@@ -129,8 +139,13 @@ def main() -> None:
         if len(models) != 1:
             raise SystemExit("--configs needs exactly one model in --models")
         grids = {models[0]: json.loads(args.configs)}
-    search([p.strip() for p in args.protocols.split(",")], models, [int(s) for s in args.seeds.split(",")],
-           Path(args.out), grids)  # fmt: skip
+    search(
+        [p.strip() for p in args.protocols.split(",")],
+        models,
+        [int(s) for s in args.seeds.split(",")],
+        Path(args.out),
+        grids,
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,17 @@ TRAIN, TEST = split.leave_one_out(FULL, by="random", seed=0)
 # "neumf-pretrain" covers the default pretraining. 4 negatives, fixed here so the tests do
 # not follow the library's default.
 BASE: dict[str, Any] = dict(
-    factors=8, layers=(16, 8), negatives=4, batch_size=64, learning_rate=0.01, epochs=10, seed=0, device="cpu",
-    pretrain=False, weight_decay=1e-4,
-)  # fmt: skip
+    factors=8,
+    layers=(16, 8),
+    negatives=4,
+    batch_size=64,
+    learning_rate=0.01,
+    epochs=10,
+    seed=0,
+    device="cpu",
+    pretrain=False,
+    weight_decay=1e-4,
+)
 NCF_SPECS: dict[str, dict[str, Any]] = {
     "gmf": dict(BASE, model="gmf"),
     "mlp": dict(BASE, model="mlp", layers=(64, 32, 16, 8), epochs=12),  # a deeper MLP escapes the tiny init faster

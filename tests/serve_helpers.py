@@ -24,7 +24,9 @@ def int_data():
     """30 int users x 40 int items (100..139) with timestamps and titles/years/genres."""
     rng = np.random.default_rng(0)
     n = 600
-    df = pd.DataFrame({"u": rng.integers(1, N_USERS + 1, n), "i": rng.integers(100, 100 + N_ITEMS, n), "t": np.arange(n)})
+    df = pd.DataFrame(
+        {"u": rng.integers(1, N_USERS + 1, n), "i": rng.integers(100, 100 + N_ITEMS, n), "t": np.arange(n)}
+    )
     data = load_interactions(df, user="u", item="i", timestamp="t")
     items = np.arange(100, 100 + N_ITEMS)
     md = pd.DataFrame(
@@ -53,7 +55,9 @@ def build_bundles(root: Path) -> dict[str, Path]:
     out = {"int": root / "int", "int_b": root / "int_b", "str": root / "str", "pop": root / "pop"}
     d = int_data()
     tiny_ncf(d).save(out["int"])
-    NCF(factors=4, layers=(8, 4), epochs=1, batch_size=64, seed=1, device="cpu").fit(d, validation=None).save(out["int_b"])
+    NCF(factors=4, layers=(8, 4), epochs=1, batch_size=64, seed=1, device="cpu").fit(d, validation=None).save(
+        out["int_b"]
+    )
     tiny_ncf(str_data()).save(out["str"])
     Popularity().fit(d).save(out["pop"])
     return out

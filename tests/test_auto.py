@@ -47,8 +47,20 @@ def test_auto_skips_what_cannot_fit_and_refuses_a_budget_too_small(data):
 
 
 def test_cli_trains_a_baseline_and_refuses_bad_names_and_flags(tmp_path, capsys):
-    code = main(["train", "--data", "ml-100k", "--model", "ease", "--params", '{"l2": 300}', "--quiet",
-                 "--out", str(tmp_path / "e")])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data",
+            "ml-100k",
+            "--model",
+            "ease",
+            "--params",
+            '{"l2": 300}',
+            "--quiet",
+            "--out",
+            str(tmp_path / "e"),
+        ]
+    )
     assert code == 0 and isinstance(load_model(tmp_path / "e"), EASE)
     assert load_model(tmp_path / "e").l2 == 300
     capsys.readouterr()

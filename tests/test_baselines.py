@@ -466,13 +466,20 @@ def test_bundle_from_before_recency_loads_without_it(tmp_path):
 
     model = EASE(l2=10.0).fit(TIMED)  # auto: on
     plain = EASE(l2=10.0, recency=None).fit(TIMED)
-    save_bundle(tmp_path / "old", model_class="EASE", config={"l2": 10.0}, weights=model._weights(), train=TIMED,
-                extra={"fit_seconds": 0.1})  # fmt: skip
+    save_bundle(
+        tmp_path / "old",
+        model_class="EASE",
+        config={"l2": 10.0},
+        weights=model._weights(),
+        train=TIMED,
+        extra={"fit_seconds": 0.1},
+    )
     loaded = EASE.load(tmp_path / "old")
     assert loaded.recency is None and loaded.recency_ is None
     np.testing.assert_array_equal(loaded.score(ALL_U, ALL_I), plain.score(ALL_U, ALL_I))
-    save_bundle(tmp_path / "bad", model_class="EASE", config={"l2": 10.0, "recency": -1}, weights=model._weights(),
-                train=TIMED)  # fmt: skip
+    save_bundle(
+        tmp_path / "bad", model_class="EASE", config={"l2": 10.0, "recency": -1}, weights=model._weights(), train=TIMED
+    )
     with pytest.raises(BundleError, match="recency == -1"):
         EASE.load(tmp_path / "bad")
 

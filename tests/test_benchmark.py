@@ -53,10 +53,14 @@ def bench(csv_path, tmp_path_factory):
     real = ncf.evaluation.evaluate
 
     def spy(model, test, **kw):
-        seen.append({
-            "model": type(model).__name__, "train": model.train_.fingerprint(),
-            "test_users": test.user_idx.copy(), "test_items": test.item_idx.copy(),
-        })  # fmt: skip
+        seen.append(
+            {
+                "model": type(model).__name__,
+                "train": model.train_.fingerprint(),
+                "test_users": test.user_idx.copy(),
+                "test_items": test.item_idx.copy(),
+            }
+        )
         return real(model, test, **kw)
 
     lines: list[str] = []
@@ -64,9 +68,15 @@ def bench(csv_path, tmp_path_factory):
     mp.setattr(ncf.evaluation, "evaluate", spy)
     try:
         res = B.run_benchmark(
-            [str(csv_path)], ["holdout", "leave-one-out"], MODELS, [0, 1], out,
-            model_params=PARAMS, progress=lines.append, data_args={"timestamp": "timestamp"},
-        )  # fmt: skip
+            [str(csv_path)],
+            ["holdout", "leave-one-out"],
+            MODELS,
+            [0, 1],
+            out,
+            model_params=PARAMS,
+            progress=lines.append,
+            data_args={"timestamp": "timestamp"},
+        )
     finally:
         mp.undo()
     return res, out, seen, lines
@@ -156,11 +166,21 @@ def test_bold_picks_lowest_time_and_highest_metric():
     runs = []
     for model, ndcg, fit in (("a", 0.5, 9.0), ("b", 0.2, 1.0)):
         for seed in (0, 1):
-            runs.append({
-                "dataset": "d", "protocol": "holdout", "seed": seed, "model": model, "status": "ok", "error": None,
-                "split": None, "metrics": {"ndcg@10": ndcg + seed * 0.01}, "fit_seconds": fit,
-                "recommend_seconds": 0.1, "peak_mb": 1.0,
-            })  # fmt: skip
+            runs.append(
+                {
+                    "dataset": "d",
+                    "protocol": "holdout",
+                    "seed": seed,
+                    "model": model,
+                    "status": "ok",
+                    "error": None,
+                    "split": None,
+                    "metrics": {"ndcg@10": ndcg + seed * 0.01},
+                    "fit_seconds": fit,
+                    "recommend_seconds": 0.1,
+                    "peak_mb": 1.0,
+                }
+            )
     res = {"config": {"k": [5, 10], "seeds": [0, 1], "model_params": {}}, "runs": runs}
     md = B.format_markdown(res)
     row_a = next(ln for ln in md.splitlines() if ln.startswith("| a |"))
@@ -193,19 +213,42 @@ def test_bad_arguments_fail_fast(csv_path, tmp_path):
     with pytest.raises(ConfigError, match="unknown model"):
         B.run_benchmark([str(csv_path)], ["holdout"], ["popularity", "nope"], [0], tmp_path, progress=None)
     with pytest.raises(ConfigError, match="not among the models"):
-        B.run_benchmark([str(csv_path)], ["holdout"], ["popularity"], [0], tmp_path,
-                        model_params={"ease": {"l2": 1.0}}, progress=None)  # fmt: skip
+        B.run_benchmark(
+            [str(csv_path)],
+            ["holdout"],
+            ["popularity"],
+            [0],
+            tmp_path,
+            model_params={"ease": {"l2": 1.0}},
+            progress=None,
+        )
     with pytest.raises(ConfigError, match="protocols"):
         B.run_benchmark([str(csv_path)], ["random"], ["popularity"], [0], tmp_path, progress=None)
 
 
 def test_cli_benchmark(csv_path, tmp_path, capsys):
     out = tmp_path / "cli"
-    rc = main([
-        "benchmark", "--data", str(csv_path), "--timestamp-col", "timestamp", "--protocols", "leave-one-out",
-        "--models", "popularity,item-knn", "--seeds", "2", "--params", '{"item-knn": {"k_neighbors": 5}}',
-        "--out", str(out), "--memory", "off",
-    ])  # fmt: skip
+    rc = main(
+        [
+            "benchmark",
+            "--data",
+            str(csv_path),
+            "--timestamp-col",
+            "timestamp",
+            "--protocols",
+            "leave-one-out",
+            "--models",
+            "popularity,item-knn",
+            "--seeds",
+            "2",
+            "--params",
+            '{"item-knn": {"k_neighbors": 5}}',
+            "--out",
+            str(out),
+            "--memory",
+            "off",
+        ]
+    )
     assert rc == 0
     for name in ("results.json", "results.md", "chart.png"):
         assert (out / name).is_file()
@@ -262,10 +305,27 @@ def test_cli_params_per_protocol(csv_path, tmp_path):
     pfile = tmp_path / "tuned.json"
     pfile.write_text(json.dumps({"holdout": {"ease": {"l2": 5.0}}, "leave-one-out": {"ease": {"l2": 50.0}}}))
     out = tmp_path / "pp"
-    rc = main([
-        "benchmark", "--data", str(csv_path), "--timestamp-col", "timestamp", "--protocols", "holdout,leave-one-out",
-        "--models", "ease,popularity", "--seeds", "1", "--params", str(pfile), "--out", str(out), "--memory", "off",
-    ])  # fmt: skip
+    rc = main(
+        [
+            "benchmark",
+            "--data",
+            str(csv_path),
+            "--timestamp-col",
+            "timestamp",
+            "--protocols",
+            "holdout,leave-one-out",
+            "--models",
+            "ease,popularity",
+            "--seeds",
+            "1",
+            "--params",
+            str(pfile),
+            "--out",
+            str(out),
+            "--memory",
+            "off",
+        ]
+    )
     assert rc == 0
     runs = json.loads((out / "results.json").read_text())["runs"]
     l2 = {r["protocol"]: r["params"]["l2"] for r in runs if r["model"] == "ease"}
@@ -304,16 +364,62 @@ def test_tuning_grids_sized_and_name_real_parameters():
 def test_select_tuned_best_mean_and_earlier_entry_on_ties():
     g = B.TUNING_GRIDS["ease"]
     rows = [
-        {"protocol": "holdout", "model": "ease", "config": g[0], "seed": 0, "ndcg@10": 0.20, "recall@10": 0.1, "fit_s": 1},
-        {"protocol": "holdout", "model": "ease", "config": g[0], "seed": 1, "ndcg@10": 0.30, "recall@10": 0.1, "fit_s": 1},
-        {"protocol": "holdout", "model": "ease", "config": g[1], "seed": 0, "ndcg@10": 0.26, "recall@10": 0.1, "fit_s": 1},
-        {"protocol": "holdout", "model": "ease", "config": g[2], "seed": 0, "ndcg@10": 0.25, "recall@10": 0.1, "fit_s": 1},
+        {
+            "protocol": "holdout",
+            "model": "ease",
+            "config": g[0],
+            "seed": 0,
+            "ndcg@10": 0.20,
+            "recall@10": 0.1,
+            "fit_s": 1,
+        },
+        {
+            "protocol": "holdout",
+            "model": "ease",
+            "config": g[0],
+            "seed": 1,
+            "ndcg@10": 0.30,
+            "recall@10": 0.1,
+            "fit_s": 1,
+        },
+        {
+            "protocol": "holdout",
+            "model": "ease",
+            "config": g[1],
+            "seed": 0,
+            "ndcg@10": 0.26,
+            "recall@10": 0.1,
+            "fit_s": 1,
+        },
+        {
+            "protocol": "holdout",
+            "model": "ease",
+            "config": g[2],
+            "seed": 0,
+            "ndcg@10": 0.25,
+            "recall@10": 0.1,
+            "fit_s": 1,
+        },
         {"protocol": "holdout", "model": "ease", "config": g[3], "seed": 0, "error": "boom"},
-        {"protocol": "leave-one-out", "model": "ease", "config": g[4], "seed": 0, "ndcg@10": 0.05, "recall@10": 0.1,
-         "fit_s": 1},
-        {"protocol": "holdout", "model": "ease", "config": {"l2": 1.0}, "seed": 0, "ndcg@10": 0.9, "recall@10": 0.9,
-         "fit_s": 1},  # not in the grid (an earlier round): ignored
-    ]  # fmt: skip
+        {
+            "protocol": "leave-one-out",
+            "model": "ease",
+            "config": g[4],
+            "seed": 0,
+            "ndcg@10": 0.05,
+            "recall@10": 0.1,
+            "fit_s": 1,
+        },
+        {
+            "protocol": "holdout",
+            "model": "ease",
+            "config": {"l2": 1.0},
+            "seed": 0,
+            "ndcg@10": 0.9,
+            "recall@10": 0.9,
+            "fit_s": 1,
+        },  # not in the grid (an earlier round): ignored
+    ]
     chosen, table = B.select_tuned(rows)
     assert chosen == {"holdout": {"ease": g[1]}, "leave-one-out": {"ease": g[4]}}
     assert table[0]["n_configs"] == 3 and table[0]["ndcg@10"] == pytest.approx(0.26)

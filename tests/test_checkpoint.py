@@ -23,8 +23,18 @@ from ncf.persist import load_bundle
 
 # Pretraining (gmf -> mlp -> fused neumf, then the three refit stages) with dropout, so the
 # resume has to get every stage, the sampling generator and the global (dropout) RNG right.
-PRETRAIN = dict(model="neumf", pretrain=True, factors=4, layers=(8, 4), epochs=2, batch_size=256, patience=5,
-                dropout=0.2, seed=3, device="cpu")  # fmt: skip
+PRETRAIN = dict(
+    model="neumf",
+    pretrain=True,
+    factors=4,
+    layers=(8, 4),
+    epochs=2,
+    batch_size=256,
+    patience=5,
+    dropout=0.2,
+    seed=3,
+    device="cpu",
+)
 STAGES = ["gmf", "mlp", "neumf", "gmf_refit", "mlp_refit", "neumf_refit"]
 
 
@@ -217,7 +227,9 @@ def test_ctrl_c_keeps_the_best_model_so_far(tmp_path):
     assert m.interrupted_["reason"] == "interrupted" and f"epoch {best}" in m.interrupted_["kept"]
     assert m.best_epoch_ == best and m.validation_metrics_["val_ndcg@10"] == vals[best - 1]
     loaded = NCF.load(m.save(tmp_path / "b"))
-    np.testing.assert_array_equal(loaded.recommend(DATA.user_map.ids[:5], k=3)[0], m.recommend(DATA.user_map.ids[:5], k=3)[0])
+    np.testing.assert_array_equal(
+        loaded.recommend(DATA.user_map.ids[:5], k=3)[0], m.recommend(DATA.user_map.ids[:5], k=3)[0]
+    )
 
 
 def test_ctrl_c_in_the_first_epoch_keeps_nothing():
@@ -269,9 +281,33 @@ def test_divergence_in_the_cli_saves_the_best_model_and_advises(tmp_path, monkey
     monkeypatch.setattr("ncf.train.steps.supports", lambda *a, **k: False)  # the NaN is injected on the autograd path
     csv = tmp_path / "d.csv"
     DATA.to_frame().rename(columns={"user": "u", "item": "i"}).to_csv(csv, index=False)
-    code = main(["train", "--data", str(csv), "--user-col", "u", "--item-col", "i", "--factors", "4", "--layers",
-                 "8,4", "--epochs", "4", "--batch-size", "256", "--seed", "0", "--device", "cpu", "--quiet",
-                 "--no-pretrain", "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--data",
+            str(csv),
+            "--user-col",
+            "u",
+            "--item-col",
+            "i",
+            "--factors",
+            "4",
+            "--layers",
+            "8,4",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "256",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--no-pretrain",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "diverged" in err and "lower the learning rate" in err and "regularisation" in err
@@ -302,10 +338,43 @@ def cli_data(tmp_path_factory):
 
 
 def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--data", str(data), "--user-col", "u", "--item-col", "i", "--timestamp-col", "t",
-            "--model", "neumf", "--factors", "8", "--layers", "16,8", "--dropout", "0.1", "--epochs", "5", "--learning-rate", "0.01", "--negatives", "4",
-            "--patience", "20", "--batch-size", "256", "--seed", "5", "--device", "cpu", "--quiet",
-            "--out", str(out), *extra]  # fmt: skip
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--user-col",
+        "u",
+        "--item-col",
+        "i",
+        "--timestamp-col",
+        "t",
+        "--model",
+        "neumf",
+        "--factors",
+        "8",
+        "--layers",
+        "16,8",
+        "--dropout",
+        "0.1",
+        "--epochs",
+        "5",
+        "--learning-rate",
+        "0.01",
+        "--negatives",
+        "4",
+        "--patience",
+        "20",
+        "--batch-size",
+        "256",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _stage_epoch(ck: Path, stage: str) -> int:
@@ -325,8 +394,11 @@ def _start(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen(
         [sys.executable, "-c", RUNNER, "1", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _wait_for(proc: subprocess.Popen, ck: Path, stage: str, epoch: int, timeout: float = 120.0) -> None:

@@ -102,8 +102,19 @@ def test_evaluate_json(bundle, files, capsys):
 
 
 def test_evaluate_text_and_sampled(bundle, files, capsys):
-    rc, out, _ = run(capsys, "evaluate", bundle, "--test", files / "test.csv", "--protocol", "sampled",
-                     "--sampled-negatives", "5", "-k", "3")  # fmt: skip
+    rc, out, _ = run(
+        capsys,
+        "evaluate",
+        bundle,
+        "--test",
+        files / "test.csv",
+        "--protocol",
+        "sampled",
+        "--sampled-negatives",
+        "5",
+        "-k",
+        "3",
+    )
     assert rc == 0
     assert out.startswith("sampled protocol, 20 users") and "hr@3=" in out
 
@@ -143,8 +154,21 @@ def test_recommend_all_users_to_file(bundle, tmp_path, capsys, suffix):
 
 
 def test_train_with_test_protocol_prints_test_metrics(files, tmp_path, capsys):
-    rc, out, err = run(capsys, "train", "--data", files / "all.csv", "--timestamp-col", "timestamp", *TINY,
-                       "--test-protocol", "leave-one-out", "-k", "5", "--out", tmp_path / "m")  # fmt: skip
+    rc, out, err = run(
+        capsys,
+        "train",
+        "--data",
+        files / "all.csv",
+        "--timestamp-col",
+        "timestamp",
+        *TINY,
+        "--test-protocol",
+        "leave-one-out",
+        "-k",
+        "5",
+        "--out",
+        tmp_path / "m",
+    )
     assert rc == 0, err
     assert "held out 20 test interactions (leave-one-out)" in out
     test_line = next(line for line in out.splitlines() if line.startswith("test ("))
@@ -168,8 +192,9 @@ def test_missing_file(tmp_path, capsys):
 
 
 def test_unknown_column_lists_columns_found(files, tmp_path, capsys):
-    rc, _, err = run(capsys, "train", "--data", files / "train.csv", "--user-col", "customer", *TINY,
-                     "--out", tmp_path / "m")  # fmt: skip
+    rc, _, err = run(
+        capsys, "train", "--data", files / "train.csv", "--user-col", "customer", *TINY, "--out", tmp_path / "m"
+    )
     assert_clean_error(rc, err, "'customer' not found", "columns found", "'user'", "'item'", "'timestamp'")
 
 
@@ -189,8 +214,19 @@ def test_non_numeric_ratings(tmp_path, capsys):
 
 
 def test_user_and_item_same_column(files, tmp_path, capsys):
-    rc, _, err = run(capsys, "train", "--data", files / "train.csv", "--user-col", "user", "--item-col", "user",
-                     *TINY, "--out", tmp_path / "m")  # fmt: skip
+    rc, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        files / "train.csv",
+        "--user-col",
+        "user",
+        "--item-col",
+        "user",
+        *TINY,
+        "--out",
+        tmp_path / "m",
+    )
     assert_clean_error(rc, err, "both name column", "'user'")
 
 

@@ -62,8 +62,14 @@ def assert_clean_failure(code: int, err: str, *, naming: str | None = None) -> N
 def ratings(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     n = 400
-    df = pd.DataFrame({"user": rng.integers(0, 30, n), "item": rng.integers(0, 40, n),
-                       "rating": rng.integers(1, 6, n), "timestamp": np.arange(n)})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "user": rng.integers(0, 30, n),
+            "item": rng.integers(0, 40, n),
+            "rating": rng.integers(1, 6, n),
+            "timestamp": np.arange(n),
+        }
+    )
     p = tmp_path_factory.mktemp("clip") / "ratings.csv"
     df.to_csv(p, index=False)
     return p
@@ -72,8 +78,26 @@ def ratings(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bundle(ratings, tmp_path_factory, one_thread) -> Path:
     out = tmp_path_factory.mktemp("clib") / "m"
-    code, _, err = run(["train", "--data", str(ratings), "--epochs", "1", "--factors", "4", "--layers", "8,4",
-                        "--seed", "0", "--device", "cpu", "--quiet", "--out", str(out)])  # fmt: skip
+    code, _, err = run(
+        [
+            "train",
+            "--data",
+            str(ratings),
+            "--epochs",
+            "1",
+            "--factors",
+            "4",
+            "--layers",
+            "8,4",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, err
     return out
 
@@ -130,8 +154,22 @@ TRAIN_FLAGS = st.fixed_dictionaries(
 @given(flags=TRAIN_FLAGS, pretrain=st.booleans(), no_val=st.booleans())
 def test_train_with_any_flags_succeeds_or_fails_in_one_line(ratings, flags, pretrain, no_val):
     out = _TMP / "train-out"
-    argv = ["train", "--data", str(ratings), "--rating-col", "rating", "--timestamp-col", "timestamp",
-            "--seed", "0", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    argv = [
+        "train",
+        "--data",
+        str(ratings),
+        "--rating-col",
+        "rating",
+        "--timestamp-col",
+        "timestamp",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     flags = {"--epochs": "1", **flags}
     for k, v in flags.items():
         argv.append(f"{k}={v}")
@@ -167,8 +205,22 @@ def test_recommend_any_ids_and_k(bundle, users, k, include_seen):
 def test_evaluate_any_test_file(bundle, content, k, protocol):
     path = _TMP / "test.csv"
     path.write_bytes(content)
-    code, out, err = run(["evaluate", str(bundle), "--test", str(path), "--user-col", "user", "--item-col", "item",
-                          f"-k={k}", "--protocol", protocol, "--json"])  # fmt: skip
+    code, out, err = run(
+        [
+            "evaluate",
+            str(bundle),
+            "--test",
+            str(path),
+            "--user-col",
+            "user",
+            "--item-col",
+            "item",
+            f"-k={k}",
+            "--protocol",
+            protocol,
+            "--json",
+        ]
+    )
     if code != 0:
         assert_clean_failure(code, err)
 

@@ -19,8 +19,17 @@ from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.synthetic import synthetic_interactions
 
-PARAMS = dict(model="neumf", factors=8, layers=(16, 8), epochs=6, batch_size=1024, learning_rate=0.01, seed=0,
-              pretrain=False, weight_decay=1e-4)  # one stage, light L2: what the CLI run below trains
+PARAMS = dict(
+    model="neumf",
+    factors=8,
+    layers=(16, 8),
+    epochs=6,
+    batch_size=1024,
+    learning_rate=0.01,
+    seed=0,
+    pretrain=False,
+    weight_decay=1e-4,
+)  # one stage, light L2: what the CLI run below trains
 
 
 def _free_port() -> int:
@@ -29,7 +38,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _grouped(n_users: int = 320, n_items: int = 160, groups: int = 8, per_user: int = 16, seed: int = 0) -> Interactions:
+def _grouped(
+    n_users: int = 320, n_items: int = 160, groups: int = 8, per_user: int = 16, seed: int = 0
+) -> Interactions:
     """Users in groups that mostly pick their own group's items: structure popularity cannot see."""
     rng = np.random.default_rng(seed)
     g_items = n_items // groups
@@ -54,12 +65,43 @@ def test_two_processes_reach_single_process_quality(data, tmp_path):
     src = str(Path(ncf.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        "-m", "ncf", "train", "--data", str(path), "--quiet", "--out", str(tmp_path / "ddp"),
-        "--model", "neumf", "--factors", "8", "--layers", "16,8", "--epochs", "6", "--batch-size", "1024",
-        "--learning-rate", "0.01", "--weight-decay", "1e-4", "--no-pretrain", "--seed", "0", "--device", "cpu",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "ncf",
+        "train",
+        "--data",
+        str(path),
+        "--quiet",
+        "--out",
+        str(tmp_path / "ddp"),
+        "--model",
+        "neumf",
+        "--factors",
+        "8",
+        "--layers",
+        "16,8",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "1024",
+        "--learning-rate",
+        "0.01",
+        "--weight-decay",
+        "1e-4",
+        "--no-pretrain",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+    ]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "data-parallel: 2 ranks" in run.stdout  # rank 0 printed; rank 1 stayed quiet
@@ -72,7 +114,9 @@ def test_two_processes_reach_single_process_quality(data, tmp_path):
     single = NCF(**PARAMS, device="cpu").fit(train)
     single_res = evaluate(single, test, k=10)
     popularity = evaluate(Popularity().fit(train), test, k=10)
-    print(f"NDCG@10: ddp {ddp_res['ndcg@10']:.4f}, single {single_res['ndcg@10']:.4f}, popularity {popularity['ndcg@10']:.4f}")
+    print(
+        f"NDCG@10: ddp {ddp_res['ndcg@10']:.4f}, single {single_res['ndcg@10']:.4f}, popularity {popularity['ndcg@10']:.4f}"
+    )
     # 320 users x 2 held-out items: NDCG@10 moves by ~0.02 between seeds on this data, and
     # DDP sees other negatives than the single process; 0.03 allows that noise, while the
     # margin over popularity checks that the two ranks really learned together.

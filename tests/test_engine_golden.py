@@ -67,10 +67,29 @@ def digest(model: NCF) -> str:
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_trained_weights_and_validation_metric_are_pinned(train, name):
     # Every parameter pinned (the defaults of the time), so a later change of defaults does not move these.
-    params = dict(factors=4, layers=(16, 8, 4), epochs=4, batch_size=512, seed=7, patience=1, recency=None,
-                  negatives=8, loss="bce", learning_rate=0.005, weight_decay=0.01, dropout=0.0, pretrain=True,
-                  alpha=0.85, refit=True, metric="ndcg@10", recency_floor=0.1, sparse=True, lr_scaling="none",
-                  lr_reference_batch=1024, warmup_epochs=0.0)  # fmt: skip
+    params = dict(
+        factors=4,
+        layers=(16, 8, 4),
+        epochs=4,
+        batch_size=512,
+        seed=7,
+        patience=1,
+        recency=None,
+        negatives=8,
+        loss="bce",
+        learning_rate=0.005,
+        weight_decay=0.01,
+        dropout=0.0,
+        pretrain=True,
+        alpha=0.85,
+        refit=True,
+        metric="ndcg@10",
+        recency_floor=0.1,
+        sparse=True,
+        lr_scaling="none",
+        lr_reference_batch=1024,
+        warmup_epochs=0.0,
+    )
     params.update(VARIANTS[name])
     model = NCF(**params).fit(train)
     expect_digest, expect_epoch, expect_ndcg = PINNED[name]

@@ -215,8 +215,12 @@ def test_serial_and_parallel_kernel_variants_have_their_own_cache_entries():
     and switched torch to two threads, 8x slower steps on a loaded machine)."""
     if not kernels.AVAILABLE:
         pytest.skip("numba not available")
-    pairs = [("row_adam_both", "row_adam_both_parallel"), ("scatter_backward", "scatter_backward_parallel"),
-             ("gather_add_relu", "gather_add_relu_parallel"), ("relu_grad", "relu_grad_parallel")]  # fmt: skip
+    pairs = [
+        ("row_adam_both", "row_adam_both_parallel"),
+        ("scatter_backward", "scatter_backward_parallel"),
+        ("gather_add_relu", "gather_add_relu_parallel"),
+        ("relu_grad", "relu_grad_parallel"),
+    ]
     for serial, parallel in pairs:
         s, p = getattr(kernels, serial), getattr(kernels, parallel)
         assert not s.targetoptions.get("parallel") and p.targetoptions.get("parallel")

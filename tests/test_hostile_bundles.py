@@ -43,15 +43,28 @@ def _factor_model(cls_name: str, data, bias: bool):
 
     module, attr = LOADERS[cls_name].split(":")
     cls = getattr(importlib.import_module(module), attr)
-    defaults = {"ImplicitALS": dict(factors=3, regularization=0.01, alpha=1.0, iterations=1, seed=0, num_threads=1),
-                "LightFM": dict(loss="warp", no_components=3, learning_rate=0.05, epochs=1, item_alpha=0.0,
-                                user_alpha=0.0, seed=0, num_threads=1)}[cls_name]  # fmt: skip
+    defaults = {
+        "ImplicitALS": dict(factors=3, regularization=0.01, alpha=1.0, iterations=1, seed=0, num_threads=1),
+        "LightFM": dict(
+            loss="warp",
+            no_components=3,
+            learning_rate=0.05,
+            epochs=1,
+            item_alpha=0.0,
+            user_alpha=0.0,
+            seed=0,
+            num_threads=1,
+        ),
+    }[cls_name]
     est = cls(**defaults)  # the constructor only stores: implicit / lightfm are not needed
     est.recency_ = None
     rng = np.random.default_rng(1)
     n_u, n_i = data.shape
-    est._set_factors(rng.normal(size=(n_u, 3)), rng.normal(size=(n_i, 3)), *(
-        (rng.normal(size=n_u), rng.normal(size=n_i)) if bias else (None, None)))  # fmt: skip
+    est._set_factors(
+        rng.normal(size=(n_u, 3)),
+        rng.normal(size=(n_i, 3)),
+        *((rng.normal(size=n_u), rng.normal(size=n_i)) if bias else (None, None)),
+    )
     est.train_, est.fit_seconds_, est.seed_ = data, 0.5, 0
     return est
 
@@ -127,10 +140,13 @@ HOSTILE_METADATA = {
     "extra is a list": (lambda md: md.update(extra="[]"), "extra is a JSON list"),
     "extra.seed a string": (json_edit("extra", lambda e: {**e, "seed": "abc"}), "'seed' is 'abc'"),
     "extra.fit_seconds a string": (json_edit("extra", lambda e: {**e, "fit_seconds": "x"}), "'fit_seconds'"),
-    "validation_metrics a list": (json_edit("extra", lambda e: {**e, "validation_metrics": [1]}), "'validation_metrics'"),
+    "validation_metrics a list": (
+        json_edit("extra", lambda e: {**e, "validation_metrics": [1]}),
+        "'validation_metrics'",
+    ),
     "config nested 100k deep": (lambda md: md.update(config="[" * 100_000 + "]" * 100_000), "not valid JSON"),
     "item_metadata not a table": (lambda md: md.update(item_metadata='{"a": 1}'), "item metadata"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -156,9 +172,14 @@ def test_huge_config_is_refused_before_allocating(copy_of, models, kind, change)
 
 @pytest.mark.parametrize(
     "change, words",
-    [({"factors": 8.0}, "factors == 8.0"), ({"sparse": "yes"}, "sparse == 'yes'"), ({"layers": [8, True]}, "layers =="),
-     ({"dropout": None}, "dropout == None"), ({"factors": 0}, "stored config is invalid")],
-)  # fmt: skip
+    [
+        ({"factors": 8.0}, "factors == 8.0"),
+        ({"sparse": "yes"}, "sparse == 'yes'"),
+        ({"layers": [8, True]}, "layers =="),
+        ({"dropout": None}, "dropout == None"),
+        ({"factors": 0}, "stored config is invalid"),
+    ],
+)
 def test_config_values_have_their_types(copy_of, change, words):
     p = copy_of("neumf")
     edit(p, meta=json_edit("config", lambda c: {**c, **change}))
@@ -257,9 +278,13 @@ def test_format_1_with_its_checksum_still_loads(copy_of, models):
 
 # -- properties: forged headers and shapes -------------------------------------------------------------
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12), st.sampled_from([0, 1, -1, 10**9, 10**18, 1e308, "neumf", "all", "auto"]),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from([0, 1, -1, 10**9, 10**18, 1e308, "neumf", "all", "auto"]),
+)
 json_value = st.recursive(
     json_leaf,
     lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=8), inner, max_size=5)),
@@ -277,20 +302,60 @@ def header_edits(draw):
     replaced by random JSON or text, a field dropped, or an odd format_version / model_class."""
     edits = []
     for _ in range(draw(st.integers(1, 3))):
-        how = draw(st.sampled_from(["config key", "config key", "extra key", "field json", "field text", "drop",
-                                    "version", "class"]))  # fmt: skip
+        how = draw(
+            st.sampled_from(
+                ["config key", "config key", "extra key", "field json", "field text", "drop", "version", "class"]
+            )
+        )
         if how in ("config key", "extra key"):
-            key = draw(st.sampled_from(["factors", "layers", "model", "negatives", "dropout", "sparse", "seed", "l2",
-                                        "k_neighbors", "shrink", "no_components", "loss", "recency", "created",
-                                        "validation_metrics", "best_epoch", "fit_seconds"]))  # fmt: skip
+            key = draw(
+                st.sampled_from(
+                    [
+                        "factors",
+                        "layers",
+                        "model",
+                        "negatives",
+                        "dropout",
+                        "sparse",
+                        "seed",
+                        "l2",
+                        "k_neighbors",
+                        "shrink",
+                        "no_components",
+                        "loss",
+                        "recency",
+                        "created",
+                        "validation_metrics",
+                        "best_epoch",
+                        "fit_seconds",
+                    ]
+                )
+            )
             edits.append((how, key, draw(json_value)))
         elif how in ("field json", "field text", "drop"):
-            field = draw(st.sampled_from(["config", "extra", "item_metadata", "model_class", "format", "ncf_version",
-                                          "tensors_sha256", "format_version"]))  # fmt: skip
+            field = draw(
+                st.sampled_from(
+                    [
+                        "config",
+                        "extra",
+                        "item_metadata",
+                        "model_class",
+                        "format",
+                        "ncf_version",
+                        "tensors_sha256",
+                        "format_version",
+                    ]
+                )
+            )
             edits.append((how, field, _dump(draw(json_value)) if how == "field json" else draw(st.text(max_size=30))))
         elif how == "version":
-            edits.append((how, "format_version", draw(st.one_of(st.sampled_from(["-1", "0", "1", "2", "3", "01", "1.0", ""]),
-                                                               st.text(max_size=4)))))  # fmt: skip
+            edits.append(
+                (
+                    how,
+                    "format_version",
+                    draw(st.one_of(st.sampled_from(["-1", "0", "1", "2", "3", "01", "1.0", ""]), st.text(max_size=4))),
+                )
+            )
         else:
             edits.append((how, "model_class", draw(st.sampled_from(KINDS[3:] + ["NCF", "Fancy", ""]))))
     return edits
@@ -334,11 +399,13 @@ def test_forged_headers_are_refused_or_harmless(models, originals, tmp_path_fact
 def shape_edits(draw):
     """Replace one to three tensors (weights or tables) by zeros of a random shape and dtype."""
     return [
-        (draw(st.integers(0, 10**6)),  # which tensor (modulo their number)
-         tuple(draw(st.lists(st.integers(0, 50), max_size=3))),
-         draw(st.sampled_from([torch.float32, torch.float64, torch.int64, torch.uint8])))
+        (
+            draw(st.integers(0, 10**6)),  # which tensor (modulo their number)
+            tuple(draw(st.lists(st.integers(0, 50), max_size=3))),
+            draw(st.sampled_from([torch.float32, torch.float64, torch.int64, torch.uint8])),
+        )
         for _ in range(draw(st.integers(1, 3)))
-    ]  # fmt: skip
+    ]
 
 
 @settings(max_examples=int(80 * SCALE), derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))

@@ -125,8 +125,19 @@ def test_any_oserror_is_one_line(bundle, monkeypatch, capsys, tmp_path):
 
 # -- validate first: -k 0 and a holdout that holds nothing out fail before training -------------------
 def test_train_k0_and_empty_holdout_fail_before_training(files, tmp_path, capsys, no_training):
-    rc, _, err = run(capsys, "train", "--data", files / "ratings.txt", "--test-protocol", "leave-one-out", "-k", "0",
-                     *TINY, "--out", tmp_path / "m")  # fmt: skip
+    rc, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        files / "ratings.txt",
+        "--test-protocol",
+        "leave-one-out",
+        "-k",
+        "0",
+        *TINY,
+        "--out",
+        tmp_path / "m",
+    )
     assert_clean_error(rc, err, "-k == 0")
     tiny = tmp_path / "tiny.csv"
     pd.DataFrame({"user": [1, 1, 1, 2, 2, 3], "item": [1, 2, 3, 1, 2, 3]}).to_csv(tiny, index=False)
@@ -178,8 +189,13 @@ def test_evaluate_with_nothing_left_says_why(bundle, tmp_path, capsys):
     t = tmp_path / "t.csv"
     t.write_text("user,item\nu5,100\nu6,101\n")  # string ids against an int-id model
     rc, _, err = run(capsys, "evaluate", bundle, "--test", t)
-    assert_clean_error(rc, err, "nothing left to evaluate", "2 with a user the model does not know",
-                       "user ids are strings but the model's are integers")  # fmt: skip
+    assert_clean_error(
+        rc,
+        err,
+        "nothing left to evaluate",
+        "2 with a user the model does not know",
+        "user ids are strings but the model's are integers",
+    )
     t.write_text("user,item\n99991,101\n")
     rc, _, err = run(capsys, "evaluate", bundle, "--test", t)
     assert_clean_error(rc, err, "nothing left to evaluate", "1 with a user the model does not know")

@@ -162,8 +162,14 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 def _ncf(*args: str, stdin=None, input_bytes=None, timeout=90) -> subprocess.CompletedProcess:
     """The real entry point (this checkout's package), as a user runs it in a shell pipeline."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "ncf", *args], input=input_bytes, stdin=stdin, capture_output=True,
-                          timeout=timeout, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ncf", *args],
+        input=input_bytes,
+        stdin=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_stdin_pipe_is_read_once():

@@ -84,9 +84,14 @@ def test_lone_surrogates_in_bodies_are_422(client, method, path, raw):
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/users/%00/recommendations", "/v1/users/%20/history", "/v1/items/%01/similar",
-             "/v1/users/7/recommendations?exclude=%00"],
-)  # fmt: skip
+    "path",
+    [
+        "/v1/users/%00/recommendations",
+        "/v1/users/%20/history",
+        "/v1/items/%01/similar",
+        "/v1/users/7/recommendations?exclude=%00",
+    ],
+)
 def test_impossible_ids_in_urls_are_422(client, path):
     is_error(client.get(path), 422, "invalid_request")
 
@@ -124,8 +129,11 @@ def test_json_fields_are_strict(client, field):
 # -- bodies json cannot take: 422 invalid_request, as documented ------------------------------------------
 @pytest.mark.parametrize(
     "raw, why",
-    [(b'{"users": [7], "k": 2\xff}', "not valid UTF-8"), (b'{"users":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested")],
-)  # fmt: skip
+    [
+        (b'{"users": [7], "k": 2\xff}', "not valid UTF-8"),
+        (b'{"users":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested"),
+    ],
+)
 def test_undecodable_bodies_are_422(client, raw, why):
     is_error(client.post("/v1/recommendations", content=raw, headers=JSON), 422, "invalid_request", why)  # before: 400
 
@@ -241,8 +249,10 @@ def test_slow_headers_and_bodies_time_out(bundles, monkeypatch, impl):
             t0 = time.monotonic()
             assert _read_all(s) == b"" and time.monotonic() - t0 < 5
         with socket.create_connection(("127.0.0.1", port)) as s:  # a body that stops half way
-            s.sendall(b"POST /v1/recommendations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: 100\r\n\r\n{\"users\": [")  # fmt: skip
+            s.sendall(
+                b"POST /v1/recommendations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100\r\n\r\n{"users": ['
+            )
             reply = _read_all(s)
         assert reply.startswith(b"HTTP/1.1 408") and _json_body(reply)["error"] == "request_timeout"
         with socket.create_connection(("127.0.0.1", port)) as s:  # keep-alive: a second request stalls mid-headers

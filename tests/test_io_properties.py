@@ -33,6 +33,8 @@ SCALE = float(os.environ.get("NCF_FUZZ_SCALE", "1"))
 
 def examples(n: int) -> int:
     return max(1, int(n * SCALE))
+
+
 INT_ID = re.compile(r"(?:0|-?[1-9][0-9]{0,17})")  # what the loader turns into int64: no leading zeros or "-0"
 
 _TMP = Path(tempfile.mkdtemp(prefix="ncf-io-props-"))
@@ -198,8 +200,13 @@ BAD_NUMBERS = st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "", " ",
 
 
 @settings(max_examples=examples(80), **SETTINGS)
-@given(rows=tables(ids=st.one_of(int_id, text_id)), column=st.sampled_from(["rating", "timestamp"]),
-       bad=BAD_NUMBERS, at=st.integers(0, 24), data=st.data())  # fmt: skip
+@given(
+    rows=tables(ids=st.one_of(int_id, text_id)),
+    column=st.sampled_from(["rating", "timestamp"]),
+    bad=BAD_NUMBERS,
+    at=st.integers(0, 24),
+    data=st.data(),
+)
 def test_bad_number_is_named_by_file_column_and_row(rows, column, bad, at, data):
     at = at % len(rows)
     sep = data.draw(st.sampled_from([",", "\t"]))
@@ -257,13 +264,21 @@ def test_garbled_bytes_load_or_raise_data_error(prefix, body):
 
 
 @settings(max_examples=examples(80), **SETTINGS)
-@given(text=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=120),
-       rating=st.booleans(), timestamp=st.booleans())  # fmt: skip
+@given(
+    text=st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=120),
+    rating=st.booleans(),
+    timestamp=st.booleans(),
+)
 def test_garbled_text_with_every_option_loads_or_raises_data_error(text, rating, timestamp):
     path = _file("x.txt", ("user,item,rating,timestamp\n" + text).encode("utf-8"))
     try:
-        load_interactions(path, user="user", item="item", rating="rating" if rating else None,
-                          timestamp="timestamp" if timestamp else None)  # fmt: skip
+        load_interactions(
+            path,
+            user="user",
+            item="item",
+            rating="rating" if rating else None,
+            timestamp="timestamp" if timestamp else None,
+        )
     except DataError as e:
         assert "\n" not in str(e) and str(path) in str(e)
 
@@ -287,8 +302,13 @@ def frames(draw):
     items = draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)) if draw(st.booleans()) else draw(frame_ids)
     items = (items * n)[:n]
     ratings = draw(st.lists(st.one_of(finite, st.just(float("nan")), st.just(float("inf"))), min_size=n, max_size=n))
-    df = pd.DataFrame({"user": pd.Series(users, dtype=object if _mixed(users) else None),
-                       "item": pd.Series(items, dtype=object if _mixed(items) else None), "rating": ratings})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "user": pd.Series(users, dtype=object if _mixed(users) else None),
+            "item": pd.Series(items, dtype=object if _mixed(items) else None),
+            "rating": ratings,
+        }
+    )
     if draw(st.booleans()):
         df["user"] = df["user"].astype("category")
     return df

@@ -22,16 +22,21 @@ def _direct(scores: np.ndarray, relevant: np.ndarray, k: int) -> tuple[float, fl
 
 
 def test_micro_precision_recall_by_hand():
-    scores = np.array([
-        [0.9, 0.1, 0.8, 0.3, 0.5],  # top2: items 0, 2
-        [0.2, 0.2, 0.2, 0.9, 0.1],  # top2: item 3, then the tie 0/1/2 -> item 0
-        [0.5, 0.4, 0.3, 0.2, 0.1],  # no relevant items: still counts as 2 recommendations
-    ], dtype=np.float32)  # fmt: skip
-    relevant = np.array([
-        [1, 0, 0, 1, 0],  # hit: 0
-        [0, 1, 0, 1, 0],  # hit: 3 (item 1 loses the tie to item 0)
-        [0, 0, 0, 0, 0],
-    ])  # fmt: skip
+    scores = np.array(
+        [
+            [0.9, 0.1, 0.8, 0.3, 0.5],  # top2: items 0, 2
+            [0.2, 0.2, 0.2, 0.9, 0.1],  # top2: item 3, then the tie 0/1/2 -> item 0
+            [0.5, 0.4, 0.3, 0.2, 0.1],  # no relevant items: still counts as 2 recommendations
+        ],
+        dtype=np.float32,
+    )
+    relevant = np.array(
+        [
+            [1, 0, 0, 1, 0],  # hit: 0
+            [0, 1, 0, 1, 0],  # hit: 3 (item 1 loses the tie to item 0)
+            [0, 0, 0, 0, 0],
+        ]
+    )
     p, r = nb.notebook_precision_recall(scores, sp.csr_matrix(relevant), k=2)
     assert p == pytest.approx(2 / 6) and r == pytest.approx(2 / 4)
     assert (p, r) == pytest.approx(_direct(scores, relevant, 2))

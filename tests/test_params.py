@@ -17,14 +17,46 @@ def test_every_ncf_parameter_is_a_train_flag_and_reaches_the_estimator():
     parser = build_parser()
     names = [f.name for f in declared(NCF)]
     assert names == list(NCF().get_params())  # get_params is the declared list, in order
-    argv = ["train", "--data", "x.csv", "--out", "o", "--factors", "7", "--layers", "8,4", "--negatives", "all",
-            "--recency", "none", "--no-refit", "--metric", "hr@5", "--recency-floor", "0.2", "--no-sparse",
-            "--learning-rate", "0.01", "--seed", "3"]  # fmt: skip
+    argv = [
+        "train",
+        "--data",
+        "x.csv",
+        "--out",
+        "o",
+        "--factors",
+        "7",
+        "--layers",
+        "8,4",
+        "--negatives",
+        "all",
+        "--recency",
+        "none",
+        "--no-refit",
+        "--metric",
+        "hr@5",
+        "--recency-floor",
+        "0.2",
+        "--no-sparse",
+        "--learning-rate",
+        "0.01",
+        "--seed",
+        "3",
+    ]
     args = parser.parse_args(argv)
     given = {n: getattr(args, n) for n in names if hasattr(args, n) and n != "model"}
     assert args.model == "neumf"  # --model has its own flag: it takes every model ncf knows
-    assert given == {"factors": 7, "layers": (8, 4), "negatives": "all", "recency": None, "refit": False,
-                     "metric": "hr@5", "recency_floor": 0.2, "sparse": False, "learning_rate": 0.01, "seed": 3}  # fmt: skip
+    assert given == {
+        "factors": 7,
+        "layers": (8, 4),
+        "negatives": "all",
+        "recency": None,
+        "refit": False,
+        "metric": "hr@5",
+        "recency_floor": 0.2,
+        "sparse": False,
+        "learning_rate": 0.01,
+        "seed": 3,
+    }
     help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
     for n in names:  # every parameter has its flag (the README promises it)
         assert "--" + n.replace("_", "-") in help_text, n

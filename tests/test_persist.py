@@ -421,7 +421,10 @@ def _w2d(ts):
 
 
 FORGED = {
-    "weights as float64": (lambda ts: ts.update({_w2d(ts): ts[_w2d(ts)].double()}), "dtype torch.float64, expected torch.float32"),
+    "weights as float64": (
+        lambda ts: ts.update({_w2d(ts): ts[_w2d(ts)].double()}),
+        "dtype torch.float64, expected torch.float32",
+    ),
     "weights as int64": (lambda ts: ts.update({_w2d(ts): ts[_w2d(ts)].long()}), "dtype torch.int64"),
     "ids as float": (lambda ts: ts.update({"users.ids": ts["users.ids"].double()}), "'users.ids' has dtype"),
     "indices as float": (lambda ts: ts.update({"train.user_idx": ts["train.user_idx"].double()}), "'train.user_idx'"),
@@ -436,7 +439,7 @@ FORGED = {
         lambda ts: ts.update({"users.ids": torch.cat([ts["users.ids"], torch.tensor([10**9])])}),
         "weights do not match",
     ),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("edit", list(FORGED))

@@ -49,7 +49,9 @@ def test_epoch_tensors_are_int32():
     u, i, y = ep.u, ep.i, ep.target
     assert u.dtype == i.dtype == torch.int32 and len(u) == 1500 and int(y.sum()) == 300
     neg_keys = u[y == 0].long() * 30 + i[y == 0].long()
-    assert not np.isin(neg_keys.numpy(), d.user_idx.astype(np.int64) * 30 + d.item_idx).any()  # negatives are unobserved
+    assert not np.isin(
+        neg_keys.numpy(), d.user_idx.astype(np.int64) * 30 + d.item_idx
+    ).any()  # negatives are unobserved
 
 
 @pytest.fixture(scope="module")

@@ -104,8 +104,17 @@ def test_model_info(client, model):
 def test_docs_and_openapi(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/v1/users/{user_id}/recommendations", "/v1/recommendations", "/v1/items/{item_id}/similar",
-              "/v1/scores", "/v1/model", "/v1/admin/reload", "/health", "/ready", "/metrics"):  # fmt: skip
+    for p in (
+        "/v1/users/{user_id}/recommendations",
+        "/v1/recommendations",
+        "/v1/items/{item_id}/similar",
+        "/v1/scores",
+        "/v1/model",
+        "/v1/admin/reload",
+        "/health",
+        "/ready",
+        "/metrics",
+    ):
         assert p in paths
 
 
@@ -240,8 +249,12 @@ def test_batch_bad_bodies_422(client, payload, needles):
 
 
 def test_malformed_and_missing_bodies_422(client):
-    err(client.post("/v1/recommendations", content=b"{not json", headers={"content-type": "application/json"}),
-        422, "invalid_request", "not valid JSON")  # fmt: skip
+    err(
+        client.post("/v1/recommendations", content=b"{not json", headers={"content-type": "application/json"}),
+        422,
+        "invalid_request",
+        "not valid JSON",
+    )
     err(client.post("/v1/recommendations"), 422, "invalid_request", "body is missing")
     err(client.post("/v1/recommendations", json=[7]), 422, "invalid_request", "must be a JSON object")
     err(
@@ -250,8 +263,12 @@ def test_malformed_and_missing_bodies_422(client):
         "invalid_request",
         "Content-Type: application/json",
     )
-    err(client.post("/v1/recommendations", content=b'{"users": [7]}', headers={"content-length": "x"}),
-        400, "invalid_request", "Content-Length")  # fmt: skip
+    err(
+        client.post("/v1/recommendations", content=b'{"users": [7]}', headers={"content-length": "x"}),
+        400,
+        "invalid_request",
+        "Content-Length",
+    )
 
 
 # -- similar items and scores ---------------------------------------------------------------------------
@@ -313,15 +330,23 @@ def test_explorer_page_is_served_from_package_data(client):
 def test_body_size_limit_413(bundles):
     c = TestClient(create_app(bundles["int"], max_body_bytes=2048))
     big = json.dumps({"users": list(range(1000))}).encode()
-    err(c.post("/v1/recommendations", content=big, headers={"content-type": "application/json"}),
-        413, "payload_too_large", "2048-byte limit")  # fmt: skip
+    err(
+        c.post("/v1/recommendations", content=big, headers={"content-type": "application/json"}),
+        413,
+        "payload_too_large",
+        "2048-byte limit",
+    )
 
     def chunks():  # no Content-Length: the limit is enforced while reading
         for s in range(0, len(big), 1000):
             yield big[s : s + 1000]
 
-    err(c.post("/v1/recommendations", content=chunks(), headers={"content-type": "application/json"}),
-        413, "payload_too_large", "2048-byte limit")  # fmt: skip
+    err(
+        c.post("/v1/recommendations", content=chunks(), headers={"content-type": "application/json"}),
+        413,
+        "payload_too_large",
+        "2048-byte limit",
+    )
     assert c.post("/v1/recommendations", json={"users": [7]}).status_code == 200
     with pytest.raises(ConfigError, match="max_body_bytes"):
         create_app(bundles["int"], max_body_bytes=10)
@@ -358,8 +383,13 @@ def test_reload_swaps_atomically_and_keeps_old_on_failure(bundles):
     new = c.get("/v1/users/7/recommendations?k=5", headers=AUTH).json()
     assert new["items"] != before["items"]  # a different model (other seed, one epoch) now answers
     assert c.get("/v1/model", headers=AUTH).json()["bundle"] == str(bundles["int_b"])
-    body = err(c.post("/v1/admin/reload", headers=AUTH, json={"path": str(bundles["int"] / "missing")}),
-               409, "reload_failed", "still serving the previous model", "no model bundle")  # fmt: skip
+    body = err(
+        c.post("/v1/admin/reload", headers=AUTH, json={"path": str(bundles["int"] / "missing")}),
+        409,
+        "reload_failed",
+        "still serving the previous model",
+        "no model bundle",
+    )
     assert body and holder.current.generation == 2
     assert c.get("/v1/users/7/recommendations?k=5", headers=AUTH).json() == new
     assert c.post("/v1/admin/reload", headers=AUTH).json()["generation"] == 3  # no body: same path again
@@ -383,8 +413,12 @@ def test_internal_errors_answer_500_and_the_worker_survives(bundles, monkeypatch
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(model, "recommend", boom)
-    body = err(c.get("/v1/users/7/recommendations?filter_seen=false", headers={"X-Request-ID": "req-1"}),
-               500, "internal", "req-1")  # fmt: skip
+    body = err(
+        c.get("/v1/users/7/recommendations?filter_seen=false", headers={"X-Request-ID": "req-1"}),
+        500,
+        "internal",
+        "req-1",
+    )
     assert body and "kaboom" not in body["message"]  # no internals leak to clients
     monkeypatch.undo()
     assert c.get("/v1/users/7/recommendations").status_code == 200

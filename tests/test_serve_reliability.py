@@ -131,8 +131,11 @@ BODIES = st.one_of(
 
 
 @settings(max_examples=50, **SETTINGS)
-@given(path=st.sampled_from(["/v1/recommendations", "/v1/scores", "/v1/admin/reload"]), body=BODIES,
-       ctype=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]))  # fmt: skip
+@given(
+    path=st.sampled_from(["/v1/recommendations", "/v1/scores", "/v1/admin/reload"]),
+    body=BODIES,
+    ctype=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", ""]),
+)
 def test_malformed_bodies_get_a_documented_4xx(client, path, body, ctype):
     headers = {**AUTH, **({"content-type": ctype} if ctype else {})}
     r = client.post(path, content=body, headers=headers)
@@ -162,8 +165,9 @@ def running(app):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, timeout_keep_alive=2))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=2)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     t_end = time.monotonic() + 30
@@ -226,8 +230,10 @@ def test_slow_clients_do_not_block_others(server):
         stalled.append(s)
     body = b'{"users": [7], "k": 2}'
     trickle = socket.create_connection(("127.0.0.1", server), timeout=10)
-    trickle.sendall(f"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
-                    f"content-type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode())  # fmt: skip
+    trickle.sendall(
+        f"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+        f"content-type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
     answers = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{server}", headers=AUTH, timeout=10) as c:

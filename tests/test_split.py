@@ -295,8 +295,9 @@ def test_allbut_matches_grouplens_script(n, part):
     start = 1 if part == "a" else n + 1
     base_rows, test_rows = allbut_pl(rows, start, start + n - 1)
     assert sorted(test.source_row.tolist()) == test_rows and sorted(train.source_row.tolist()) == base_rows
-    assert pairs(test) == {(data.user_map.index([rows[p][0]])[0], data.item_map.index([rows[p][1]])[0])
-                           for p in test_rows}  # fmt: skip
+    assert pairs(test) == {
+        (data.user_map.index([rows[p][0]])[0], data.item_map.index([rows[p][1]])[0]) for p in test_rows
+    }
     rep = test.report["split"]
     assert rep["protocol"] == "allbut" and rep["params"] == {"n": n, "part": part}
     counts = data.user_counts
@@ -313,8 +314,9 @@ def test_allbut_first_in_file_order_not_time_or_item():
     from ncf.data.io import load_interactions
 
     # user 7's file order: items 30, 10, 20, 40; ua with n=2 takes 30 and 10, ub takes 20 and 40
-    frame = pd.DataFrame({"user": [7, 7, 8, 7, 7, 8], "item": [30, 10, 10, 20, 40, 30],
-                          "timestamp": [4, 3, 9, 2, 1, 8]})  # fmt: skip
+    frame = pd.DataFrame(
+        {"user": [7, 7, 8, 7, 7, 8], "item": [30, 10, 10, 20, 40, 30], "timestamp": [4, 3, 9, 2, 1, 8]}
+    )
     data = load_interactions(frame, user="user", item="item", timestamp="timestamp", keep_source_row=True)
     raw = lambda d: sorted(zip(d.user_map.raw(d.user_idx).tolist(), d.item_map.raw(d.item_idx).tolist()))  # noqa: E731
     _, test_a = allbut(data, 2, part="a")
@@ -329,8 +331,9 @@ def test_source_row_follows_sorting_filtering_and_subsets():
 
     from ncf.data.io import load_interactions
 
-    frame = pd.DataFrame({"u": ["b", "a", "b", "a", "a"], "i": [2, 1, 1, 2, 1], "r": [5, 2, 4, 3, 4],
-                          "t": [1, 1, 1, 1, 5]})  # fmt: skip
+    frame = pd.DataFrame(
+        {"u": ["b", "a", "b", "a", "a"], "i": [2, 1, 1, 2, 1], "r": [5, 2, 4, 3, 4], "t": [1, 1, 1, 1, 5]}
+    )
     d = load_interactions(frame, user="u", item="i", rating="r", timestamp="t", min_rating=3, keep_source_row=True)
     # rows kept: 0 (b,2), 2 (b,1), 3 (a,2), 4 (a,1); the duplicate (a,1) at row 1 is below min_rating
     got = dict(zip(zip(d.user_map.raw(d.user_idx), d.item_map.raw(d.item_idx)), d.source_row.tolist()))
@@ -338,8 +341,9 @@ def test_source_row_follows_sorting_filtering_and_subsets():
     sub = d._subset(d.ratings >= 4)
     assert sorted(sub.source_row.tolist()) == [0, 2, 4]
     assert load_interactions(frame, user="u", item="i").source_row is None
-    dup = Interactions.from_indices(IdMap(["x"]), IdMap([1, 2]), [0, 0, 0], [1, 0, 1], [5.0, 1.0, 2.0],
-                                    source_row=[10, 11, 12])  # fmt: skip
+    dup = Interactions.from_indices(
+        IdMap(["x"]), IdMap([1, 2]), [0, 0, 0], [1, 0, 1], [5.0, 1.0, 2.0], source_row=[10, 11, 12]
+    )
     assert dup.source_row.tolist() == [11, 10]  # the latest of the duplicated pair wins, with its row
     with pytest.raises(DataError, match="source_row has shape"):
         Interactions.from_indices(IdMap(["x"]), IdMap([1]), [0], [0], source_row=[1, 2])

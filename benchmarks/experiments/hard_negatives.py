@@ -54,7 +54,9 @@ def main() -> None:
             i = torch.cat([self.pos_i, neg.reshape(-1)])
             y = torch.zeros(len(u))
             y[:p] = 1.0
-            cols = [u, i, y] + ([torch.cat([self.pos_w, self.pos_w.repeat_interleave(n)])] if self.pos_w is not None else [])
+            cols = [u, i, y] + (
+                [torch.cat([self.pos_w, self.pos_w.repeat_interleave(n)])] if self.pos_w is not None else []
+            )
             perm = torch.randperm(len(u), generator=gen)
             return tuple(c[perm] for c in cols)
 
@@ -67,8 +69,18 @@ def main() -> None:
         r = evaluate(m, outer, k=[10])
         rows.append([time.perf_counter() - t, m.best_epoch_, r["ndcg@10"], r["recall@10"]])
     mean = np.mean(rows, axis=0)
-    print(json.dumps({"M": m_cands, "cfg": cfg, "fit_s": round(mean[0], 1), "best_epoch": round(mean[1], 1),
-                      "outer_ndcg@10": round(mean[2], 4), "outer_recall@10": round(mean[3], 4)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "M": m_cands,
+                "cfg": cfg,
+                "fit_s": round(mean[0], 1),
+                "best_epoch": round(mean[1], 1),
+                "outer_ndcg@10": round(mean[2], 4),
+                "outer_recall@10": round(mean[3], 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,21 @@ def main() -> None:
         vals, eps, secs = [], [], 0.0
         for seed in (int(s) for s in args.seeds.split(",")):
             train, _ = split.holdout(movielens_100k(min_rating=3), n=10, by="random", seed=seed)
-            m = NCF(factors=8, layers=(64, 32, 16, 8), negatives=4, batch_size=batch, learning_rate=1e-3,
-                    weight_decay=0.0, lr_scaling=rule, lr_reference_batch=1024, warmup_epochs=warm,
-                    epochs=30, patience=2, refit=False, seed=seed)  # fmt: skip
+            m = NCF(
+                factors=8,
+                layers=(64, 32, 16, 8),
+                negatives=4,
+                batch_size=batch,
+                learning_rate=1e-3,
+                weight_decay=0.0,
+                lr_scaling=rule,
+                lr_reference_batch=1024,
+                warmup_epochs=warm,
+                epochs=30,
+                patience=2,
+                refit=False,
+                seed=seed,
+            )
             t = time.perf_counter()
             try:
                 m.fit(train)
@@ -55,8 +67,11 @@ def main() -> None:
         lr = 1e-3 * {"none": 1.0, "sqrt": (batch / 1024) ** 0.5, "linear": batch / 1024}[rule]
         mean = sum(vals) / len(vals)
         rows.append(dict(batch=batch, rule=rule, warmup=warm, lr=lr, val=vals, best_epochs=eps, seconds=secs))
-        print(f"| {batch} | {rule} | {warm:g} | {lr:.4g} | {mean:.4f} | {', '.join(f'{v:.4f}' for v in vals)} | "
-              f"{', '.join(map(str, eps))} | {secs:.0f} |", flush=True)  # fmt: skip
+        print(
+            f"| {batch} | {rule} | {warm:g} | {lr:.4g} | {mean:.4f} | {', '.join(f'{v:.4f}' for v in vals)} | "
+            f"{', '.join(map(str, eps))} | {secs:.0f} |",
+            flush=True,
+        )
     Path("runs").mkdir(exist_ok=True)
     with open("runs/lr_rule.jsonl", "w") as fh:
         for r in rows:

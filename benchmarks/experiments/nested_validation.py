@@ -38,9 +38,20 @@ def main() -> None:
             r = evaluate(m, outer, k=[5, 10])
             rows.append([fit, m.best_epoch_, r["hr@10"], r["ndcg@10"], r["precision@5"]])
         mean = np.mean(rows, axis=0)
-        print(json.dumps({"protocol": args.protocol, "config": cfg, "fit_s": round(mean[0], 2),
-                          "best_epoch": round(mean[1], 1), "outer_hr@10": round(mean[2], 4),
-                          "outer_ndcg@10": round(mean[3], 4), "outer_precision@5": round(mean[4], 4)}), flush=True)  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "protocol": args.protocol,
+                    "config": cfg,
+                    "fit_s": round(mean[0], 2),
+                    "best_epoch": round(mean[1], 1),
+                    "outer_hr@10": round(mean[2], 4),
+                    "outer_ndcg@10": round(mean[3], 4),
+                    "outer_precision@5": round(mean[4], 4),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

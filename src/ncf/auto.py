@@ -34,9 +34,17 @@ DEFAULT_CANDIDATES = ("popularity", "ease", "item-knn", "implicit-als", "lightfm
 #: Rough fit seconds per 100k interactions on a 2-core CPU (ML-100k, benchmarks/RESULTS.md), used only to
 #: skip a candidate that cannot finish in what is left of the budget. EASE also grows with items^3.
 COST_PER_100K = {
-    "popularity": 0.01, "ease": 0.5, "item-knn": 0.3, "implicit-als": 1.0, "implicit-bpr": 1.5,
-    "lightfm-warp": 3.0, "lightfm-bpr": 3.0, "gmf": 6.0, "mlp": 6.0, "neumf": 20.0,
-}  # fmt: skip
+    "popularity": 0.01,
+    "ease": 0.5,
+    "item-knn": 0.3,
+    "implicit-als": 1.0,
+    "implicit-bpr": 1.5,
+    "lightfm-warp": 3.0,
+    "lightfm-bpr": 3.0,
+    "gmf": 6.0,
+    "mlp": 6.0,
+    "neumf": 20.0,
+}
 
 
 def _estimate(name: str, train: Interactions) -> float:

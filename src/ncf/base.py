@@ -231,7 +231,9 @@ class Recommender:
         vecs = torch.as_tensor(np.asarray(self.item_vectors(), dtype=np.float32))
         vecs = torch.nn.functional.normalize(vecs, dim=1)
         n = vecs.shape[0]
-        self_mask = sp.csr_matrix((np.ones(len(idx), dtype=np.float32), idx, np.arange(len(idx) + 1)), shape=(len(idx), n))
+        self_mask = sp.csr_matrix(
+            (np.ones(len(idx), dtype=np.float32), idx, np.arange(len(idx) + 1)), shape=(len(idx), n)
+        )
         rows = torch.as_tensor(idx)
 
         def sim_fn(pos: torch.Tensor) -> torch.Tensor:

@@ -206,8 +206,12 @@ class _MemoryWindow:
                 self._rss_peak = r
 
     def stop(self) -> dict[str, float | None]:
-        out: dict[str, float | None] = {"peak_mb": None, "rss_peak_mb": None, "rss_delta_mb": None,
-                                        "traced_peak_mb": None}  # fmt: skip
+        out: dict[str, float | None] = {
+            "peak_mb": None,
+            "rss_peak_mb": None,
+            "rss_delta_mb": None,
+            "traced_peak_mb": None,
+        }
         if self.mode == "off":
             return out
         if self.mode == "tracemalloc":
@@ -227,9 +231,14 @@ class _MemoryWindow:
 
 
 def _fit_and_measure(
-    name: str, params: Mapping[str, Any], seed: int, train: Interactions, test: Interactions, ks: list[int],
+    name: str,
+    params: Mapping[str, Any],
+    seed: int,
+    train: Interactions,
+    test: Interactions,
+    ks: list[int],
     memory: str,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     from ncf.evaluation import evaluate
 
     rec: dict[str, Any] = {}
@@ -381,8 +390,17 @@ def run_benchmark(
         if isinstance(split, str):  # a broken dataset/protocol is reported, the rest runs
             for name in models:
                 clock.done += 1
-                results["runs"].append(_failed(_dataset_name(spec), protocol, seed, name,
-                                               per_protocol[protocol].get(name, {}), split, stage="data"))  # fmt: skip
+                results["runs"].append(
+                    _failed(
+                        _dataset_name(spec),
+                        protocol,
+                        seed,
+                        name,
+                        per_protocol[protocol].get(name, {}),
+                        split,
+                        stage="data",
+                    )
+                )
             write_json(out / "results.json", results)
             continue
         if not warmed:
@@ -410,9 +428,15 @@ class _Clock:
 
 
 def _run_config(
-    datasets: Sequence[DataSpec], protocols: Sequence[str], models: Sequence[str], seeds: Sequence[int],
-    ks: Sequence[int], given_params: Any, memory: str, warm_up: bool,
-) -> dict[str, Any]:  # fmt: skip
+    datasets: Sequence[DataSpec],
+    protocols: Sequence[str],
+    models: Sequence[str],
+    seeds: Sequence[int],
+    ks: Sequence[int],
+    given_params: Any,
+    memory: str,
+    warm_up: bool,
+) -> dict[str, Any]:
     """What a run was asked to do, and the rules it followed (the report's "config")."""
     return {
         "datasets": [_dataset_name(d) for d in datasets],
@@ -447,15 +471,24 @@ def _load_and_split(
     except Exception as e:  # noqa: BLE001 - reported by the caller; the other groups run
         clock.say(f"{where}: data/split failed: {_error_text(e)}")
         return _error_text(e)
-    clock.say(f"{where}: {info['train_interactions']} train / {info['test_interactions']} test interactions "
-              f"({info['users']} users, {info['items']} items)")  # fmt: skip
+    clock.say(
+        f"{where}: {info['train_interactions']} train / {info['test_interactions']} test interactions "
+        f"({info['users']} users, {info['items']} items)"
+    )
     return train, test, info
 
 
 def _run_one(
-    spec: DataSpec, protocol: str, seed: int, name: str, params: Mapping[str, Any],
-    split: tuple[Interactions, Interactions, dict[str, Any]], ks: Sequence[int], memory: str, clock: _Clock,
-) -> dict[str, Any]:  # fmt: skip
+    spec: DataSpec,
+    protocol: str,
+    seed: int,
+    name: str,
+    params: Mapping[str, Any],
+    split: tuple[Interactions, Interactions, dict[str, Any]],
+    ks: Sequence[int],
+    memory: str,
+    clock: _Clock,
+) -> dict[str, Any]:
     """Fit, evaluate and time one model on one split; a failure is recorded, not raised."""
     train, test, info = split
     clock.done += 1
@@ -467,9 +500,11 @@ def _run_one(
         clock.say(f"{tag}: FAILED: {_error_text(e)}")
         return _failed(_dataset_name(spec), protocol, seed, name, params, _error_text(e), split=info)
     key = f"ndcg@{ks[-1]}"
-    clock.say(f"{tag}: {key}={rec['metrics'].get(key, float('nan')):.4f}  fit {rec['fit_seconds']:.2f}s  "
-              f"recommend {rec['recommend_seconds']:.2f}s"
-              + (f"  peak {rec['peak_mb']:.1f} MB" if rec.get("peak_mb") is not None else ""))  # fmt: skip
+    clock.say(
+        f"{tag}: {key}={rec['metrics'].get(key, float('nan')):.4f}  fit {rec['fit_seconds']:.2f}s  "
+        f"recommend {rec['recommend_seconds']:.2f}s"
+        + (f"  peak {rec['peak_mb']:.1f} MB" if rec.get("peak_mb") is not None else "")
+    )
     base = {"dataset": _dataset_name(spec), "protocol": protocol, "seed": seed, "model": name, "split": info}
     return {**base, "status": "ok", "error": None, **rec}
 
@@ -551,15 +586,35 @@ def _warm_up(
 
 
 def _failed(
-    dataset: str, protocol: str, seed: int, model: str, params: Mapping[str, Any], err: str, *,
-    stage: str = "model", split: dict[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    dataset: str,
+    protocol: str,
+    seed: int,
+    model: str,
+    params: Mapping[str, Any],
+    err: str,
+    *,
+    stage: str = "model",
+    split: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
-        "dataset": dataset, "protocol": protocol, "seed": seed, "model": model, "split": split,
-        "status": "failed", "error": err, "failed_at": stage, "params": jsonable(dict(params)), "metrics": {},
-        "fit_seconds": None, "recommend_seconds": None, "evaluate_seconds": None,
-        "peak_mb": None, "rss_peak_mb": None, "rss_delta_mb": None, "traced_peak_mb": None,
-    }  # fmt: skip
+        "dataset": dataset,
+        "protocol": protocol,
+        "seed": seed,
+        "model": model,
+        "split": split,
+        "status": "failed",
+        "error": err,
+        "failed_at": stage,
+        "params": jsonable(dict(params)),
+        "metrics": {},
+        "fit_seconds": None,
+        "recommend_seconds": None,
+        "evaluate_seconds": None,
+        "peak_mb": None,
+        "rss_peak_mb": None,
+        "rss_delta_mb": None,
+        "traced_peak_mb": None,
+    }
 
 
 def _split_info(data: Interactions, train: Interactions, test: Interactions, min_rating: float | None) -> dict:
@@ -642,11 +697,17 @@ def summarise(runs: Sequence[dict[str, Any]], ks: Sequence[int]) -> list[dict[st
                     "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                     "n": len(vals),
                 }
-        out.append({
-            "dataset": d, "protocol": p, "model": m, "runs": len(rs), "ok": len(ok),
-            "errors": [{"seed": r["seed"], "error": r["error"]} for r in rs if r["status"] != "ok"],
-            "stats": stats,
-        })  # fmt: skip
+        out.append(
+            {
+                "dataset": d,
+                "protocol": p,
+                "model": m,
+                "runs": len(rs),
+                "ok": len(ok),
+                "errors": [{"seed": r["seed"], "error": r["error"]} for r in rs if r["status"] != "ok"],
+                "stats": stats,
+            }
+        )
     return out
 
 
@@ -698,8 +759,9 @@ def format_markdown(results: dict[str, Any]) -> str:
             groups.append((s["dataset"], s["protocol"]))
     for d, p in groups:
         rows = [s for s in summary if (s["dataset"], s["protocol"]) == (d, p)]
-        split = next((r["split"] for r in results["runs"] if (r["dataset"], r["protocol"]) == (d, p) and r["split"]),
-                     None)  # fmt: skip
+        split = next(
+            (r["split"] for r in results["runs"] if (r["dataset"], r["protocol"]) == (d, p) and r["split"]), None
+        )
         lines.append(f"## {d} — {p}")
         lines.append("")
         if split:
@@ -944,10 +1006,18 @@ def select_tuned(
                     best = (*second[:3], n_configs + second[-1] - 1)
             cfg, ndcg, rs, n = best
             chosen.setdefault(protocol, {})[name] = cfg
-            table.append({"protocol": protocol, "model": name, "config": cfg, "ndcg@10": ndcg,
-                          "recall@10": round(float(np.mean([r["recall@10"] for r in rs])), 4),
-                          "fit_s": round(float(np.mean([r["fit_s"] for r in rs])), 1),
-                          "n_configs": n, "seeds": sorted(r["seed"] for r in rs)})  # fmt: skip
+            table.append(
+                {
+                    "protocol": protocol,
+                    "model": name,
+                    "config": cfg,
+                    "ndcg@10": ndcg,
+                    "recall@10": round(float(np.mean([r["recall@10"] for r in rs])), 4),
+                    "fit_s": round(float(np.mean([r["fit_s"] for r in rs])), 1),
+                    "n_configs": n,
+                    "seeds": sorted(r["seed"] for r in rs),
+                }
+            )
     return chosen, table
 
 
@@ -957,8 +1027,11 @@ def _best(
     """(config, mean NDCG@10, its rows, configs with results) of the best entry of ``grid``; ties: the earlier."""
     scores = []
     for i, cfg in enumerate(grid):
-        rs = [r for r in rows if r["protocol"] == protocol and r["model"] == name and r["config"] == cfg
-              and "ndcg@10" in r]  # fmt: skip
+        rs = [
+            r
+            for r in rows
+            if r["protocol"] == protocol and r["model"] == name and r["config"] == cfg and "ndcg@10" in r
+        ]
         if rs:
             scores.append((round(float(np.mean([r["ndcg@10"] for r in rs])), 4), -i, dict(cfg), rs))
     if not scores:

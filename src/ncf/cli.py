@@ -207,7 +207,7 @@ def _json_params(text: str | None, model: str) -> dict[str, Any]:
     if isinstance(obj, dict) and isinstance(obj.get(model), dict):
         obj = obj[model]
     if not isinstance(obj, dict) or any(isinstance(v, dict) for v in obj.values()):
-        raise ConfigError(f'--params must be a JSON object of {model} hyper-parameters, e.g. \'{{"factors": 64}}\'')
+        raise ConfigError(f"--params must be a JSON object of {model} hyper-parameters, e.g. '{{\"factors\": 64}}'")
     return obj
 
 
@@ -223,19 +223,24 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
         from ncf.auto import DEFAULT_CANDIDATES, select_model
 
         if flags:
-            raise ConfigError(f"--model auto tries every candidate with its defaults; set {sorted(flags)} per model "
-                              'with --params \'{"neumf": {...}}\'')  # fmt: skip
+            raise ConfigError(
+                f"--model auto tries every candidate with its defaults; set {sorted(flags)} per model "
+                "with --params '{\"neumf\": {...}}'"
+            )
         if args.budget is None:
             raise ConfigError("--model auto needs --budget SECONDS: how long the candidates may take to fit")
         cands = args.candidates.split(",") if args.candidates else DEFAULT_CANDIDATES
         t0 = time.perf_counter()
         from ncf.benchmark import load_params
 
-        model = select_model(data, budget=args.budget, candidates=cands, params=load_params(args.params),
-                             seed=seed or 0)  # fmt: skip
+        model = select_model(
+            data, budget=args.budget, candidates=cands, params=load_params(args.params), seed=seed or 0
+        )
         for row in model.leaderboard_:
-            score = next((f"{k}={v:.4f}  fit {row['fit_seconds']:.1f}s" for k, v in row.items() if k.startswith("val_")),
-                         row["status"])  # fmt: skip
+            score = next(
+                (f"{k}={v:.4f}  fit {row['fit_seconds']:.1f}s" for k, v in row.items() if k.startswith("val_")),
+                row["status"],
+            )
             print(f"  {'*' if row.get('chosen') else ' '} {row['model']:<13} {score}")
         chosen = next(r["model"] for r in model.leaderboard_ if r.get("chosen"))
         print(f"chose {chosen} on validation; refit on all of train; {time.perf_counter() - t0:.1f}s in all")
@@ -271,9 +276,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(_fmt_metrics(res))
         if board:
             chosen = [r["model"] for r in board if r.get("chosen")]
-            print(f"chosen by --model auto on validation: {chosen[0] if chosen else '?'}; leaderboard: "
-                  + "; ".join(f"{r['model']} {next((f'{v:.4f}' for k, v in r.items() if k.startswith('val_')), r['status'])}"
-                              for r in board))  # fmt: skip
+            print(
+                f"chosen by --model auto on validation: {chosen[0] if chosen else '?'}; leaderboard: "
+                + "; ".join(
+                    f"{r['model']} {next((f'{v:.4f}' for k, v in r.items() if k.startswith('val_')), r['status'])}"
+                    for r in board
+                )
+            )
     return 0
 
 
@@ -292,8 +301,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         n = write_recommendations(model, args.out, users=users, k=args.k, filter_seen=not args.include_seen)
         print(f"wrote {n} rows (user,item,rank,score) to {args.out}")
         return 0
-    ids, scores = model.recommend(users if users is not None else model.user_map_.ids, k=args.k,
-                                  filter_seen=not args.include_seen)  # fmt: skip
+    ids, scores = model.recommend(
+        users if users is not None else model.user_map_.ids, k=args.k, filter_seen=not args.include_seen
+    )
     raw_users = users if users is not None else list(model.user_map_.ids)
     print("user,item,rank,score")
     for u, row_i, row_s in zip(raw_users, ids, scores):
@@ -436,28 +446,56 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save its bundle")
     t.add_argument("--data", required=True, help="'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file")
     _add_data_args(t)
-    t.add_argument("--model", choices=(*known_models(), "auto"), default="neumf",
-                   help="the model to train (default neumf); 'auto': the best on validation within --budget")  # fmt: skip
+    t.add_argument(
+        "--model",
+        choices=(*known_models(), "auto"),
+        default="neumf",
+        help="the model to train (default neumf); 'auto': the best on validation within --budget",
+    )
     _add_param_flags(t, NCF)
-    t.add_argument("--params", default=None, metavar="JSON",
-                   help='hyper-parameters as JSON (inline or a file), e.g. \'{"l2": 300}\' for --model ease')  # fmt: skip
-    t.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                   help="--model auto: seconds the candidates' fits may take (the winner's refit comes on top)")  # fmt: skip
-    t.add_argument("--candidates", default=None,
-                   help="--model auto: comma-separated model names (default: every known model that fits the budget)")  # fmt: skip
+    t.add_argument(
+        "--params",
+        default=None,
+        metavar="JSON",
+        help="hyper-parameters as JSON (inline or a file), e.g. '{\"l2\": 300}' for --model ease",
+    )
+    t.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="--model auto: seconds the candidates' fits may take (the winner's refit comes on top)",
+    )
+    t.add_argument(
+        "--candidates",
+        default=None,
+        help="--model auto: comma-separated model names (default: every known model that fits the budget)",
+    )
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
-    t.add_argument("--test-protocol", choices=PROTOCOL_CHOICES, default=None,
-                   help="hold out a test part first and print test metrics at the end")  # fmt: skip
+    t.add_argument(
+        "--test-protocol",
+        choices=PROTOCOL_CHOICES,
+        default=None,
+        help="hold out a test part first and print test metrics at the end",
+    )
     t.add_argument("--holdout-n", type=int, default=10, help="test items per user for --test-protocol holdout")
     t.add_argument("-k", type=int, default=10, help="cutoff for test metrics")
     t.add_argument("--tensorboard", default=None, metavar="DIR", help="write TensorBoard logs to DIR")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--out", required=True, help="folder for the model bundle")
-    t.add_argument("--checkpoint-dir", default=None, metavar="DIR",
-                   help="write an atomic checkpoint to DIR after every epoch (DIR must be empty or new)")  # fmt: skip
-    t.add_argument("--resume", default=None, metavar="DIR",
-                   help="continue the run checkpointed in DIR (same data and flags), e.g. after a crash or kill -9")  # fmt: skip
+    t.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="write an atomic checkpoint to DIR after every epoch (DIR must be empty or new)",
+    )
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="continue the run checkpointed in DIR (same data and flags), e.g. after a crash or kill -9",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a saved model on held-out data")
@@ -501,25 +539,44 @@ def build_parser() -> argparse.ArgumentParser:
     bu.set_defaults(func=cmd_bundle)
 
     b = sub.add_parser("benchmark", help="fit and evaluate models on shared splits; write a table and a chart")
-    b.add_argument("--preset", choices=("notebook",), default=None,
-                   help="'notebook': reproduce the seed notebook (Keras NeuMF + LightFM, ML-100k)")  # fmt: skip
-    b.add_argument("--data", action="append", default=None,
-                   help="'ml-100k' (default; binarised per protocol: holdout keeps ratings >= 3, the others all "
-                   "ratings, unless --min-rating is given) or a data file; repeat for several datasets")  # fmt: skip
+    b.add_argument(
+        "--preset",
+        choices=("notebook",),
+        default=None,
+        help="'notebook': reproduce the seed notebook (Keras NeuMF + LightFM, ML-100k)",
+    )
+    b.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        help="'ml-100k' (default; binarised per protocol: holdout keeps ratings >= 3, the others all "
+        "ratings, unless --min-rating is given) or a data file; repeat for several datasets",
+    )
     _add_data_args(b)
     b.add_argument(
         "--protocols", default="holdout,leave-one-out", help="comma-separated: " + ",".join(PROTOCOL_CHOICES)
     )
-    b.add_argument("--models", default="neumf,gmf,mlp,popularity,ease,item-knn,implicit-als,implicit-bpr,lightfm-warp",
-                   help="comma-separated model names (NCF: neumf, gmf, mlp; baselines by name); default %(default)s")  # fmt: skip
+    b.add_argument(
+        "--models",
+        default="neumf,gmf,mlp,popularity,ease,item-knn,implicit-als,implicit-bpr,lightfm-warp",
+        help="comma-separated model names (NCF: neumf, gmf, mlp; baselines by name); default %(default)s",
+    )
     b.add_argument("--seeds", type=int, default=3, help="run seeds 0..N-1 (one split per seed)")
     b.add_argument("-k", type=_int_list, default=(5, 10), help="metric cutoffs, e.g. 5,10")
-    b.add_argument("--params", default=None, metavar="JSON",
-                   help='JSON file or string: model name -> constructor kwargs, e.g. \'{"ease": {"l2": 200}}\'; '
-                   'a protocol name as key holds such a mapping for that protocol only')  # fmt: skip
-    b.add_argument("--memory", choices=("rss", "tracemalloc", "off"), default="rss",
-                   help="rss: sampled resident memory (default); tracemalloc: also trace Python/numpy allocations "
-                   "(slows Python-heavy fits); off")  # fmt: skip
+    b.add_argument(
+        "--params",
+        default=None,
+        metavar="JSON",
+        help='JSON file or string: model name -> constructor kwargs, e.g. \'{"ease": {"l2": 200}}\'; '
+        "a protocol name as key holds such a mapping for that protocol only",
+    )
+    b.add_argument(
+        "--memory",
+        choices=("rss", "tracemalloc", "off"),
+        default="rss",
+        help="rss: sampled resident memory (default); tracemalloc: also trace Python/numpy allocations "
+        "(slows Python-heavy fits); off",
+    )
     b.add_argument("--out", default=None, help="output folder (default runs/benchmark, or runs/notebook)")
     b.set_defaults(func=cmd_benchmark)
 
@@ -528,22 +585,48 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1, help="worker processes (each loads the bundle)")
-    s.add_argument("--api-key", default=None,
-                   help="require 'Authorization: Bearer KEY' on every endpoint but /health (default: $NCF_API_KEY)")  # fmt: skip
+    s.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on every endpoint but /health (default: $NCF_API_KEY)",
+    )
     s.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get 413 (default 1 MiB)")
     s.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     s.add_argument("--no-access-log", action="store_true", help="do not write JSON access-log lines")
-    s.add_argument("--cache-top", type=int, default=100, metavar="N",
-                   help="keep each user's top-N per loaded model so repeat requests with k <= N skip scoring; 0: off")  # fmt: skip
-    s.add_argument("--torch-threads", type=int, default=1,
-                   help="torch intra-op threads per worker (default 1: lowest latency for per-request scoring)")  # fmt: skip
-    s.add_argument("--allowed-hosts", default=None, metavar="HOSTS",
-                   help="Host header names to answer, comma-separated ('*': any); default: localhost,127.0.0.1,::1 "
-                   "when --host is loopback (stops DNS rebinding), else any")  # fmt: skip
-    s.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
-                   help="close a connection whose request headers take longer (408; default 10)")  # fmt: skip
-    s.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
-                   help="answer 408 to a request body that takes longer to arrive (default 30)")  # fmt: skip
+    s.add_argument(
+        "--cache-top",
+        type=int,
+        default=100,
+        metavar="N",
+        help="keep each user's top-N per loaded model so repeat requests with k <= N skip scoring; 0: off",
+    )
+    s.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads per worker (default 1: lowest latency for per-request scoring)",
+    )
+    s.add_argument(
+        "--allowed-hosts",
+        default=None,
+        metavar="HOSTS",
+        help="Host header names to answer, comma-separated ('*': any); default: localhost,127.0.0.1,::1 "
+        "when --host is loopback (stops DNS rebinding), else any",
+    )
+    s.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="close a connection whose request headers take longer (408; default 10)",
+    )
+    s.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="answer 408 to a request body that takes longer to arrive (default 30)",
+    )
     s.set_defaults(func=cmd_serve)
     return p
 

@@ -62,16 +62,21 @@ def _ranks_direct(
 
 
 def _ranks_sorted(
-    scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pos: torch.Tensor, item_ar: torch.Tensor,
+    scores: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    pos: torch.Tensor,
+    item_ar: torch.Tensor,
     indptr: np.ndarray,
-) -> torch.Tensor:  # fmt: skip
+) -> torch.Tensor:
     """The same ranks for many held-out items per user: sort each user's row once (I log I)
     and binary-search all their held-out items in it; only items tied with another score
     take the exact comparison path."""
     n_items, device, counts = scores.shape[1], scores.device, np.diff(indptr)
     slot = torch.as_tensor(np.arange(len(cols)) - np.repeat(indptr[:-1], counts), device=device)
-    pad = torch.full((scores.shape[0], max(1, int(counts.max()) if len(counts) else 1)), torch.inf, device=device,
-                     dtype=scores.dtype)  # fmt: skip
+    pad = torch.full(
+        (scores.shape[0], max(1, int(counts.max()) if len(counts) else 1)), torch.inf, device=device, dtype=scores.dtype
+    )
     pad[rows, slot] = pos
     srt = torch.sort(scores, dim=1).values
     gt = (n_items - torch.searchsorted(srt, pad, right=True))[rows, slot]
@@ -348,11 +353,15 @@ def describe_dropped(n_rows: int, dropped: dict[str, int], why: str = "") -> str
     """One line: how many test rows (and distinct ids) were dropped for ids the model does not know, and why."""
     parts = []
     if dropped.get("unknown_users_dropped"):
-        parts.append(f"{dropped['unknown_users_dropped']} with a user the model does not know "
-                     f"({dropped.get('unknown_user_ids', '?')} distinct users)")  # fmt: skip
+        parts.append(
+            f"{dropped['unknown_users_dropped']} with a user the model does not know "
+            f"({dropped.get('unknown_user_ids', '?')} distinct users)"
+        )
     if dropped.get("unknown_items_dropped"):
-        parts.append(f"{dropped['unknown_items_dropped']} with an unknown item "
-                     f"({dropped.get('unknown_item_ids', '?')} distinct items)")  # fmt: skip
+        parts.append(
+            f"{dropped['unknown_items_dropped']} with an unknown item "
+            f"({dropped.get('unknown_item_ids', '?')} distinct items)"
+        )
     n = dropped.get("unknown_users_dropped", 0) + dropped.get("unknown_items_dropped", 0)
     line = f"dropped {n} of {n_rows} test rows: " + ", ".join(parts) if parts else f"dropped none of {n_rows} test rows"
     return line + (f" ({why}; check the id columns)" if why else "")

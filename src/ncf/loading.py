@@ -97,6 +97,8 @@ def upgrade_bundle(path: str | os.PathLike[str], out: str | os.PathLike[str] | N
     if had:
         note = f"format {version} -> {FORMAT_VERSION}; its tensors matched their checksum"
     else:
-        note = (f"format {version} -> {FORMAT_VERSION}; it had no checksum, so its tensors were checked for structure, "
-                "shapes and finite values only, and are now covered by one")  # fmt: skip
+        note = (
+            f"format {version} -> {FORMAT_VERSION}; it had no checksum, so its tensors were checked for structure, "
+            "shapes and finite values only, and are now covered by one"
+        )
     return target, note

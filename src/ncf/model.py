@@ -126,12 +126,20 @@ class NCF(Recommender):
 
     name = "ncf"
 
-    model: str = param("neumf", Choice(*MODELS), "gmf, mlp or neumf (GMF + MLP towers)", flag=False)  # ncf train --model: every model
+    model: str = param(
+        "neumf", Choice(*MODELS), "gmf, mlp or neumf (GMF + MLP towers)", flag=False
+    )  # ncf train --model: every model
     factors: int = param(32, Int(1), "predictive factors of the GMF part")
-    layers: Sequence[int] = param((64, 32, 16, 8), IntList("64, 32, 16, 8", even_first=True),
-                                  "MLP sizes: the [user; item] embedding size (even), then the hidden layers")  # fmt: skip
-    negatives: int | str = param(8, Either(Int(1), literals=("all",), parse_literals={"all": "all"}),
-                                 "negatives per positive, or 'all' (every unobserved pair; BCE only)")  # fmt: skip
+    layers: Sequence[int] = param(
+        (64, 32, 16, 8),
+        IntList("64, 32, 16, 8", even_first=True),
+        "MLP sizes: the [user; item] embedding size (even), then the hidden layers",
+    )
+    negatives: int | str = param(
+        8,
+        Either(Int(1), literals=("all",), parse_literals={"all": "all"}),
+        "negatives per positive, or 'all' (every unobserved pair; BCE only)",
+    )
     loss: str = param("bce", Choice(*LOSSES), "bce (pointwise), bpr (pairwise) or softmax (sampled)")
     epochs: int = param(30, Int(1), "most epochs per training stage")
     batch_size: int = param(8192, Int(1), "training rows per step")
@@ -144,7 +152,8 @@ class NCF(Recommender):
     refit: bool = param(True, Bool(), "retrain on all of train for the epochs early stopping chose")
     metric: str = param("ndcg@10", Metric(), "validation metric for early stopping, e.g. ndcg@10, hr@10")
     recency: float | str | None = param(
-        "auto", Either(Float(0.0, open_lo=True), literals=(None, "auto"), parse_literals={"auto": "auto", "none": None}),
+        "auto",
+        Either(Float(0.0, open_lo=True), literals=(None, "auto"), parse_literals={"auto": "auto", "none": None}),
         "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
     )
     recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below")
@@ -180,7 +189,11 @@ class NCF(Recommender):
     def _config(self) -> TrainConfig:
         """The training settings: every TrainConfig field NCF declares, plus what fit resolved."""
         resolved = {"seed": self.seed_, "recency": self.recency_}
-        same = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig) if f.name in self.__dataclass_fields__}
+        same = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(TrainConfig)
+            if f.name in self.__dataclass_fields__
+        }
         return TrainConfig(**{**same, **resolved})
 
     def _build(self, kind: str, n_users: int, n_items: int) -> torch.nn.Module:
@@ -212,11 +225,18 @@ class NCF(Recommender):
             if st.lr_scale != 1.0:
                 over["learning_rate"] = cfg.learning_rate * st.lr_scale
             res = train_module(
-                module, data, val, dataclasses.replace(cfg, **over), device=self.device_, callbacks=self.callbacks,
-                progress=self.verbose, writer=writer, tag=st.kind + (" (refit)" if refit else ""),
+                module,
+                data,
+                val,
+                dataclasses.replace(cfg, **over),
+                device=self.device_,
+                callbacks=self.callbacks,
+                progress=self.verbose,
+                writer=writer,
+                tag=st.kind + (" (refit)" if refit else ""),
                 # each stage has its own checkpoint file: gmf, mlp, neumf, gmf_refit, ...
                 checkpoint=ck.stage(st.kind + ("_refit" if refit else ""), st.kind),
-            )  # fmt: skip
+            )
             trained[st.kind], history[st.kind] = module, res.to_dict()
         return module, res, history
 
@@ -262,7 +282,9 @@ class NCF(Recommender):
 
         self._validate()
         if not isinstance(train, Interactions):
-            raise DataError(f"train must be an ncf Interactions (use ncf.load_interactions), got {type(train).__name__}")
+            raise DataError(
+                f"train must be an ncf Interactions (use ncf.load_interactions), got {type(train).__name__}"
+            )
         if len(train) == 0:
             raise DataError("train has no interactions; nothing to learn from")
         for attr in ("module_", "kind_", "history_", "validation_metrics_", "train_", "interrupted_", "leaderboard_"):
@@ -297,7 +319,9 @@ class NCF(Recommender):
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise ConfigError("tensorboard logging needs the tensorboard package: pip install tensorboard") from None
+                raise ConfigError(
+                    "tensorboard logging needs the tensorboard package: pip install tensorboard"
+                ) from None
             writer = SummaryWriter(str(self.tensorboard))
         cfg = self._config()
         try:
@@ -320,13 +344,20 @@ class NCF(Recommender):
         finally:
             if writer is not None:
                 writer.close()
-        self._set_fitted(module, train, history, res.best_epoch, res.best_metric, sum(h["seconds"] for h in history.values()))
+        self._set_fitted(
+            module, train, history, res.best_epoch, res.best_metric, sum(h["seconds"] for h in history.values())
+        )
         return self
 
     def _set_fitted(
-        self, module: torch.nn.Module, train: Interactions, history: dict[str, Any], best_epoch: int,
-        best_metric: float | None, seconds: float,
-    ) -> None:  # fmt: skip
+        self,
+        module: torch.nn.Module,
+        train: Interactions,
+        history: dict[str, Any],
+        best_epoch: int,
+        best_metric: float | None,
+        seconds: float,
+    ) -> None:
         """The learned state of a fit (complete, or the best so far after an interrupt)."""
         self.module_ = module.to(self.device_).eval()
         self.kind_ = _kind_of(module)
@@ -415,9 +446,13 @@ class NCF(Recommender):
             **({"leaderboard": self.leaderboard_} if getattr(self, "leaderboard_", None) else {}),
         }
         return save_bundle(
-            path, model_class="NCF", config={**self.get_params(), "model": self.kind_}, weights=self.module_.state_dict(),
-            train=self.train_, extra=extra,
-        )  # fmt: skip
+            path,
+            model_class="NCF",
+            config={**self.get_params(), "model": self.kind_},
+            weights=self.module_.state_dict(),
+            train=self.train_,
+            extra=extra,
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = "cpu") -> NCF:
@@ -438,8 +473,10 @@ class NCF(Recommender):
         est.seed_ = int(b.extra.get("seed") or 0)
         n_users, n_items = b.train.shape
         if est.model != "gmf" and len(list(est.layers)) > len(b.weights):  # each layer has tensors: a cheap bound
-            raise BundleError(f"{b.path}: stored config has {len(list(est.layers))} layers but the bundle holds only "
-                              f"{len(b.weights)} weight tensors; the file is corrupt or was edited")  # fmt: skip
+            raise BundleError(
+                f"{b.path}: stored config has {len(list(est.layers))} layers but the bundle holds only "
+                f"{len(b.weights)} weight tensors; the file is corrupt or was edited"
+            )
         # The shapes the config implies, from a skeleton on the meta device (no memory): a config edited
         # to factors=1e9 or layers=[1e6]*50 is refused here instead of allocating terabytes.
         try:
@@ -466,7 +503,9 @@ class NCF(Recommender):
 
     def __repr__(self) -> str:
         p = self.get_params()
-        shown = ", ".join(f"{k}={v!r}" for k, v in p.items() if k in ("model", "factors", "layers", "negatives", "epochs"))
+        shown = ", ".join(
+            f"{k}={v!r}" for k, v in p.items() if k in ("model", "factors", "layers", "negatives", "epochs")
+        )
         return f"NCF({shown})"
 
 

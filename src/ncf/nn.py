@@ -57,7 +57,6 @@ class GMF(nn.Module):
         w = self.predict.weight.squeeze(0)
         return (self.user(users) * w) @ q.T + self.predict.bias
 
-
     def item_vectors(self) -> torch.Tensor:
         return self.item.weight * self.predict.weight.squeeze(0).abs()
 
@@ -96,7 +95,10 @@ class _Tower(nn.Module):
         return self._rest(self.hidden[0](x)), l2
 
     def block(
-        self, users: torch.Tensor, items: torch.Tensor | None, head: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor | None,
+        head: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Hidden output for every (user, item) pair of a block: shape (B, I, layers[-1]).
 
@@ -122,7 +124,6 @@ class _Tower(nn.Module):
         step = max(1, CACHE_FLOATS // max(1, a_i.shape[0] * a_i.shape[1]))
         parts = [head(self._rest(a_u[s : s + step, None, :] + a_i[None, :, :])) for s in range(0, a_u.shape[0], step)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
-
 
 
 class MLP(nn.Module):
@@ -152,7 +153,6 @@ class MLP(nn.Module):
 
     def score_block(self, users: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         return self.tower.block(users, items, head=lambda h: self.predict(h).squeeze(-1))
-
 
     def item_vectors(self) -> torch.Tensor:
         return self.tower.item.weight
@@ -200,7 +200,6 @@ class NeuMF(nn.Module):
         mlp = self.tower.block(users, items, head=lambda h: h @ w_m)
         return gmf + mlp + self.predict.bias
 
-
     def item_vectors(self) -> torch.Tensor:
         w = self.predict.weight.squeeze(0)[: self.factors].abs()
         g = nn.functional.normalize(self.gmf_item.weight * w, dim=1)
@@ -208,7 +207,9 @@ class NeuMF(nn.Module):
         return torch.cat([g, m], dim=1)
 
     @classmethod
-    def from_pretrained(cls, gmf: GMF, mlp: MLP, alpha: float = 0.5, *, dropout: float = 0.0, sparse: bool = True) -> NeuMF:
+    def from_pretrained(
+        cls, gmf: GMF, mlp: MLP, alpha: float = 0.5, *, dropout: float = 0.0, sparse: bool = True
+    ) -> NeuMF:
         """Fuse trained GMF and MLP (the paper's pretraining): h = [alpha h_GMF; (1 - alpha) h_MLP]."""
         n_users, factors = gmf.user.weight.shape
         n_items = gmf.item.weight.shape[0]

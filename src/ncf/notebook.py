@@ -325,11 +325,17 @@ def train_keras_neumf(
                 total += float(loss.detach()) * len(bu)
             module.eval()
             val_loss = _validation_loss(module, vu, vi, vy)
-            rec = {"epoch": epoch, "loss": total / max(1, len(tr)), "val_loss": val_loss,
-                   "seconds": time.perf_counter() - te}  # fmt: skip
+            rec = {
+                "epoch": epoch,
+                "loss": total / max(1, len(tr)),
+                "val_loss": val_loss,
+                "seconds": time.perf_counter() - te,
+            }
             history.append(rec)
-            say(f"  NeuMF epoch {epoch}/{epochs}: loss {rec['loss']:.5f}  val_loss {val_loss:.5f}  "
-                f"({rec['seconds']:.1f}s)")  # fmt: skip
+            say(
+                f"  NeuMF epoch {epoch}/{epochs}: loss {rec['loss']:.5f}  val_loss {val_loss:.5f}  "
+                f"({rec['seconds']:.1f}s)"
+            )
             if not math.isfinite(val_loss):
                 break
             if val_loss < best:
@@ -378,9 +384,12 @@ def _score_both(scores: torch.Tensor, train: Interactions, test: Interactions) -
     honest = evaluate(FixedScores(scores, train), test, k=[5, 10], protocol="full")
     return {
         "notebook": {"precision@5": p, "recall@5": r, "definition": NOTEBOOK_DEF},
-        "honest": {**{k: v for k, v in honest.items() if k != "protocol"}, "protocol": "full",
-                   "definition": HONEST_DEF},
-    }  # fmt: skip
+        "honest": {
+            **{k: v for k, v in honest.items() if k != "protocol"},
+            "protocol": "full",
+            "definition": HONEST_DEF,
+        },
+    }
 
 
 def split_summary(split_info: dict[str, Any]) -> str:
@@ -395,8 +404,16 @@ def split_summary(split_info: dict[str, Any]) -> str:
 
 def format_table(models: dict[str, dict[str, Any]]) -> str:
     """Side-by-side: what the notebook reported, our run scored its way, our run scored honestly."""
-    head = ("model", "reported P@5", "reported R@5", "notebook-way P@5", "notebook-way R@5", "honest P@5",
-            "honest R@5", "honest NDCG@10")  # fmt: skip
+    head = (
+        "model",
+        "reported P@5",
+        "reported R@5",
+        "notebook-way P@5",
+        "notebook-way R@5",
+        "honest P@5",
+        "honest R@5",
+        "honest NDCG@10",
+    )
     rows = []
     for name, res in models.items():
         rep = NOTEBOOK_REPORTED.get(name, {})
@@ -404,11 +421,18 @@ def format_table(models: dict[str, dict[str, Any]]) -> str:
             rows.append((name, *(f"{rep[k]:.5f}" for k in ("precision@5", "recall@5")), f"skipped: {res['skipped']}"))
             continue
         nb, hn = res["notebook"], res["honest"]
-        rows.append((
-            name, f"{rep.get('precision@5', float('nan')):.5f}", f"{rep.get('recall@5', float('nan')):.5f}",
-            f"{nb['precision@5']:.5f}", f"{nb['recall@5']:.5f}", f"{hn['precision@5']:.5f}",
-            f"{hn['recall@5']:.5f}", f"{hn['ndcg@10']:.5f}",
-        ))  # fmt: skip
+        rows.append(
+            (
+                name,
+                f"{rep.get('precision@5', float('nan')):.5f}",
+                f"{rep.get('recall@5', float('nan')):.5f}",
+                f"{nb['precision@5']:.5f}",
+                f"{nb['recall@5']:.5f}",
+                f"{hn['precision@5']:.5f}",
+                f"{hn['recall@5']:.5f}",
+                f"{hn['ndcg@10']:.5f}",
+            )
+        )
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -441,31 +465,45 @@ def run_notebook(
     corner = train_corner(train)
     split_info = {
         "protocol": f"GroupLens u{SPLIT_PART} (ncf.split.allbut, n={TEST_PER_USER}), then ratings >= {MIN_RATING:g}",
-        "users": data.n_users, "items": data.n_items, "ratings": len(data),
-        "train_ratings": sp_rep.get("train_interactions"), "test_ratings": sp_rep.get("test_interactions"),
-        "train": len(train), "test": len(test), "users_with_test": int(len(per_user)),
+        "users": data.n_users,
+        "items": data.n_items,
+        "ratings": len(data),
+        "train_ratings": sp_rep.get("train_interactions"),
+        "test_ratings": sp_rep.get("test_interactions"),
+        "train": len(train),
+        "test": len(test),
+        "users_with_test": int(len(per_user)),
         "test_per_user_min": int(per_user.min()) if len(per_user) else 0,
         "test_per_user_max": int(per_user.max()) if len(per_user) else 0,
         "notebook": {"train": NOTEBOOK_COUNTS["train_positives"], "test": NOTEBOOK_COUNTS["test_positives"]},
-        "corner": corner.tolist(), "corner_matches_notebook": bool((corner == np.asarray(NOTEBOOK_CORNER)).all()),
-    }  # fmt: skip
-    say(f"notebook setup: {data.n_users:,} users x {data.n_items:,} items, {len(data):,} ratings; GroupLens' "
+        "corner": corner.tolist(),
+        "corner_matches_notebook": bool((corner == np.asarray(NOTEBOOK_CORNER)).all()),
+    }
+    say(
+        f"notebook setup: {data.n_users:,} users x {data.n_items:,} items, {len(data):,} ratings; GroupLens' "
         f"u{SPLIT_PART} split (each user's first {TEST_PER_USER} ratings in file order are test ratings): "
         f"{split_info['train_ratings']:,} train / {split_info['test_ratings']:,} test ratings; then ratings >= "
-        f"{MIN_RATING:g} are the positives:")  # fmt: skip
+        f"{MIN_RATING:g} are the positives:"
+    )
     say(f"  train positives {len(train):>7,}   (notebook: {NOTEBOOK_COUNTS['train_positives']:,})")
-    say(f"  test positives  {len(test):>7,}   (notebook: {NOTEBOOK_COUNTS['test_positives']:,}); "
-        f"{len(per_user)} users with {split_info['test_per_user_min']}-{split_info['test_per_user_max']} each")  # fmt: skip
+    say(
+        f"  test positives  {len(test):>7,}   (notebook: {NOTEBOOK_COUNTS['test_positives']:,}); "
+        f"{len(per_user)} users with {split_info['test_per_user_min']}-{split_info['test_per_user_max']} each"
+    )
     say(format_corner(corner))
     models: dict[str, dict[str, Any]] = {}
 
-    say(f"training the Keras-equivalent NeuMF on all {data.n_users * data.n_items} cells "
-        f"(batch {batch_size}, up to {epochs} epochs, early stopping on val_loss, patience 0) ...")  # fmt: skip
+    say(
+        f"training the Keras-equivalent NeuMF on all {data.n_users * data.n_items} cells "
+        f"(batch {batch_size}, up to {epochs} epochs, early stopping on val_loss, patience 0) ..."
+    )
     module, info = train_keras_neumf(train, epochs=epochs, batch_size=batch_size, seed=seed, progress=say)
-    say(f"  cells: {info['validation_cells']:,} validation with {info['positives_in_validation_cells']:,} positives, "
+    say(
+        f"  cells: {info['validation_cells']:,} validation with {info['positives_in_validation_cells']:,} positives, "
         f"{info['train_cells']:,} training with {info['positives_in_train_cells']:,} (notebook's Keras log: "
         f"{NOTEBOOK_COUNTS['validation_cells']:,} with {NOTEBOOK_COUNTS['validation_positives']:,}, "
-        f"{NOTEBOOK_COUNTS['train_cell_positives']:,} positives in training)")  # fmt: skip
+        f"{NOTEBOOK_COUNTS['train_cell_positives']:,} positives in training)"
+    )
     scores = module.score_matrix(*train.shape)
     models["NeuMF"] = {**_score_both(scores, train, test), **info}
 
@@ -483,17 +521,30 @@ def run_notebook(
         fit_s = time.perf_counter() - tl
         with torch.inference_mode():
             lscores = lfm.score_block(torch.arange(train.n_users)).float().clone()
-        models["LightFM (WARP)"] = {**_score_both(lscores, train, test), "fit_seconds": fit_s,
-                                    "params": lfm.get_params()}  # fmt: skip
+        models["LightFM (WARP)"] = {
+            **_score_both(lscores, train, test),
+            "fit_seconds": fit_s,
+            "params": lfm.get_params(),
+        }
 
     table = format_table(models)
     result = {
         "setup": {
-            "seed": seed, "epochs": epochs, "batch_size": batch_size, "min_rating": MIN_RATING,
-            "test_per_user": TEST_PER_USER, "split": f"allbut part {SPLIT_PART!r}, then min_rating",
-            "gmf_dim": GMF_DIM, "mlp_dim": MLP_DIM, "layers": list(LAYERS),
-            "embedding_init_std": EMBED_STD, "l2_embedding": L2_EMBEDDING, "l2_activity": L2_ACTIVITY,
-            "learning_rate": LEARNING_RATE, "validation_split": VALIDATION_SPLIT, "negatives": "all unobserved cells",
+            "seed": seed,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "min_rating": MIN_RATING,
+            "test_per_user": TEST_PER_USER,
+            "split": f"allbut part {SPLIT_PART!r}, then min_rating",
+            "gmf_dim": GMF_DIM,
+            "mlp_dim": MLP_DIM,
+            "layers": list(LAYERS),
+            "embedding_init_std": EMBED_STD,
+            "l2_embedding": L2_EMBEDDING,
+            "l2_activity": L2_ACTIVITY,
+            "learning_rate": LEARNING_RATE,
+            "validation_split": VALIDATION_SPLIT,
+            "negatives": "all unobserved cells",
         },
         "split": split_info,
         "reported": NOTEBOOK_REPORTED,
@@ -501,7 +552,7 @@ def run_notebook(
         "models": models,
         "table": table,
         "seconds": time.perf_counter() - t0,
-    }  # fmt: skip
+    }
     summary = split_summary(split_info)
     say("")
     say(table)
@@ -515,9 +566,24 @@ def run_notebook(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "notebook.json", result)
-        md = ["# Seed notebook, reproduced", "", table, "", f"- {NOTEBOOK_DEF}", f"- {HONEST_DEF}",
-              f"- {summary}", "", "```", format_corner(corner), "```", "",
-              "```json", json.dumps(result["setup"], indent=2), "```", ""]  # fmt: skip
+        md = [
+            "# Seed notebook, reproduced",
+            "",
+            table,
+            "",
+            f"- {NOTEBOOK_DEF}",
+            f"- {HONEST_DEF}",
+            f"- {summary}",
+            "",
+            "```",
+            format_corner(corner),
+            "```",
+            "",
+            "```json",
+            json.dumps(result["setup"], indent=2),
+            "```",
+            "",
+        ]
         write_text(out / "notebook.md", "\n".join(md))
         result["files"] = {"json": str(out / "notebook.json"), "markdown": str(out / "notebook.md")}
     return result

@@ -144,7 +144,13 @@ class IntList(Constraint):
 class Either(Constraint):
     """Any of several constraints, or one of some literal values (e.g. ``None``, ``"auto"``)."""
 
-    def __init__(self, *options: Constraint, literals: Sequence[Any] = (), text: str = "", parse_literals: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *options: Constraint,
+        literals: Sequence[Any] = (),
+        text: str = "",
+        parse_literals: dict[str, Any] | None = None,
+    ) -> None:
         self.options, self.literals = options, tuple(literals)
         self.parse_literals = parse_literals or {}
         self.text = text or " or ".join([repr(v) for v in literals] + [o.text for o in options])

@@ -66,8 +66,10 @@ def check_output_path(path: str | os.PathLike[str] | None, *, kind: OutputKind, 
     if kind == "bundle":
         target = bundle_file(given)
         if target.is_dir():
-            raise ConfigError(f"{flag} {given}: {target} is a folder, so the model file cannot be written there; "
-                              "remove it or choose another path")  # fmt: skip
+            raise ConfigError(
+                f"{flag} {given}: {target} is a folder, so the model file cannot be written there; "
+                "remove it or choose another path"
+            )
         folder = target.parent
     elif kind == "file":
         target = given
@@ -83,7 +85,9 @@ def check_output_path(path: str | os.PathLike[str] | None, *, kind: OutputKind, 
         raise ConfigError(f"{flag} {given}: {probe} is a broken symbolic link; remove it or choose another path")
     if not probe.is_dir():
         what = "the output folder" if probe == folder else "a folder on the way"
-        raise ConfigError(f"{flag} {given}: {probe} is a file, not a folder, so it cannot be {what}; choose another path")  # fmt: skip
+        raise ConfigError(
+            f"{flag} {given}: {probe} is a file, not a folder, so it cannot be {what}; choose another path"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {given}: no permission to write in {probe}; choose another path")
     return target
@@ -190,9 +194,13 @@ MODEL_CLASSES: tuple[str, ...] = ("NCF", "Popularity", "EASE", "ItemKNN", "Impli
 
 #: Fields of ``extra`` that loaders read (other fields are kept as they are and never interpreted).
 EXTRA_TYPES: dict[str, str] = {
-    "created": "str|null", "validation_metrics": "metrics", "best_epoch": "int|null", "fit_seconds": "number|null",
-    "data_fingerprint": "str|null", "seed": "int|null",
-}  # fmt: skip
+    "created": "str|null",
+    "validation_metrics": "metrics",
+    "best_epoch": "int|null",
+    "fit_seconds": "number|null",
+    "data_fingerprint": "str|null",
+    "seed": "int|null",
+}
 
 _VERSION_RE = re.compile(r"[1-9][0-9]{0,5}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -325,9 +333,13 @@ class Bundle:
             item_map = IdMap.from_arrays(_prefixed(tensors, "items"), name="item")
             tr = _prefixed(tensors, "train")
             self.train = Interactions.from_indices(
-                user_map, item_map, tr["user_idx"], tr["item_idx"], tr.get("timestamps"),
+                user_map,
+                item_map,
+                tr["user_idx"],
+                tr["item_idx"],
+                tr.get("timestamps"),
                 item_metadata=_item_metadata(path, meta),
-            )  # fmt: skip
+            )
         except (KeyError, ValueError, UnicodeDecodeError) as e:
             raise BundleError(
                 f"{path}: the bundle's id maps or interactions are missing or inconsistent ({one_line(e)[:300]})"
@@ -346,9 +358,13 @@ def _item_metadata(path: Path, meta: Mapping[str, str]) -> pd.DataFrame | None:
 
 
 _TABLE_DTYPES = {
-    "ids": torch.int64, "offsets": torch.int64, "utf8": torch.uint8,
-    "user_idx": torch.int64, "item_idx": torch.int64, "timestamps": torch.float64,
-}  # fmt: skip
+    "ids": torch.int64,
+    "offsets": torch.int64,
+    "utf8": torch.uint8,
+    "user_idx": torch.int64,
+    "item_idx": torch.int64,
+    "timestamps": torch.float64,
+}
 
 
 def _io_string(s: str) -> Any:
@@ -411,9 +427,11 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
 
 
 def check_weights(
-    path: str | os.PathLike[str], weights: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+    path: str | os.PathLike[str],
+    weights: Mapping[str, torch.Tensor],
+    expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
     what: str = "",
-) -> None:  # fmt: skip
+) -> None:
     """Weights must be exactly ``expected`` (name -> (shape, dtype)): same names, shapes and dtypes.
 
     Called with the shapes a stored config implies, before the model is built, so a config

@@ -25,7 +25,9 @@ __all__ = ["AUTO_RECENCY_HALF_LIFE", "recency_weights", "resolve_recency"]
 AUTO_RECENCY_HALF_LIFE = 5.0
 
 
-def resolve_recency(recency: float | str | None, train: Interactions, auto: float = AUTO_RECENCY_HALF_LIFE) -> float | None:
+def resolve_recency(
+    recency: float | str | None, train: Interactions, auto: float = AUTO_RECENCY_HALF_LIFE
+) -> float | None:
     """The half-life to fit with: ``"auto"`` is ``auto`` exactly when the task is predicting the future.
 
     That is when ``train`` has timestamps and came from a split by time (leave-one-out,

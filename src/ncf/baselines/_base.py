@@ -71,9 +71,11 @@ class _Baseline(Recommender):
     WEIGHTS: ClassVar[dict[str, torch.dtype]] = {}
 
     recency: float | str | None = param(
-        "auto", RECENCY, "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
+        "auto",
+        RECENCY,
+        "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
         kw_only=True,
-    )  # fmt: skip
+    )
     recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below", kw_only=True)
 
     @classmethod
@@ -134,9 +136,13 @@ class _Baseline(Recommender):
 
         self.check_fitted()
         return save_bundle(
-            path, model_class=self.MODEL_CLASS, config=self.get_params(), weights=self._weights(),
-            train=self.train_, extra=self._extra(),
-        )  # fmt: skip
+            path,
+            model_class=self.MODEL_CLASS,
+            config=self.get_params(),
+            weights=self._weights(),
+            train=self.train_,
+            extra=self._extra(),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: Any = None) -> Any:

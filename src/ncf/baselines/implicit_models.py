@@ -117,10 +117,14 @@ class ImplicitALS(_ImplicitModel):
             from implicit.cpu.als import AlternatingLeastSquares
 
             return AlternatingLeastSquares(
-                factors=int(self.factors), regularization=float(self.regularization), alpha=float(self.alpha),
-                iterations=int(self.iterations), num_threads=int(self.num_threads), random_state=seed,
+                factors=int(self.factors),
+                regularization=float(self.regularization),
+                alpha=float(self.alpha),
+                iterations=int(self.iterations),
+                num_threads=int(self.num_threads),
+                random_state=seed,
                 calculate_training_loss=False,
-            )  # fmt: skip
+            )
 
         self._fit_implicit(train, make)
         return self
@@ -157,10 +161,13 @@ class ImplicitBPR(_ImplicitModel):
             from implicit.cpu.bpr import BayesianPersonalizedRanking
 
             return BayesianPersonalizedRanking(
-                factors=int(self.factors), learning_rate=float(self.learning_rate),
-                regularization=float(self.regularization), iterations=int(self.iterations),
-                num_threads=int(self.num_threads), random_state=seed,
-            )  # fmt: skip
+                factors=int(self.factors),
+                learning_rate=float(self.learning_rate),
+                regularization=float(self.regularization),
+                iterations=int(self.iterations),
+                num_threads=int(self.num_threads),
+                random_state=seed,
+            )
 
         self._fit_implicit(train, make)
         return self

@@ -105,9 +105,13 @@ class LightFMModel(FactorModel):
         weights = self._recency_weights(train)
         self.seed_ = resolve_seed(self.seed)
         model = LightFM(
-            no_components=int(self.no_components), learning_rate=float(self.learning_rate), loss=self.loss,
-            item_alpha=float(self.item_alpha), user_alpha=float(self.user_alpha), random_state=self.seed_,
-        )  # fmt: skip
+            no_components=int(self.no_components),
+            learning_rate=float(self.learning_rate),
+            loss=self.loss,
+            item_alpha=float(self.item_alpha),
+            user_alpha=float(self.user_alpha),
+            random_state=self.seed_,
+        )
         t0 = time.perf_counter()
         x = train.csr.tocoo()  # row-major: the same order as train's rows, so the weights line up
         sample_weight = (

@@ -42,8 +42,27 @@ _SNIFF_DELIMITERS = ",\t;|"
 _INT_RE = INT_ID_PATTERN.replace("[0-9]*", "[0-9]{0,17}")
 # How a missing value is spelled (pandas' default NA strings): in a column of integer ids
 # these are missing ids, not a user called "NaN" that would turn every id into text.
-_NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-              "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # fmt: skip
+_NA_TOKENS = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 
 Source = str | PathLike[str] | pd.DataFrame
 ColumnKey = Hashable

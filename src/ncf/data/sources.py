@@ -57,9 +57,14 @@ def load_data(
 
 
 def _load_file(
-    src: str | os.PathLike[str], user: str | None, item: str | None, rating: str | None, timestamp: str | None,
-    min_rating: float | None, sep: str | None,
-) -> Interactions:  # fmt: skip
+    src: str | os.PathLike[str],
+    user: str | None,
+    item: str | None,
+    rating: str | None,
+    timestamp: str | None,
+    min_rating: float | None,
+    sep: str | None,
+) -> Interactions:
     path = Path(src)
     explicit = bool(user or item)
     looks_movielens = path.suffix == ".zip" or path.is_dir() or path.name in ("ratings.dat", "ratings.csv")

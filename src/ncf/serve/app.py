@@ -237,8 +237,14 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int
 class ModelHolder:
     """Holds the current :class:`LoadedModel`; :meth:`reload` swaps it in one assignment."""
 
-    def __init__(self, path: str | os.PathLike[str], *, preload: bool = True,
-                 cache_top: int = DEFAULT_CACHE_TOP, counts: Counter[str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        preload: bool = True,
+        cache_top: int = DEFAULT_CACHE_TOP,
+        counts: Counter[str] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.cache_top = cache_top
         self.current: LoadedModel | None = load_state(self.path, 1, cache_top) if preload else None
@@ -297,7 +303,7 @@ def _items_out(lm: LoadedModel, ids: np.ndarray, scores: np.ndarray | None) -> l
 
 def _recommend(
     lm: LoadedModel, users: list[Any], k: int, filter_seen: bool, exclude: list[Any], fallback: str, where: str = "body"
-):  # fmt: skip
+):
     m = lm.model
     users = _coerce(m.user_map_, users, "path parameter 'user_id'" if where == "path" else "body field 'users'")
     excl = None
@@ -310,8 +316,13 @@ def _recommend(
         try:
             m.user_map_.index(unknown)
         except UnknownIdError as e:
-            raise ApiError(404, "unknown_id", f"{e.message}; pass fallback=popular to get popular items instead",
-                           kind="user", ids=e.ids[:100]) from None  # fmt: skip
+            raise ApiError(
+                404,
+                "unknown_id",
+                f"{e.message}; pass fallback=popular to get popular items instead",
+                kind="user",
+                ids=e.ids[:100],
+            ) from None
     if lm.top_n and filter_seen and not excl and k <= lm.top_n and known.all():
         cache = lm.top_cache
         order = uidx.tolist()
@@ -350,9 +361,15 @@ class ServiceMiddleware:
     """Auth, body-size limit, access log, metrics and the last-resort 500, as one pure-ASGI layer."""
 
     def __init__(
-        self, app: ASGIApp, *, api_key: str | None, max_body_bytes: int, metrics: Metrics,
-        allowed_hosts: frozenset[str] | None = None, body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
-    ) -> None:  # fmt: skip
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        max_body_bytes: int,
+        metrics: Metrics,
+        allowed_hosts: frozenset[str] | None = None,
+        body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+    ) -> None:
         self.app = app
         self.api_key = api_key.encode() if api_key else None
         self.max_body = max_body_bytes
@@ -368,8 +385,12 @@ class ServiceMiddleware:
         if host in self.allowed_hosts or any(a.startswith("*.") and host.endswith(a[1:]) for a in self.allowed_hosts):
             return None
         shown = ", ".join(sorted(self.allowed_hosts))
-        return (400, "invalid_host", f"Host {headers[b'host'].decode('latin-1')[:100]!r} is not served here "
-                f"(allowed: {shown}); start the server with --allowed-hosts to add it")  # fmt: skip
+        return (
+            400,
+            "invalid_host",
+            f"Host {headers[b'host'].decode('latin-1')[:100]!r} is not served here "
+            f"(allowed: {shown}); start the server with --allowed-hosts to add it",
+        )
 
     async def _send_error(self, send: Any, status: int, code: str, message: str, headers: list | None = None) -> None:
         body = _error_body(code, message)
@@ -378,16 +399,24 @@ class ServiceMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def _send_timeout(self, send: Any, rid_header: tuple[bytes, bytes]) -> None:
-        await self._send_error(send, 408, "request_timeout",
-                               f"the request body did not arrive within {self.body_timeout:g} s; send it at once",
-                               [rid_header, (b"connection", b"close")])  # fmt: skip
+        await self._send_error(
+            send,
+            408,
+            "request_timeout",
+            f"the request body did not arrive within {self.body_timeout:g} s; send it at once",
+            [rid_header, (b"connection", b"close")],
+        )
 
     def _auth_error(self, path: str, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         admin = path.startswith(ADMIN_PREFIX)
         if self.api_key is None:
             if admin:
-                return (403, "forbidden", "admin endpoints are disabled: start the server with --api-key KEY "
-                        "(or NCF_API_KEY) and send 'Authorization: Bearer KEY'; SIGHUP also reloads")  # fmt: skip
+                return (
+                    403,
+                    "forbidden",
+                    "admin endpoints are disabled: start the server with --api-key KEY "
+                    "(or NCF_API_KEY) and send 'Authorization: Bearer KEY'; SIGHUP also reloads",
+                )
             return None
         if path in OPEN_PATHS and not admin:
             return None
@@ -415,9 +444,13 @@ class ServiceMiddleware:
                 if state["too_big"]:  # the app answered a truncated body: answer 413 instead
                     state["started"] = True
                     state["status"] = 413
-                    await self._send_error(send, 413, "payload_too_large",
-                                           f"request body is over the {self.max_body}-byte limit; send smaller batches",
-                                           [rid_header])  # fmt: skip
+                    await self._send_error(
+                        send,
+                        413,
+                        "payload_too_large",
+                        f"request body is over the {self.max_body}-byte limit; send smaller batches",
+                        [rid_header],
+                    )
                     return
                 if state["timed_out"]:  # the app gave up on a body that never finished: 408, and close
                     state["started"] = True
@@ -467,8 +500,11 @@ class ServiceMiddleware:
                     err = (400, "invalid_request", "Content-Length header is not an integer")
                     too_long = False
                 if too_long:
-                    err = (413, "payload_too_large",
-                           f"request body of {int(length)} bytes is over the {self.max_body}-byte limit; send smaller batches")  # fmt: skip
+                    err = (
+                        413,
+                        "payload_too_large",
+                        f"request body of {int(length)} bytes is over the {self.max_body}-byte limit; send smaller batches",
+                    )
             if err is not None:
                 state["status"] = err[0]
                 extra = [(b"www-authenticate", b"Bearer")] if err[0] == 401 else []
@@ -482,15 +518,24 @@ class ServiceMiddleware:
                 return
             if state["too_big"] and not state["started"]:  # the app gave up on the body we cut off
                 state["status"] = 413
-                await self._send_error(send, 413, "payload_too_large",
-                                       f"request body is over the {self.max_body}-byte limit; send smaller batches",
-                                       [rid_header])  # fmt: skip
+                await self._send_error(
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"request body is over the {self.max_body}-byte limit; send smaller batches",
+                    [rid_header],
+                )
                 return
             log.exception("unhandled error in %s %s (request id %s)", scope.get("method"), path, rid)
             if not state["started"]:
                 state["status"] = 500
-                await self._send_error(send, 500, "internal",
-                                       f"internal error (request id {rid}); the server log has the details", [rid_header])  # fmt: skip
+                await self._send_error(
+                    send,
+                    500,
+                    "internal",
+                    f"internal error (request id {rid}); the server log has the details",
+                    [rid_header],
+                )
         finally:
             self.metrics.in_flight -= 1
             dt = time.perf_counter() - t0
@@ -499,13 +544,22 @@ class ServiceMiddleware:
             self.metrics.observe(scope.get("method", ""), label, state["status"], dt)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("", 0)
-                access_log.info(orjson.dumps({
-                    "ts": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
-                    "event": "access", "method": scope.get("method"), "path": path,
-                    "query": scope.get("query_string", b"").decode("latin-1")[:200], "route": label,
-                    "status": state["status"], "duration_ms": round(dt * 1000, 3), "client": client[0],
-                    "request_id": rid,
-                }).decode())  # fmt: skip
+                access_log.info(
+                    orjson.dumps(
+                        {
+                            "ts": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+                            "event": "access",
+                            "method": scope.get("method"),
+                            "path": path,
+                            "query": scope.get("query_string", b"").decode("latin-1")[:200],
+                            "route": label,
+                            "status": state["status"],
+                            "duration_ms": round(dt * 1000, 3),
+                            "client": client[0],
+                            "request_id": rid,
+                        }
+                    ).decode()
+                )
 
 
 # -- the app -----------------------------------------------------------------------------------------
@@ -555,8 +609,9 @@ def create_app(
     """
     check_int("max_body_bytes", max_body_bytes, 1024)
     check_int("cache_top", cache_top, 0, hint="0 turns the cache off")
-    if body_timeout is not None and (isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float))
-                                     or not body_timeout >= 0):  # fmt: skip
+    if body_timeout is not None and (
+        isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float)) or not body_timeout >= 0
+    ):
         raise ConfigError(f"body_timeout == {body_timeout!r}, must be a number of seconds >= 0 (0: no limit)")
     metrics = Metrics()
     holder = ModelHolder(bundle_path, preload=preload, cache_top=cache_top, counts=metrics.reloads)
@@ -580,8 +635,12 @@ def create_app(
         try:
             lm = holder.reload(path)
         except Exception as e:  # noqa: BLE001 - runs in a thread nobody awaits: log every failure, keep serving
-            log.error("reload (%s) failed, still serving the previous model: %s", reason, e,
-                      exc_info=not isinstance(e, NcfError))  # fmt: skip
+            log.error(
+                "reload (%s) failed, still serving the previous model: %s",
+                reason,
+                e,
+                exc_info=not isinstance(e, NcfError),
+            )
             return None
         log.info("reloaded (%s) %s: generation %d", reason, lm.path, lm.generation)
         return lm
@@ -595,8 +654,14 @@ def create_app(
     )
     app.state.holder = holder
     app.state.metrics = metrics
-    app.add_middleware(ServiceMiddleware, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics,
-                       allowed_hosts=allowed_host_set(allowed_hosts), body_timeout=body_timeout or None)  # fmt: skip
+    app.add_middleware(
+        ServiceMiddleware,
+        api_key=api_key,
+        max_body_bytes=max_body_bytes,
+        metrics=metrics,
+        allowed_hosts=allowed_host_set(allowed_hosts),
+        body_timeout=body_timeout or None,
+    )
 
     # -- error handlers: every error is {"error": code, "message": one line} ----------------------
     @app.exception_handler(ApiError)
@@ -622,9 +687,15 @@ def create_app(
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             # FastAPI's answer to a body json.loads cannot take: invalid UTF-8, nesting too deep, ...
             cause = exc.__cause__
-            why = ("nested too deeply" if isinstance(cause, RecursionError)
-                   else "not valid UTF-8" if isinstance(cause, UnicodeDecodeError)
-                   else one_line(cause)[:200] if cause is not None else "unreadable")  # fmt: skip
+            why = (
+                "nested too deeply"
+                if isinstance(cause, RecursionError)
+                else "not valid UTF-8"
+                if isinstance(cause, UnicodeDecodeError)
+                else one_line(cause)[:200]
+                if cause is not None
+                else "unreadable"
+            )
             return _json({"error": "invalid_request", "message": f"request body is not valid JSON ({why})"}, 422)
         if exc.status_code == 404:
             msg = f"no endpoint at {request.url.path}; see /docs for the API"
@@ -667,11 +738,17 @@ def create_app(
 
     # -- recommendations -----------------------------------------------------------------------------
     def _recs_row(lm: LoadedModel, user: Any, known: bool, k: int, ids: np.ndarray, scores: np.ndarray) -> dict:
-        return {"user": user, "known": bool(known), "fallback": "none" if known else "popular", "k": k,
-                "items": _items_out(lm, ids, scores)}  # fmt: skip
+        return {
+            "user": user,
+            "known": bool(known),
+            "fallback": "none" if known else "popular",
+            "k": k,
+            "items": _items_out(lm, ids, scores),
+        }
 
-    @app.get("/v1/users/{user_id}/recommendations", tags=["recommend"], response_model=S.Recommendations,
-             responses=errors)  # fmt: skip
+    @app.get(
+        "/v1/users/{user_id}/recommendations", tags=["recommend"], response_model=S.Recommendations, responses=errors
+    )
     async def recommend_user(
         user_id: str,
         k: Annotated[int, Query(ge=1, le=S.MAX_K, description="items to return")] = 10,
@@ -693,19 +770,28 @@ def create_app(
     async def recommend_batch(body: S.BatchRecommendationsIn) -> Response:
         """Top-k items for up to 1,000 users in one call."""
         lm = holder.get()
-        users, known, ids, scores = _recommend(lm, list(body.users), body.k, body.filter_seen, list(body.exclude),
-                                               body.fallback)  # fmt: skip
+        users, known, ids, scores = _recommend(
+            lm, list(body.users), body.k, body.filter_seen, list(body.exclude), body.fallback
+        )
         rows = [_recs_row(lm, u, kn, body.k, i, s) for u, kn, i, s in zip(users, known.tolist(), ids, scores)]
         return _json({"k": body.k, "results": rows})
 
-    @app.get("/v1/items/{item_id}/similar", tags=["recommend"], response_model=S.Similar,
-             responses={**errors, 501: {"model": S.Error, "description": "model without item embeddings"}})  # fmt: skip
+    @app.get(
+        "/v1/items/{item_id}/similar",
+        tags=["recommend"],
+        response_model=S.Similar,
+        responses={**errors, 501: {"model": S.Error, "description": "model without item embeddings"}},
+    )
     async def similar(item_id: str, k: Annotated[int, Query(ge=1, le=S.MAX_K)] = 10) -> Response:
         """The k items closest to this one (cosine of item embeddings; the item itself left out)."""
         lm = holder.get()
         if not lm.info["similar_items"]:
-            raise ApiError(501, "not_supported", f"{lm.info['model_class']} models have no item embeddings, "
-                           "so similar items are not available; serve an NCF, EASE, ItemKNN or ALS/BPR bundle")  # fmt: skip
+            raise ApiError(
+                501,
+                "not_supported",
+                f"{lm.info['model_class']} models have no item embeddings, "
+                "so similar items are not available; serve an NCF, EASE, ItemKNN or ALS/BPR bundle",
+            )
         item = _coerce(lm.model.item_map_, [item_id], "path parameter 'item_id'")[0]
         ids, scores = lm.model.similar_items([item], k=k)
         return _json(
@@ -724,8 +810,9 @@ def create_app(
 
     # -- what the explorer page needs ------------------------------------------------------------
     @app.get("/v1/users", tags=["explore"], response_model=S.UserList)
-    async def list_users(offset: Annotated[int, Query(ge=0, le=S.MAX_OFFSET)] = 0,
-                         limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 100) -> Response:  # fmt: skip
+    async def list_users(
+        offset: Annotated[int, Query(ge=0, le=S.MAX_OFFSET)] = 0, limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 100
+    ) -> Response:
         """A page of known user ids, in id order."""
         lm = holder.get()
         ids = lm.model.user_map_.ids
@@ -747,8 +834,11 @@ def create_app(
         return _json({"user": user, "n_items": hi - lo, "items": _items_out(lm, ids, None)})
 
     # -- admin -------------------------------------------------------------------------------------------
-    @app.post("/v1/admin/reload", tags=["admin"],
-              responses={403: {"model": S.Error}, 409: {"model": S.Error, "description": "new bundle unreadable"}})  # fmt: skip
+    @app.post(
+        "/v1/admin/reload",
+        tags=["admin"],
+        responses={403: {"model": S.Error}, 409: {"model": S.Error, "description": "new bundle unreadable"}},
+    )
     async def reload(body: S.ReloadIn | None = None) -> Response:
         """Load the bundle again (or ``path``) and swap it in atomically; in-flight requests finish on the old model."""
         path = body.path if body else None
@@ -758,10 +848,19 @@ def create_app(
             raise ApiError(409, "reload_failed", f"reload failed, still serving the previous model: {e}") from None
         except Exception as e:  # noqa: BLE001 - any failure to load is a failed reload; the old model keeps serving
             log.exception("reload of %s failed unexpectedly", path or holder.path)
-            raise ApiError(409, "reload_failed", f"reload failed, still serving the previous model: "
-                           f"{type(e).__name__}: {one_line(e)[:300]}") from None  # fmt: skip
-        return _json({"status": "reloaded", "generation": lm.generation, "bundle": str(lm.path),
-                      "loaded_at": lm.info["loaded_at"]})  # fmt: skip
+            raise ApiError(
+                409,
+                "reload_failed",
+                f"reload failed, still serving the previous model: {type(e).__name__}: {one_line(e)[:300]}",
+            ) from None
+        return _json(
+            {
+                "status": "reloaded",
+                "generation": lm.generation,
+                "bundle": str(lm.path),
+                "loaded_at": lm.info["loaded_at"],
+            }
+        )
 
     # -- the explorer page ---------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

@@ -38,7 +38,9 @@ class Metrics:
             "# TYPE ncf_http_requests_total counter",
         ]
         for (method, route, status), n in sorted(self.requests.items()):
-            out.append(f'ncf_http_requests_total{{method="{_esc(method)}",route="{_esc(route)}",status="{status}"}} {n}')
+            out.append(
+                f'ncf_http_requests_total{{method="{_esc(method)}",route="{_esc(route)}",status="{status}"}} {n}'
+            )
         out += [
             "# HELP ncf_http_request_duration_seconds Request latency by route template.",
             "# TYPE ncf_http_request_duration_seconds histogram",

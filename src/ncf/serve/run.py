@@ -107,20 +107,38 @@ def serve(
     set_torch_threads(torch_threads)
     api_key = api_key if api_key is not None else (os.environ.get("NCF_API_KEY") or None)
     if host not in LOOPBACK and not api_key:
-        print(f"ncf serve: warning: listening on {host} without --api-key; anyone who can reach it can query the model",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"ncf serve: warning: listening on {host} without --api-key; anyone who can reach it can query the model",
+            file=sys.stderr,
+        )
     from ncf.loading import bundle_model_class
 
     bundle_model_class(model_dir)  # header only: a bad path fails in milliseconds, before binding or loading
     _check_port(host, port)
     logs = log_config(log_level, access_log)
     if workers == 1:
-        app = create_app(model_dir, api_key=api_key, max_body_bytes=max_body_bytes, cache_top=cache_top,
-                         allowed_hosts=allowed_hosts, body_timeout=body_timeout)  # BundleError -> exit 2  # fmt: skip
-        print(f"ncf serve: {app.state.holder.current.info['model_class']} from {model_dir} on http://{host}:{port}/ "
-              f"(docs at /docs; SIGHUP or POST /v1/admin/reload reloads)", file=sys.stderr)  # fmt: skip
-        uvicorn.run(app, host=host, port=port, log_config=logs, access_log=False, log_level=log_level,
-                    http=protocol_class_path())  # fmt: skip
+        app = create_app(
+            model_dir,
+            api_key=api_key,
+            max_body_bytes=max_body_bytes,
+            cache_top=cache_top,
+            allowed_hosts=allowed_hosts,
+            body_timeout=body_timeout,
+        )  # BundleError -> exit 2
+        print(
+            f"ncf serve: {app.state.holder.current.info['model_class']} from {model_dir} on http://{host}:{port}/ "
+            f"(docs at /docs; SIGHUP or POST /v1/admin/reload reloads)",
+            file=sys.stderr,
+        )
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_config=logs,
+            access_log=False,
+            log_level=log_level,
+            http=protocol_class_path(),
+        )
         return 0
     # Several processes: each worker builds its own app from the environment (the header check above
     # makes a bad path fail with one line instead of N worker tracebacks).
@@ -134,7 +152,16 @@ def serve(
         os.environ["NCF_API_KEY"] = api_key
     logging.getLogger("ncf.serve").info("starting %d workers", workers)
     # Workers import torch and load the bundle before they answer the supervisor's ping: give them time.
-    uvicorn.run("ncf.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_config=logs, access_log=False, log_level=log_level, timeout_worker_healthcheck=120,
-                http=protocol_class_path())  # fmt: skip
+    uvicorn.run(
+        "ncf.serve.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=logs,
+        access_log=False,
+        log_level=log_level,
+        timeout_worker_healthcheck=120,
+        http=protocol_class_path(),
+    )
     return 0

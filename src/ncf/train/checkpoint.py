@@ -190,7 +190,9 @@ class StageCheckpoint:
         if best_state is not None:
             self.owner._remember(_Best(self.key, self.kind, best_epoch, best_metric, best_state))
         else:  # no validation: the last finished epoch is the best we know
-            self.owner._remember(_Best(self.key, self.kind, epoch, None, {k: v.detach().clone() for k, v in sd.items()}))
+            self.owner._remember(
+                _Best(self.key, self.kind, epoch, None, {k: v.detach().clone() for k, v in sd.items()})
+            )
         if self.path is None:
             return
         tensors = _prefix("module", sd)
@@ -261,9 +263,14 @@ class StageCheckpoint:
                 "delete the file to redo that stage"
             ) from None
         res = Resumed(
-            int(loop["epoch"]), loop["history"], loop["best_metric"], int(loop["best_epoch"]),
-            int(loop["bad_epochs"]), best, float(loop["elapsed"]),
-        )  # fmt: skip
+            int(loop["epoch"]),
+            loop["history"],
+            loop["best_metric"],
+            int(loop["best_epoch"]),
+            int(loop["bad_epochs"]),
+            best,
+            float(loop["elapsed"]),
+        )
         if best is not None:
             self.owner._remember(_Best(self.key, self.kind, res.best_epoch, res.best_metric, best))
         return res

@@ -27,9 +27,16 @@ from ncf.train.fused import Block
 from ncf.train.optim import unique_rows
 
 __all__ = [
-    "Context", "context", "init_from_env", "local_device", "reduce_fused", "sync_autograd_grads", "broadcast_module",
-    "broadcast_float", "all_mean",
-]  # fmt: skip
+    "Context",
+    "context",
+    "init_from_env",
+    "local_device",
+    "reduce_fused",
+    "sync_autograd_grads",
+    "broadcast_module",
+    "broadcast_float",
+    "all_mean",
+]
 
 
 @dataclass(frozen=True)

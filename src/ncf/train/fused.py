@@ -42,7 +42,6 @@ __all__ = ["CompiledFusedStep", "FusedStep", "fused_step", "supports"]
 _EMPTY = np.zeros(0, np.float32)  # "no labels / no sample weights" for the compiled head
 
 
-
 def supports(module: nn.Module, loss: str) -> bool:
     """Whether :class:`FusedStep` can train ``module`` with ``loss`` (else use autograd)."""
     if loss not in ("bce", "bpr") or not isinstance(module, (ncf_nn.GMF, ncf_nn.MLP, ncf_nn.NeuMF)):
@@ -114,7 +113,13 @@ class FusedStep:
         self.module, self.lr, self.weight_decay, self.loss = module, lr, weight_decay, loss
         self.betas, self.eps, self.reduce = betas, eps, reduce
         m = module
-        gmf = (m.user, m.item) if isinstance(m, ncf_nn.GMF) else (m.gmf_user, m.gmf_item) if isinstance(m, ncf_nn.NeuMF) else None
+        gmf = (
+            (m.user, m.item)
+            if isinstance(m, ncf_nn.GMF)
+            else (m.gmf_user, m.gmf_item)
+            if isinstance(m, ncf_nn.NeuMF)
+            else None
+        )
         tower = getattr(m, "tower", None)
         self.k = gmf[0].weight.shape[1] if gmf else 0  # GMF columns come first in each block
         self.half = tower.half if tower is not None else 0
@@ -147,9 +152,13 @@ class FusedStep:
         # gradient, and the first hidden layer's bias and its gradient.
         self._np: dict[str, np.ndarray] = {}
         if self.flat.device.type == "cpu":
-            self._np = {"w": self.views[0][0].numpy(), "b": self.views[1].numpy(), "g": self._g_flat.numpy(),
-                        "b1": self.views[3].numpy() if self.n_hidden else _EMPTY,
-                        "gb1": self._gviews[3].numpy() if self.n_hidden else _EMPTY}  # fmt: skip
+            self._np = {
+                "w": self.views[0][0].numpy(),
+                "b": self.views[1].numpy(),
+                "g": self._g_flat.numpy(),
+                "b1": self.views[3].numpy() if self.n_hidden else _EMPTY,
+                "gb1": self._gviews[3].numpy() if self.n_hidden else _EMPTY,
+            }
         self._bufs: dict[int, dict[str, Any]] = {}
 
     def dense_params_of(self, module: nn.Module) -> list[torch.Tensor]:
@@ -167,8 +176,15 @@ class FusedStep:
     # -- checkpoints: the optimiser-like state_dict protocol ncf.train.checkpoint saves -----------------
     def state_dict(self) -> dict[str, Any]:
         """Adam moments and step count, in ``torch.optim.Optimizer.state_dict()``'s shape."""
-        state = {"mU": self.mU, "vU": self.vU, "mI": self.mI, "vI": self.vI, "m_flat": self.m_flat,
-                 "v_flat": self.v_flat, "step": self.t}  # fmt: skip
+        state = {
+            "mU": self.mU,
+            "vU": self.vU,
+            "mI": self.mI,
+            "vI": self.vI,
+            "m_flat": self.m_flat,
+            "v_flat": self.v_flat,
+            "step": self.t,
+        }
         return {"state": {0: state}, "param_groups": [{"lr": self.lr, "params": [0]}]}
 
     @torch.no_grad()
@@ -181,7 +197,9 @@ class FusedStep:
         for name in ("mU", "vU", "mI", "vI", "m_flat", "v_flat"):
             own = getattr(self, name)
             if st[name].shape != own.shape:
-                raise ValueError(f"fused optimiser state {name} has shape {tuple(st[name].shape)}, expected {tuple(own.shape)}")
+                raise ValueError(
+                    f"fused optimiser state {name} has shape {tuple(st[name].shape)}, expected {tuple(own.shape)}"
+                )
             own.copy_(st[name])
         self.t = int(st["step"])
 
@@ -247,7 +265,7 @@ class FusedStep:
         du = torch.zeros_like(pu)
         di = torch.zeros_like(qi)
         if ks:
-            ws = w[: k] if nh else w  # weights of the per-pair columns of x
+            ws = w[:k] if nh else w  # weights of the per-pair columns of x
             d_s = dz[:, None] * ws  # (B, ks [+ ks-k])
             dps = torch.empty(len(dz), ks, dtype=dz.dtype, device=dz.device)
             dqs = torch.empty_like(dps)
@@ -284,7 +302,9 @@ class FusedStep:
 
     # -- the step --------------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    def step(
+        self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One update on a batch; returns the batch's loss (a 0-d tensor, no sync).
 
         For "bce" the third tensor holds the labels, for "bpr" the negative items. ``w``
@@ -294,8 +314,9 @@ class FusedStep:
         if self.loss == "bce":
             loss, grads, blocks = self._pairs(u, i, lambda z: loss_and_grad("bce", z, y_or_j, w), b)
         else:
-            loss, grads, blocks = self._pairs(torch.cat([u, u]), torch.cat([i, y_or_j]),
-                                              lambda z: loss_and_grad("bpr", z, None, w), b)  # fmt: skip
+            loss, grads, blocks = self._pairs(
+                torch.cat([u, u]), torch.cat([i, y_or_j]), lambda z: loss_and_grad("bpr", z, None, w), b
+            )
             # The output bias cancels in s(u, i) - s(u, j): its gradient is exactly zero (summing
             # +dz and -dz would leave rounding noise that Adam would scale up to a full step).
             grads[1].zero_()
@@ -344,7 +365,9 @@ class CompiledFusedStep(FusedStep):
         self._pos_i = np.full(self.I.shape[0], -1, np.int64)
 
     @torch.no_grad()
-    def step(self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    def step(
+        self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self._step_native(u, i, y_or_j, w)
 
     def _update(self, g: torch.Tensor, blocks: list[Block]) -> None:
@@ -352,13 +375,38 @@ class CompiledFusedStep(FusedStep):
         self.t += 1
         t, lr, (b1, b2), eps = self.t, self.lr, self.betas, self.eps
         f = np.float32
-        kernels.flat_adam(self.flat.numpy(), self.m_flat.numpy(), self.v_flat.numpy(), g.contiguous().numpy(),
-                          f(lr / (1 - b1**t)), f(1 - b1), f(b2), f(1 - b2), f((1 - b2**t) ** 0.5), f(eps))  # fmt: skip
+        kernels.flat_adam(
+            self.flat.numpy(),
+            self.m_flat.numpy(),
+            self.v_flat.numpy(),
+            g.contiguous().numpy(),
+            f(lr / (1 - b1**t)),
+            f(1 - b1),
+            f(b2),
+            f(1 - b2),
+            f((1 - b2**t) ** 0.5),
+            f(eps),
+        )
         (ru, gu), (ri, gi) = blocks
         both = kernels.row_adam_both_parallel if torch.get_num_threads() > 1 else kernels.row_adam_both
-        both(self.U.numpy(), self.mU.numpy(), self.vU.numpy(), ru.numpy(), gu.contiguous().numpy(), self.I.numpy(),
-             self.mI.numpy(), self.vI.numpy(), ri.numpy(), gi.contiguous().numpy(),
-             f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t)), f(b1), f(1 - b1), f(b2), f(1 - b2), f(eps))  # fmt: skip
+        both(
+            self.U.numpy(),
+            self.mU.numpy(),
+            self.vU.numpy(),
+            ru.numpy(),
+            gu.contiguous().numpy(),
+            self.I.numpy(),
+            self.mI.numpy(),
+            self.vI.numpy(),
+            ri.numpy(),
+            gi.contiguous().numpy(),
+            f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t)),
+            f(b1),
+            f(1 - b1),
+            f(b2),
+            f(1 - b2),
+            f(eps),
+        )
 
     def _buffers(self, n_pairs: int) -> dict[str, Any]:
         """Per-batch-size scratch (ids, gathered rows, GMF features), reused across steps."""
@@ -374,7 +422,9 @@ class CompiledFusedStep(FusedStep):
             self._bufs[n_pairs] = buf
         return buf
 
-    def _step_native(self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    def _step_native(
+        self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None
+    ) -> torch.Tensor:
         """:meth:`step` with the indexing, loss and updates in compiled kernels; the same update."""
         b, bpr = u.numel(), self.loss == "bpr"
         uu, ii = (torch.cat([u, u]), torch.cat([i, y_or_j])) if bpr else (u, i)
@@ -382,10 +432,24 @@ class CompiledFusedStep(FusedStep):
         buf = self._buffers(n_pairs)
         k, half, nh, wd = self.k, self.half, self.n_hidden, self.weight_decay
         nu, ni, l2 = kernels.prepare(
-            uu.numpy(), ii.numpy(), self._pos_u, self._pos_i, self.U.numpy(), self.I.numpy(), k,
-            buf["rows_u"], buf["inv_u"], buf["cnt_u"], buf["rows_i"], buf["inv_i"], buf["cnt_i"],
-            buf["pu"].numpy(), buf["qi"].numpy(), buf["gmf"].numpy(), wd > 0,
-        )  # fmt: skip
+            uu.numpy(),
+            ii.numpy(),
+            self._pos_u,
+            self._pos_i,
+            self.U.numpy(),
+            self.I.numpy(),
+            k,
+            buf["rows_u"],
+            buf["inv_u"],
+            buf["cnt_u"],
+            buf["rows_i"],
+            buf["inv_i"],
+            buf["cnt_i"],
+            buf["pu"].numpy(),
+            buf["qi"].numpy(),
+            buf["gmf"].numpy(),
+            wd > 0,
+        )
         if nu < 0 or ni < 0:
             what, n = ("user", self.U.shape[0]) if nu < 0 else ("item", self.I.shape[0])
             raise IndexError(f"a training batch has a {what} index outside [0, {n})")
@@ -415,8 +479,7 @@ class CompiledFusedStep(FusedStep):
             dz = torch.empty(n_pairs)
             y = _EMPTY if bpr else y_or_j.contiguous().numpy()
             w_np = _EMPTY if w is None else w.contiguous().numpy()
-            loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), w_out, bias, y, w_np, bpr, dz.numpy(), gw,
-                                    da.numpy())  # fmt: skip
+            loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), w_out, bias, y, w_np, bpr, dz.numpy(), gw, da.numpy())
             loss = torch.scalar_tensor(loss)
         else:  # big batch: PyTorch's vectorised exp / log1p for the loss
             z = torch.empty(n_pairs)
@@ -432,8 +495,21 @@ class CompiledFusedStep(FusedStep):
             relu_grad(da.numpy(), hs[j - 1].numpy())
         du, di = torch.empty(nu, self.U.shape[1]), torch.empty(ni, self.I.shape[1])  # the row-gradient blocks
         d_au, d_ai = np.empty((nu, da.shape[1]), np.float32), np.empty((ni, da.shape[1]), np.float32)
-        scatter_backward(dz.numpy(), w_out[:k], da.numpy(), pu.numpy(), qi.numpy(), inv_u, inv_i, k,
-                         du.numpy(), di.numpy(), d_au, d_ai, self._np["gb1"])  # fmt: skip
+        scatter_backward(
+            dz.numpy(),
+            w_out[:k],
+            da.numpy(),
+            pu.numpy(),
+            qi.numpy(),
+            inv_u,
+            inv_i,
+            k,
+            du.numpy(),
+            di.numpy(),
+            d_au,
+            d_ai,
+            self._np["gb1"],
+        )
         if nh:
             t_au, t_ai = torch.from_numpy(d_au), torch.from_numpy(d_ai)
             torch.cat([t_au.T @ pu[:, k:], t_ai.T @ qi[:, k:]], 1, out=gviews[2])

@@ -66,8 +66,9 @@ def _make_prefetch():  # noqa: ANN202
             ary = context.make_array(aryty)(context, builder, args[0])
             ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
             i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                                "llvm.prefetch.p0i8")  # fmt: skip
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8"
+            )
             builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
             return context.get_dummy_value()
 
@@ -81,6 +82,7 @@ def _make_prefetch():  # noqa: ANN202
         probe(np.zeros(1, np.float32))
         return prefetch
     except Exception:  # noqa: BLE001 - any build failure: fall back to no hint
+
         @numba.njit
         def no_prefetch(a, i):  # noqa: ANN001, ANN202
             pass
@@ -467,8 +469,25 @@ def warmup() -> bool:
         pos = np.full(3, -1, i64)
         r, inv, cnt = (np.zeros(4, i64) for _ in range(3))
         tab = np.zeros((3, 2), f32)
-        prepare(idx, idx, pos, pos.copy(), tab, tab, 1, r, inv, cnt, r.copy(), inv.copy(), cnt.copy(),
-                np.zeros((4, 2), f32), np.zeros((4, 2), f32), np.zeros((4, 1), f32), True)  # fmt: skip
+        prepare(
+            idx,
+            idx,
+            pos,
+            pos.copy(),
+            tab,
+            tab,
+            1,
+            r,
+            inv,
+            cnt,
+            r.copy(),
+            inv.copy(),
+            cnt.copy(),
+            np.zeros((4, 2), f32),
+            np.zeros((4, 2), f32),
+            np.zeros((4, 1), f32),
+            True,
+        )
     a = np.zeros((1, 2), f32)
     out = np.zeros((4, 2), f32)
     z2 = np.zeros(2, f32)
@@ -491,7 +510,13 @@ def warmup() -> bool:
     flat_adam(f, f.copy(), f.copy(), f.copy(), s, s, s, s, s, s)
     negatives_from_ranks(np.zeros(1, i64), np.zeros((1, 2), i64), np.zeros(1, i64), np.array([0, 1], i64), 2)
     i32 = np.int32
-    assemble_bce(np.arange(2, dtype=i64), np.zeros(1, i32), np.zeros(1, i32), np.zeros((1, 1), i32),
-                 np.zeros(2, i32), np.zeros(2, i32), np.zeros(2, f32))
+    assemble_bce(
+        np.arange(2, dtype=i64),
+        np.zeros(1, i32),
+        np.zeros(1, i32),
+        np.zeros((1, 1), i32),
+        np.zeros(2, i32),
+        np.zeros(2, i32),
+        np.zeros(2, f32),
+    )
     return True
-

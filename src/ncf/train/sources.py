@@ -135,7 +135,9 @@ class UniformNegatives(EpochSource):
         if not len(pos_u):
             return torch.zeros(0, n, dtype=dtype, device=self.device)
         step = max(1, SAMPLE_CHUNK // max(1, n))
-        return torch.cat([self.sampler.sample(pos_u[s : s + step], n, gen).to(dtype) for s in range(0, len(pos_u), step)])
+        return torch.cat(
+            [self.sampler.sample(pos_u[s : s + step], n, gen).to(dtype) for s in range(0, len(pos_u), step)]
+        )
 
     def epoch(self, gen: torch.Generator, shard_gen: torch.Generator | None = None) -> Epoch:
         pos_u, pos_i, take = self._positives(shard_gen)
@@ -144,13 +146,21 @@ class UniformNegatives(EpochSource):
         if self.loss == "bpr":  # (user, positive, negative) triples
             perm = torch.randperm(p * n, generator=gen, device=self.device)
             origin = self._global(perm // n, take) if self.track_origin else None
-            return Epoch(pos_u.repeat_interleave(n)[perm], pos_i.repeat_interleave(n)[perm], neg.reshape(-1)[perm], origin)
+            return Epoch(
+                pos_u.repeat_interleave(n)[perm], pos_i.repeat_interleave(n)[perm], neg.reshape(-1)[perm], origin
+            )
         # BCE: [positives; negatives], shuffled; row s of the unshuffled layout is positive s,
         # or negative (s - P) % n of positive (s - P) // n.
         if self.device.type == "cpu" and kernels.AVAILABLE:
             perm = torch.randperm(p * (n + 1), generator=gen)
-            u, i, y = torch.empty(len(perm), dtype=pos_u.dtype), torch.empty(len(perm), dtype=pos_i.dtype), torch.empty(len(perm))
-            kernels.assemble_bce(perm.numpy(), pos_u.numpy(), pos_i.numpy(), neg.numpy(), u.numpy(), i.numpy(), y.numpy())
+            u, i, y = (
+                torch.empty(len(perm), dtype=pos_u.dtype),
+                torch.empty(len(perm), dtype=pos_i.dtype),
+                torch.empty(len(perm)),
+            )
+            kernels.assemble_bce(
+                perm.numpy(), pos_u.numpy(), pos_i.numpy(), neg.numpy(), u.numpy(), i.numpy(), y.numpy()
+            )
         else:
             u = torch.cat([pos_u, pos_u.repeat_interleave(n)])
             i = torch.cat([pos_i, neg.reshape(-1)])

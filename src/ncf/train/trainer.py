@@ -134,7 +134,14 @@ class Trainer:
         shard_gen: torch.Generator | None = None,
         callbacks: Sequence[Callback] = (),
     ) -> None:
-        self.module, self.source, self.step, self.cfg, self.gen, self.shard_gen = module, source, step, cfg, gen, shard_gen
+        self.module, self.source, self.step, self.cfg, self.gen, self.shard_gen = (
+            module,
+            source,
+            step,
+            cfg,
+            gen,
+            shard_gen,
+        )
         self.callbacks, self.state = list(callbacks), TrainState()
         self.device = source.device
         self.lr = effective_lr(cfg)
@@ -217,8 +224,9 @@ class EarlyStopping(Callback):
         value = None
         if D.context().is_main:  # rank 0 validates; every rank then takes the same decision
             with torch.inference_mode():
-                res = evaluate_scores(module.score_block, None, self.train, self.validation, k=k, metrics=[base],
-                                      device=trainer.device)  # fmt: skip
+                res = evaluate_scores(
+                    module.score_block, None, self.train, self.validation, k=k, metrics=[base], device=trainer.device
+                )
             value = float(res[name if base not in ("mrr", "auc") else base])
         if D.context().active:
             value = D.broadcast_float(value, trainer.device)
@@ -248,7 +256,9 @@ class Progress(Callback):
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix({k: (round(v, 4) if isinstance(v, float) else v) for k, v in logs.items() if k != "epoch"})
+            self.bar.set_postfix(
+                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in logs.items() if k != "epoch"}
+            )
         if self.writer is not None and D.context().is_main:
             prefix = f"{self.tag}/" if self.tag else ""
             for key in ("loss", f"val_{trainer.cfg.metric}"):
@@ -301,10 +311,17 @@ class Checkpointing(Callback):
         if s.stop:  # saved after the stop decision: a resumed run re-decides identically
             return
         self.ck.save_epoch(
-            s.epoch, trainer.module, trainer.step.optimizers, trainer.gen, history=s.history,
-            best_metric=s.best_metric, best_epoch=s.best_epoch, bad_epochs=s.bad_epochs,
-            best_state=s.best_state, elapsed=time.perf_counter() - s.t0,
-        )  # fmt: skip
+            s.epoch,
+            trainer.module,
+            trainer.step.optimizers,
+            trainer.gen,
+            history=s.history,
+            best_metric=s.best_metric,
+            best_epoch=s.best_epoch,
+            bad_epochs=s.bad_epochs,
+            best_state=s.best_state,
+            elapsed=time.perf_counter() - s.t0,
+        )
 
     def on_train_end(self, trainer: Trainer) -> None:
         self.ck.finish(trainer.module, trainer.state.result.to_dict())
@@ -339,8 +356,15 @@ def train_module(
     # Negatives and shuffling differ per rank; the shard permutation is shared by all ranks.
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * ctx.rank)
     shard_gen = torch.Generator().manual_seed(cfg.seed) if ctx.active else None
-    step = make_step(module, source, loss=cfg.loss, lr=effective_lr(cfg), weight_decay=cfg.weight_decay, gen=gen,
-                     fused=cfg.fused and not cfg.compile)  # fmt: skip
+    step = make_step(
+        module,
+        source,
+        loss=cfg.loss,
+        lr=effective_lr(cfg),
+        weight_decay=cfg.weight_decay,
+        gen=gen,
+        fused=cfg.fused and not cfg.compile,
+    )
     cbs: list[Callback] = [DivergenceGuard(), EarlyStopping(train, validation), Progress(tag, progress, writer)]
     cbs += [UserCallbacks(callbacks)] if callbacks else []
     cbs += [StopBroadcast()] if ctx.active else []
