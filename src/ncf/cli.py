@@ -442,7 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ncf", description="Neural Collaborative Filtering: train, evaluate, recommend.")
     p.add_argument("--version", action="version", version=f"ncf {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_evaluate_recommend(sub)
+    _add_data_commands(sub)
+    _add_benchmark(sub)
+    _add_serve(sub)
+    return p
 
+
+def _add_train(sub: Any) -> None:
+    """ncf train: data options, one flag per declared NCF hyper-parameter, --model (every model, auto)."""
     t = sub.add_parser("train", help="train a model and save its bundle")
     t.add_argument("--data", required=True, help="'ml-100k', a MovieLens zip/folder, or a CSV/TSV/Parquet file")
     _add_data_args(t)
@@ -498,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=cmd_train)
 
+
+def _add_evaluate_recommend(sub: Any) -> None:
+    """ncf evaluate and ncf recommend."""
     e = sub.add_parser("evaluate", help="evaluate a saved model on held-out data")
     e.add_argument("model_dir")
     e.add_argument("--test", required=True, help="held-out interactions (same formats as train --data)")
@@ -517,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--include-seen", action="store_true", help="do not filter items seen in training")
     r.set_defaults(func=cmd_recommend)
 
+
+def _add_data_commands(sub: Any) -> None:
+    """ncf quickstart, ncf data fetch|describe, ncf bundle upgrade."""
     q = sub.add_parser("quickstart", help="fetch ML-100k, train NeuMF, evaluate against popularity, recommend")
     q.add_argument("--seed", type=int, default=42)
     q.add_argument("--out", default="runs/quickstart")
@@ -538,6 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--out", default=None, help="write the upgraded bundle here (default: replace it in place)")
     bu.set_defaults(func=cmd_bundle)
 
+
+def _add_benchmark(sub: Any) -> None:
+    """ncf benchmark."""
     b = sub.add_parser("benchmark", help="fit and evaluate models on shared splits; write a table and a chart")
     b.add_argument(
         "--preset",
@@ -580,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="output folder (default runs/benchmark, or runs/notebook)")
     b.set_defaults(func=cmd_benchmark)
 
+
+def _add_serve(sub: Any) -> None:
+    """ncf serve."""
     s = sub.add_parser("serve", help="HTTP API and explorer page over a saved model")
     s.add_argument("model_dir")
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
@@ -628,7 +649,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 408 to a request body that takes longer to arrive (default 30)",
     )
     s.set_defaults(func=cmd_serve)
-    return p
 
 
 def _os_error(e: OSError) -> str:

@@ -663,7 +663,23 @@ def create_app(
         body_timeout=body_timeout or None,
     )
 
-    # -- error handlers: every error is {"error": code, "message": one line} ----------------------
+    _add_error_handlers(app)
+    errors: dict[int | str, dict[str, Any]] = {
+        s: {"model": S.Error, "description": d}
+        for s, d in ((401, "missing or wrong API key"), (404, "unknown id"), (422, "invalid parameters or body"))
+    }
+
+    _add_ops_routes(app, holder, metrics)
+    _add_recommend_routes(app, holder, errors)
+    _add_explore_routes(app, holder, errors)
+    _add_admin_routes(app, holder)
+    _add_pages(app, page)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is JSON ``{"error": code, "message": one line}``."""
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return _json({"error": exc.code, "message": exc.message, **exc.extra}, exc.status)
@@ -706,12 +722,10 @@ def create_app(
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _json({"error": code, "message": msg}, exc.status_code, headers=getattr(exc, "headers", None))
 
-    errors: dict[int | str, dict[str, Any]] = {
-        s: {"model": S.Error, "description": d}
-        for s, d in ((401, "missing or wrong API key"), (404, "unknown id"), (422, "invalid parameters or body"))
-    }
 
-    # -- liveness, readiness, model ----------------------------------------------------------------
+def _add_ops_routes(app: FastAPI, holder: ModelHolder, metrics: Metrics) -> None:
+    """Liveness, readiness, the model description, Prometheus metrics."""
+
     @app.get("/health", tags=["ops"])
     async def health() -> Response:
         """Liveness: the process answers."""
@@ -736,7 +750,10 @@ def create_app(
         cur = holder.current
         return Response(metrics.render(cur.generation if cur else 0), media_type=Metrics.CONTENT_TYPE)
 
-    # -- recommendations -----------------------------------------------------------------------------
+
+def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | str, dict[str, Any]]) -> None:
+    """Recommendations for users, similar items, pair scores."""
+
     def _recs_row(lm: LoadedModel, user: Any, known: bool, k: int, ids: np.ndarray, scores: np.ndarray) -> dict:
         return {
             "user": user,
@@ -808,7 +825,10 @@ def create_app(
         out = m.score(users, items).tolist()
         return _json({"scores": [{"user": u, "item": i, "score": s} for u, i, s in zip(users, items, out)]})
 
-    # -- what the explorer page needs ------------------------------------------------------------
+
+def _add_explore_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | str, dict[str, Any]]) -> None:
+    """What the explorer page needs: user ids and a user's training history."""
+
     @app.get("/v1/users", tags=["explore"], response_model=S.UserList)
     async def list_users(
         offset: Annotated[int, Query(ge=0, le=S.MAX_OFFSET)] = 0, limit: Annotated[int, Query(ge=1, le=S.MAX_K)] = 100
@@ -833,7 +853,10 @@ def create_app(
         ids = m.item_map_.raw(idx[:limit])
         return _json({"user": user, "n_items": hi - lo, "items": _items_out(lm, ids, None)})
 
-    # -- admin -------------------------------------------------------------------------------------------
+
+def _add_admin_routes(app: FastAPI, holder: ModelHolder) -> None:
+    """Reload the bundle (or another) and swap it in atomically."""
+
     @app.post(
         "/v1/admin/reload",
         tags=["admin"],
@@ -862,7 +885,10 @@ def create_app(
             }
         )
 
-    # -- the explorer page ---------------------------------------------------------------------------
+
+def _add_pages(app: FastAPI, page: str) -> None:
+    """The explorer page."""
+
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
@@ -870,8 +896,6 @@ def create_app(
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:
         return Response(status_code=204)
-
-    return app
 
 
 def set_torch_threads(n: int) -> None:
