@@ -62,22 +62,7 @@ SPECS: dict[str, tuple[dict, str | None]] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and one BLAS thread: results do not depend on the core count, and a loaded
-    2-core machine does not make multithreaded OpenBLAS spin (EASE's solve went from 0.2 s to 8 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        limits = None
-    else:
-        limits = threadpool_limits(1, "blas")
-    yield
-    if limits is not None:
-        limits.restore_original_limits()
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make(name: str, **overrides):

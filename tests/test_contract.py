@@ -67,22 +67,7 @@ NO_ITEM_VECTORS = {"popularity"}  # similar_items needs item embeddings
 every_model = pytest.mark.parametrize("name", SPECS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch and one BLAS thread: small models run faster (no thread hand-offs), results do
-    not depend on the core count, and a loaded machine does not make OpenBLAS spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        limits = None
-    else:
-        limits = threadpool_limits(1, "blas")
-    yield
-    if limits is not None:
-        limits.restore_original_limits()
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make(name: str, **overrides: Any) -> Any:

@@ -27,14 +27,7 @@ SPECS = NCF_SPECS
 NCF_NAMES = list(NCF_SPECS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: small models run faster (no thread hand-offs) and results do not
-    depend on how many cores the machine has."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make(name: str, **overrides):
