@@ -407,6 +407,15 @@ class ServiceMiddleware:
             [rid_header, (b"connection", b"close")],
         )
 
+    async def _send_too_big(self, send: Any, rid_header: tuple[bytes, bytes]) -> None:
+        await self._send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"request body is over the {self.max_body}-byte limit; send smaller batches",
+            [rid_header],
+        )
+
     def _auth_error(self, path: str, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         admin = path.startswith(ADMIN_PREFIX)
         if self.api_key is None:
@@ -444,13 +453,7 @@ class ServiceMiddleware:
                 if state["too_big"]:  # the app answered a truncated body: answer 413 instead
                     state["started"] = True
                     state["status"] = 413
-                    await self._send_error(
-                        send,
-                        413,
-                        "payload_too_large",
-                        f"request body is over the {self.max_body}-byte limit; send smaller batches",
-                        [rid_header],
-                    )
+                    await self._send_too_big(send, rid_header)
                     return
                 if state["timed_out"]:  # the app gave up on a body that never finished: 408, and close
                     state["started"] = True
@@ -518,13 +521,7 @@ class ServiceMiddleware:
                 return
             if state["too_big"] and not state["started"]:  # the app gave up on the body we cut off
                 state["status"] = 413
-                await self._send_error(
-                    send,
-                    413,
-                    "payload_too_large",
-                    f"request body is over the {self.max_body}-byte limit; send smaller batches",
-                    [rid_header],
-                )
+                await self._send_too_big(send, rid_header)
                 return
             log.exception("unhandled error in %s %s (request id %s)", scope.get("method"), path, rid)
             if not state["started"]:
