@@ -16,7 +16,22 @@ from ncf import nn as ncf_nn
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError, one_line
-from ncf.params import Bool, Choice, Either, Float, Int, IntList, Metric, declared, param, setting, validate
+from ncf.params import (
+    RECENCY,
+    RECENCY_HELP,
+    SEED,
+    Bool,
+    Choice,
+    Either,
+    Float,
+    Int,
+    IntList,
+    Metric,
+    declared,
+    param,
+    setting,
+    validate,
+)
 from ncf.train.trainer import TrainConfig, TrainResult, UserCallback, train_module
 from ncf.weighting import resolve_recency
 
@@ -151,14 +166,10 @@ class NCF(Recommender):
     alpha: float = param(0.85, Float(0.0, 1.0), "NeuMF pretraining: GMF's share of the fused output layer")
     refit: bool = param(True, Bool(), "retrain on all of train for the epochs early stopping chose")
     metric: str = param("ndcg@10", Metric(), "validation metric for early stopping, e.g. ndcg@10, hr@10")
-    recency: float | str | None = param(
-        "auto",
-        Either(Float(0.0, open_lo=True), literals=(None, "auto"), parse_literals={"auto": "auto", "none": None}),
-        "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
-    )
+    recency: float | str | None = param("auto", RECENCY, RECENCY_HELP)
     recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below")
     sparse: bool = param(True, Bool(), "sparse embedding gradients (optimiser cost scales with the batch)")
-    seed: int | None = param(None, Either(Int(0), literals=(None,)), "drives init, negatives, shuffling, validation")
+    seed: int | None = param(None, SEED, "drives init, negatives, shuffling, validation")
     lr_scaling: str = param("none", Choice("none", "sqrt", "linear"), "scale the learning rate from lr_reference_batch")
     lr_reference_batch: int = param(1024, Int(1), "the batch size the learning rate was tuned at")
     warmup_epochs: float = param(0.0, Float(0.0), "linear learning-rate warm-up (epochs)")

@@ -36,6 +36,9 @@ __all__ = [
     "Int",
     "IntList",
     "Metric",
+    "RECENCY",
+    "RECENCY_HELP",
+    "SEED",
     "declared",
     "param",
     "setting",
@@ -182,6 +185,14 @@ class Metric(Constraint):
 
     def ok(self, value: Any) -> bool:
         return isinstance(value, str) and value.split("@")[0] in self.NAMES
+
+
+#: A seed: an integer >= 0, or None (a fresh one is drawn and recorded).
+SEED = Either(Int(0), literals=(None,))
+#: Recency: a half-life > 0 (in interactions), None (off) or "auto" (:mod:`ncf.weighting`); every model's.
+RECENCY = Either(Float(0.0, open_lo=True), literals=(None, "auto"), parse_literals={"auto": "auto", "none": None})
+#: The help text of the recency parameter, the same for every model.
+RECENCY_HELP = "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'"
 
 
 def param(default: Any, constraint: Constraint, help: str, *, flag: bool = True, kw_only: bool = False) -> Any:  # noqa: A002 - argparse's word

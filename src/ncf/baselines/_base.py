@@ -14,13 +14,11 @@ import torch
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
-from ncf.params import Either, Float, Int, declared, param, validate
+from ncf.params import RECENCY, RECENCY_HELP, Float, declared, param, validate
 from ncf.weighting import recency_weights, resolve_recency
 
-#: The seed constraint every seeded baseline declares (None draws one, recorded in ``seed_``).
-SEED = Either(Int(0), literals=(None,))
-#: NCF's recency constraint: a half-life > 0, None (off) or "auto".
-RECENCY = Either(Float(0.0, open_lo=True), literals=(None, "auto"), parse_literals={"auto": "auto", "none": None})
+#: The weight a bundle holds the resolved recency half-life in (absent: recency was off).
+RECENCY_TENSOR = "recency_half_life"
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -73,7 +71,7 @@ class _Baseline(Recommender):
     recency: float | str | None = param(
         "auto",
         RECENCY,
-        "half-life (in interactions) weighting each user's recent items more; 'auto' or 'none'",
+        RECENCY_HELP,
         kw_only=True,
     )
     recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below", kw_only=True)
@@ -139,10 +137,16 @@ class _Baseline(Recommender):
             path,
             model_class=self.MODEL_CLASS,
             config=self.get_params(),
-            weights=self._weights(),
+            weights={**self._weights(), **self._recency_tensor()},
             train=self.train_,
             extra=self._extra(),
         )
+
+    def _recency_tensor(self) -> dict[str, torch.Tensor]:
+        """The resolved half-life, when recency was on, as a tensor: it shapes every score, so it is
+        saved with the weights (under the bundle's checksum), not in the editable metadata."""
+        h = getattr(self, "recency_", None)
+        return {} if h is None else {RECENCY_TENSOR: torch.tensor([float(h)], dtype=torch.float64)}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: Any = None) -> Any:
@@ -170,24 +174,26 @@ class _Baseline(Recommender):
             est._validate()
         except ConfigError as e:
             raise BundleError(f"{b.path}: stored config is invalid ({e})") from None
-        half_life = b.extra.get("recency")
-        if half_life is not None and not Float(0.0, open_lo=True).ok(half_life):
-            raise BundleError(f"{b.path}: stored recency half-life {half_life!r} is invalid; the bundle is corrupt")
-        if half_life is not None and b.train.timestamps is None:
-            raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
-        est.recency_ = None if half_life is None else float(half_life)
-        unexpected = sorted(set(b.weights) - set(cls.WEIGHTS))
+        allowed = {**cls.WEIGHTS, RECENCY_TENSOR: torch.float64}
+        unexpected = sorted(set(b.weights) - set(allowed))
         if unexpected:
             raise BundleError(
                 f"{b.path}: weights {unexpected[:5]} are not part of a {cls.MODEL_CLASS} model; the bundle is corrupt"
             )
         for name, t in b.weights.items():  # a cast would silently change the model (an int tensor truncates)
-            if t.dtype != cls.WEIGHTS[name]:
-                raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {cls.WEIGHTS[name]}")
-        if not all(torch.isfinite(t).all() for t in b.weights.values() if t.is_floating_point()):
+            if t.dtype != allowed[name]:
+                raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {allowed[name]}")
+        weights = dict(b.weights)
+        half = weights.pop(RECENCY_TENSOR, None)
+        if half is not None and (half.shape != (1,) or not Float(0.0, open_lo=True).ok(float(half[0]))):
+            raise BundleError(f"{b.path}: stored recency half-life {half.tolist()} is invalid; the bundle is corrupt")
+        if half is not None and b.train.timestamps is None:
+            raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
+        est.recency_ = None if half is None else float(half[0])
+        if not all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
         try:
-            est._restore(b.weights, b.train)
+            est._restore(weights, b.train)
         except (KeyError, ValueError) as e:
             raise BundleError(
                 f"{b.path}: weights do not match the id maps ({b.train.n_users} users, {b.train.n_items} items): {e}"

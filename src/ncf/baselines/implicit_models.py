@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ncf.baselines._base import SEED, FactorModel, check_train, resolve_seed, weighted_csr
+from ncf.baselines._base import FactorModel, check_train, resolve_seed, weighted_csr
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
-from ncf.params import Float, Int, param
+from ncf.params import SEED, Float, Int, param
 
 IMPLICIT_HINT = 'implicit is not installed: pip install "implicit>=0.7"'
 

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ncf.baselines._base import SEED, FactorModel, check_train, resolve_seed
+from ncf.baselines._base import FactorModel, check_train, resolve_seed
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
-from ncf.params import Choice, Float, Int, param
+from ncf.params import SEED, Choice, Float, Int, param
 
 # lightfm 1.17's setup.py sets an attribute on ``__builtins__``, which fails under PEP 517 build
 # hooks (there ``__builtins__`` is a dict), whatever the setuptools version. With ``wheel``
