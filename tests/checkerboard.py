@@ -1,4 +1,4 @@
-"""The checkerboard data and the NCF variants' test settings, shared by test_contract.py and test_model.py.
+"""The checkerboard data and every model's test settings, shared by test_contract.py, test_model.py and test_baselines.py.
 
 60 users and 30 items fall into 6 groups (10 users, 5 items each); every user interacted
 with exactly the 5 items of their group. One in-group item per user is held out
@@ -56,4 +56,16 @@ NCF_SPECS: dict[str, dict[str, Any]] = {
     # one logit per positive: more steps
     "neumf-softmax": dict(BASE, model="neumf", loss="softmax", negatives=8, learning_rate=0.03),
     "neumf-all-negatives": dict(BASE, model="neumf", negatives="all"),
+}
+
+# baseline name -> (make_baseline params, the optional module it needs): small, seeded, enough to learn
+# the block structure of test_contract.py's checkerboard and test_baselines.py's block data.
+BASELINE_SPECS: dict[str, tuple[dict[str, Any], str | None]] = {
+    "popularity": ({}, None),
+    "ease": ({"l2": 10.0}, None),
+    "item-knn": ({"k_neighbors": 10}, None),
+    "implicit-als": ({"factors": 8, "iterations": 15, "seed": 0}, "implicit"),
+    "implicit-bpr": ({"factors": 8, "learning_rate": 0.05, "iterations": 100, "seed": 0}, "implicit"),
+    "lightfm-warp": ({"no_components": 8, "epochs": 30, "seed": 0}, "lightfm"),
+    "lightfm-bpr": ({"no_components": 8, "epochs": 100, "seed": 0}, "lightfm"),
 }

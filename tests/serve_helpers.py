@@ -70,12 +70,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(app) -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its base URL."""
+def serving(app, **config) -> Iterator[int]:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; yield the port.
+
+    ``config`` goes to ``uvicorn.Config`` (e.g. ``http=`` a protocol class, ``timeout_keep_alive=``).
+    """
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    opts = {"log_level": "warning", "access_log": False, **config}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **opts))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -84,7 +88,14 @@ def running_server(app) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield port
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextlib.contextmanager
+def running_server(app) -> Iterator[str]:
+    """:func:`serving`, yielding the base URL."""
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import ncf
+from checkerboard import BASELINE_SPECS
 from ncf import split
 from ncf.baselines import EASE, ItemKNN, Popularity, make_baseline
 from ncf.baselines.itemknn import cosine_topk
@@ -48,18 +49,8 @@ def block_data() -> tuple[Interactions, Interactions]:
 
 
 TRAIN, TEST = block_data()
+SPECS = BASELINE_SPECS  # tests/checkerboard.py
 USER_IDS = USER0 + np.arange(N_USERS)
-
-# name -> (make_baseline params, optional module it needs)
-SPECS: dict[str, tuple[dict, str | None]] = {
-    "popularity": ({}, None),
-    "ease": ({"l2": 10.0}, None),
-    "item-knn": ({"k_neighbors": 10}, None),
-    "implicit-als": ({"factors": 8, "iterations": 15, "seed": 0}, "implicit"),
-    "implicit-bpr": ({"factors": 8, "learning_rate": 0.05, "iterations": 100, "seed": 0}, "implicit"),
-    "lightfm-warp": ({"no_components": 8, "epochs": 30, "seed": 0}, "lightfm"),
-    "lightfm-bpr": ({"no_components": 8, "epochs": 100, "seed": 0}, "lightfm"),
-}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py

@@ -37,7 +37,7 @@ import pytest
 import torch
 
 import ncf
-from checkerboard import IPG, ITEM0, N_ITEMS, N_USERS, NCF_SPECS, TEST, TRAIN, UPG, USER0
+from checkerboard import BASELINE_SPECS, IPG, ITEM0, N_ITEMS, N_USERS, NCF_SPECS, TEST, TRAIN, UPG, USER0
 from ncf import NCF
 from ncf.baselines import BASELINES, make_baseline
 from ncf.data.interactions import Interactions
@@ -50,16 +50,6 @@ USER_IDS = USER0 + np.arange(N_USERS)
 ALL_ITEMS = ITEM0 + np.arange(N_ITEMS)
 SEEN = {USER0 + u: set((ITEM0 + TRAIN.item_idx[TRAIN.user_idx == u]).tolist()) for u in range(N_USERS)}
 
-# baseline name -> (make_baseline params, the optional module it needs)
-BASELINE_SPECS: dict[str, tuple[dict[str, Any], str | None]] = {
-    "popularity": ({}, None),
-    "ease": ({"l2": 10.0}, None),
-    "item-knn": ({"k_neighbors": 10}, None),
-    "implicit-als": ({"factors": 8, "iterations": 15, "seed": 0}, "implicit"),
-    "implicit-bpr": ({"factors": 8, "learning_rate": 0.05, "iterations": 100, "seed": 0}, "implicit"),
-    "lightfm-warp": ({"no_components": 8, "epochs": 30, "seed": 0}, "lightfm"),
-    "lightfm-bpr": ({"no_components": 8, "epochs": 100, "seed": 0}, "lightfm"),
-}
 SPECS = [*NCF_SPECS, *BASELINE_SPECS]
 SEEDED = [*NCF_SPECS, *(n for n, (p, _) in BASELINE_SPECS.items() if "seed" in p)]
 NO_ITEM_VECTORS = {"popularity"}  # similar_items needs item embeddings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from ncf.baselines import Popularity
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 from ncf.synthetic import synthetic_interactions
+from serve_helpers import free_port
 
 PARAMS = dict(
     model="neumf",
@@ -30,12 +30,6 @@ PARAMS = dict(
     pretrain=False,
     weight_decay=1e-4,
 )  # one stage, light L2: what the CLI run below trains
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _grouped(
@@ -73,7 +67,7 @@ def test_two_processes_reach_single_process_quality(data, tmp_path):
         "--master_addr",
         "127.0.0.1",
         "--master_port",
-        str(_free_port()),
+        str(free_port()),
         "-m",
         "ncf",
         "train",

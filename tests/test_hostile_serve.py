@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 from ncf.cli import main as cli_main  # noqa: E402
 from ncf.persist import bundle_file, tensor_digest  # noqa: E402
 from ncf.serve import create_app  # noqa: E402
-from serve_helpers import build_bundles, free_port  # noqa: E402
+from serve_helpers import build_bundles, free_port, serving  # noqa: E402
 
 SCALE = float(os.environ.get("NCF_FUZZ_SCALE", "1"))
 KEY = "hostile-key"
@@ -198,25 +197,12 @@ def test_ncf_serve_on_loopback_checks_host_by_default(bundles, monkeypatch):
 # -- slow clients and uvicorn's own errors (a real server with ncf's protocol) ------------------------------
 @contextlib.contextmanager
 def real_server(app, impl: str | None = None) -> Iterator[int]:
-    import uvicorn
-
+    """A real uvicorn with ncf's protocol (``impl``: httptools or h11 explicitly)."""
     from ncf.serve.protocol import protocol_class_path
 
-    port = free_port()
     http = f"ncf.serve.protocol:{impl}" if impl else protocol_class_path()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False, http=http)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with serving(app, http=http, log_level="error") as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _read_all(s: socket.socket, limit: float = 10.0) -> bytes:

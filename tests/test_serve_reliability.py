@@ -27,6 +27,8 @@ schemathesis = pytest.importorskip("schemathesis")
 httpx = pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from serve_helpers import serving  # noqa: E402
+
 KEY = "reliability-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 LIMIT = 4096
@@ -160,25 +162,8 @@ def test_oversized_bodies_413_and_the_server_keeps_serving(client, size, chunked
 # -- a real server: lying lengths, slow clients, reloads under load --------------------------------
 @contextlib.contextmanager
 def running(app):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=2)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    t_end = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < t_end, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with serving(app, timeout_keep_alive=2) as port:
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _raw(port: int, payload: bytes, timeout: float = 10.0) -> bytes:

@@ -23,7 +23,7 @@ from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
 from ncf.evaluation import evaluate
-from ncf.metrics import METRIC_NAMES
+from ncf.metrics import parse_metric
 from ncf.registry import check_models, make_model
 
 __all__ = ["DEFAULT_CANDIDATES", "select_model"]
@@ -72,10 +72,7 @@ def select_model(
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
         raise ConfigError(f"budget == {budget!r}, must be a number of seconds > 0")
     names = check_models(list(candidates))
-    base = metric.split("@")[0]
-    if base not in METRIC_NAMES:
-        raise ConfigError(f"metric == {metric!r}, must be like 'ndcg@10' or 'hr@10'")
-    k = int(metric.split("@")[1]) if "@" in metric else 10
+    base, k, key = parse_metric(metric)
     params = {check_models([n])[0]: dict(p) for n, p in (params or {}).items()}
     how, n, fraction = split.validation_rule(train)
     inner, val = split.carve_validation(train, how, n=n, fraction=fraction, seed=seed)
@@ -98,7 +95,7 @@ def select_model(
             t0 = time.perf_counter()
             model.fit(inner)
             fit_s = time.perf_counter() - t0
-            score = float(evaluate(model, val, k=k, metrics=[base])[metric if base not in ("mrr", "auc") else base])
+            score = float(evaluate(model, val, k=k, metrics=[base])[key])
         except ConfigError as e:  # e.g. an optional library is missing: say so, try the others
             board.append({**row, "status": f"skipped: {e}"})
             continue

@@ -122,7 +122,7 @@ def _check_held_out(args: argparse.Namespace, test: Any) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ncf import NCF, evaluate
+    from ncf import NCF
     from ncf.errors import ConfigError, ModelDivergedError
     from ncf.train import distributed as D
 
@@ -191,10 +191,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {model.model} in {model.fit_seconds_:.1f}s (best epoch {model.best_epoch_}); saved to {out}")
     if model.validation_metrics_:
         print("validation: " + "  ".join(f"{k}={v:.4f}" for k, v in model.validation_metrics_.items()))
-    if test is not None:
-        res = evaluate(model, test, k=args.k)
-        print(f"test ({res['protocol']} ranking, seen items excluded, {res['users']} users): {_fmt_metrics(res)}")
+    _report_test(model, test, args.k)
     return 0
+
+
+def _report_test(model: Any, test: Any, k: int) -> None:
+    """`ncf train --test-protocol`: the held-out part, scored once at the end."""
+    from ncf import evaluate
+
+    if test is not None:
+        res = evaluate(model, test, k=k)
+        print(f"test ({res['protocol']} ranking, seen items excluded, {res['users']} users): {_fmt_metrics(res)}")
 
 
 def _json_params(text: str | None, model: str) -> dict[str, Any]:
@@ -213,7 +220,6 @@ def _json_params(text: str | None, model: str) -> dict[str, Any]:
 
 def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str, Any]) -> int:
     """``ncf train --model`` for a baseline, or ``auto`` (the best on validation within --budget)."""
-    from ncf import evaluate
     from ncf.errors import ConfigError
 
     if args.checkpoint_dir or args.resume or args.tensorboard:
@@ -250,9 +256,7 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
         model = make_model(args.model, {**_json_params(args.params, args.model), **flags}, seed).fit(data)
         print(f"trained {args.model} in {model.fit_seconds_:.1f}s")
     print(f"saved to {model.save(args.out)}")
-    if test is not None:
-        res = evaluate(model, test, k=args.k)
-        print(f"test ({res['protocol']} ranking, seen items excluded, {res['users']} users): {_fmt_metrics(res)}")
+    _report_test(model, test, args.k)
     return 0
 
 

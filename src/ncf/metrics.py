@@ -39,6 +39,7 @@ from ncf.errors import ConfigError
 
 __all__ = [
     "METRIC_NAMES",
+    "parse_metric",
     "RankGroups",
     "auc",
     "average_precision",
@@ -417,6 +418,16 @@ CUTOFF_METRICS: tuple[str, ...] = tuple(_AT_K)
 #: Every metric name :func:`compute`, :func:`ncf.evaluate` and ``NCF(metric=...)`` accept
 #: (the one list; ``"mrr"`` and ``"auc"`` have no cutoff).
 METRIC_NAMES: tuple[str, ...] = (*CUTOFF_METRICS, "mrr", "auc")
+
+
+def parse_metric(name: str) -> tuple[str, int, str]:
+    """``"ndcg@10"`` -> ``("ndcg", 10, "ndcg@10")``; ``"mrr"`` -> ``("mrr", 10, "mrr")``: the metric, its
+    cutoff (10 when none is given) and its key in an evaluation result. Raises ConfigError for other names."""
+    base, _, cut = str(name).partition("@")
+    if base not in METRIC_NAMES or (cut and not cut.isdigit()):
+        raise ConfigError(f"metric == {name!r}, must be like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'")
+    k = int(cut) if cut else 10
+    return base, k, base if base not in CUTOFF_METRICS else f"{base}@{k}"
 
 
 def compute(

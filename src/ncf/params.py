@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ncf.errors import ConfigError
-from ncf.metrics import METRIC_NAMES
+from ncf.metrics import parse_metric
 
 __all__ = [
     "Bool",
@@ -93,9 +93,10 @@ class Float(Constraint):
     def __init__(self, lo: float, hi: float = math.inf, *, open_lo: bool = False, open_hi: bool = False) -> None:
         self.lo, self.hi, self.open_lo, self.open_hi = lo, hi, open_lo, open_hi
         lb, rb = "(" if open_lo else "[", ")" if open_hi else "]"
-        self.text = f"a number >= {lo}" if hi == math.inf else f"in {lb}{lo}, {hi}{rb}"
-        if hi == math.inf and open_lo:
-            self.text = f"a number > {lo}"
+        if hi == math.inf:
+            self.text = f"a number {'>' if open_lo else '>='} {lo}"
+        else:
+            self.text = f"in {lb}{lo}, {hi}{rb}"
         self.metavar = "NUM"
 
     def ok(self, value: Any) -> bool:
@@ -177,14 +178,18 @@ class Either(Constraint):
 
 
 class Metric(Constraint):
-    """A ranking metric name, with a cutoff where it takes one: ``ndcg@10``, ``hr@20``, ``mrr``."""
+    """A ranking metric name, with a cutoff where it takes one: ``ndcg@10``, ``hr@20``, ``mrr``
+    (:func:`ncf.metrics.parse_metric` decides)."""
 
-    NAMES = METRIC_NAMES
     text = "like 'ndcg@10', 'hr@10', 'recall@20', 'mrr' or 'auc'"
     metavar = "NAME@K"
 
     def ok(self, value: Any) -> bool:
-        return isinstance(value, str) and value.split("@")[0] in self.NAMES
+        try:
+            parse_metric(value)
+        except ConfigError:
+            return False
+        return isinstance(value, str)
 
 
 #: A seed: an integer >= 0, or None (a fresh one is drawn and recorded).

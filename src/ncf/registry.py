@@ -7,7 +7,6 @@ unfitted :class:`~ncf.base.Recommender`; the benchmark, ``ncf train --model`` an
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from ncf.base import Recommender
 from ncf.baselines import BASELINES, make_baseline
 from ncf.errors import ConfigError
 from ncf.model import NCF
+from ncf.params import declared
 
 __all__ = ["NCF_MODELS", "check_models", "known_models", "make_model", "model_params"]
 
@@ -52,8 +52,7 @@ def _class_of(name: str) -> type:
 
 def model_params(name: str) -> list[str]:
     """The hyper-parameters ``name`` takes (its constructor's keywords)."""
-    cls = _class_of(_key(name))
-    return [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "model")]
+    return [f.name for f in declared(_class_of(_key(name))) if f.name != "model"]
 
 
 def make_model(name: str, params: Mapping[str, Any] | None = None, seed: int | None = None) -> Recommender:

@@ -23,6 +23,7 @@ from torch import nn
 from ncf.data.interactions import Interactions
 from ncf.errors import ModelDivergedError
 from ncf.evaluation import evaluate_scores
+from ncf.metrics import parse_metric
 from ncf.train import distributed as D
 from ncf.train.sources import EpochSource, make_source, recency_weights
 from ncf.train.steps import make_step
@@ -219,7 +220,7 @@ class EarlyStopping(Callback):
             s.best_epoch = logs["epoch"]
             return
         name = cfg.metric
-        base, k = name.split("@")[0], int(name.split("@")[1]) if "@" in name else 10
+        base, k, key = parse_metric(name)
         module.eval()
         value = None
         if D.context().is_main:  # rank 0 validates; every rank then takes the same decision
@@ -227,7 +228,7 @@ class EarlyStopping(Callback):
                 res = evaluate_scores(
                     module.score_block, None, self.train, self.validation, k=k, metrics=[base], device=trainer.device
                 )
-            value = float(res[name if base not in ("mrr", "auc") else base])
+            value = float(res[key])
         if D.context().active:
             value = D.broadcast_float(value, trainer.device)
         logs[f"val_{name}"] = value
