@@ -12,6 +12,7 @@ import pytest
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from cli_helpers import assert_clean_error, run
 from ncf import NCF
 from ncf.cli import main
 from ncf.persist import FILENAME, FORMAT_VERSION
@@ -48,23 +49,6 @@ def bundle(files):
     rc = main(["train", "--data", str(files / "train.csv"), "--timestamp-col", "timestamp", *TINY, "--out", str(out)])
     assert rc == 0
     return out
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_clean_error(rc: int, err: str, *words: str) -> None:
-    """Exit 2, exactly one line on stderr starting 'ncf: error:', no traceback, the key words present."""
-    assert rc == 2
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ncf: error: ")
-    for w in words:
-        assert w in lines[0], (w, lines[0])
 
 
 # -- happy paths -------------------------------------------------------------------------

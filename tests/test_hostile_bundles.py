@@ -18,14 +18,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
+from cli_helpers import rewrite as edit
 from ncf import NCF, BundleError, load_interactions
 from ncf.baselines import EASE, ItemKNN, Popularity
 from ncf.cli import main
 from ncf.loading import LOADERS, load_model
-from ncf.persist import bundle_file, tensor_digest
 
 SCALE = float(os.environ.get("NCF_FUZZ_SCALE", "1"))
 TINY = dict(factors=4, layers=(8, 4), epochs=1, batch_size=256, device="cpu", pretrain=False)
@@ -95,20 +93,6 @@ def copy_of(originals, tmp_path):
         return dst
 
     return make
-
-
-def edit(path: Path, *, meta=None, tensors=None, forge_checksum: bool = True) -> None:
-    f = bundle_file(path)
-    with safe_open(str(f), framework="pt") as fh:
-        md = dict(fh.metadata())
-    ts = load_file(str(f))
-    if tensors:
-        tensors(ts)
-    if forge_checksum and "tensors_sha256" in md:
-        md["tensors_sha256"] = tensor_digest(ts)
-    if meta:
-        meta(md)
-    save_file(ts, str(f), metadata=md)
 
 
 def json_edit(key: str, fn):

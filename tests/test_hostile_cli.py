@@ -15,30 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_helpers import assert_clean_error, run
 from ncf import NCF
 from ncf.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 TINY = ["--epochs", "1", "--factors", "4", "--layers", "8,4", "--batch-size", "256", "--seed", "0"]
 TINY += ["--device", "cpu", "--quiet", "--no-pretrain"]
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_clean_error(rc: int, err: str, *words: str) -> str:
-    """Exit 2, exactly one line on stderr starting 'ncf: error:', no traceback, the key words present."""
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ncf: error: ")
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

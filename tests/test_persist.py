@@ -22,12 +22,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from cli_helpers import rewrite
 from ncf import NCF, BundleError, load_interactions
 from ncf.loading import LOADERS, bundle_model_class, load_model
-from ncf.persist import FILENAME, FORMAT_VERSION, bundle_file, load_bundle, tensor_digest
+from ncf.persist import FILENAME, FORMAT_VERSION, bundle_file, load_bundle
 
 TINY = dict(factors=4, layers=(8, 4), epochs=1, batch_size=256, device="cpu")
 
@@ -74,25 +74,6 @@ def all_scores(model) -> tuple[np.ndarray, np.ndarray]:
     items = np.tile(model.item_map_.ids, model.train_.n_users)
     ids, _ = model.recommend(model.user_map_.ids, k=5)
     return model.score(users, items), ids
-
-
-def rewrite(path: Path, *, tensors=None, meta=None, forge_checksum: bool = True) -> None:
-    """Re-save a bundle file after editing its tensors and/or metadata (keeping the rest).
-
-    By default the edit also recomputes the tensors' checksum, as a deliberate forger would,
-    so the checks behind the checksum are the ones under test.
-    """
-    f = bundle_file(path)
-    with safe_open(str(f), framework="pt") as fh:
-        md = dict(fh.metadata())
-    ts = load_file(str(f))
-    if tensors:
-        tensors(ts)
-    if forge_checksum:
-        md["tensors_sha256"] = tensor_digest(ts)
-    if meta:
-        meta(md)
-    save_file(ts, str(f), metadata=md)
 
 
 # -- round trips -------------------------------------------------------------------------
