@@ -130,8 +130,13 @@ def test_early_stopping_restores_the_best_epoch(name, monkeypatch):
 
     monkeypatch.setattr(ncf.train.trainer, "evaluate_scores", fake_eval)
     observed = []
-    model = quick(
-        name, epochs=6, patience=1, refit=False, callbacks=[lambda e, logs: observed.append(logs["val_ndcg@10"])]
+    model = quick(  # item_item=0: the towers' own validation metric (the blend is chosen after training)
+        name,
+        epochs=6,
+        patience=1,
+        refit=False,
+        item_item=0.0,
+        callbacks=[lambda e, logs: observed.append(logs["val_ndcg@10"])],
     )
     model.fit(TRAIN, validation=TEST)
     assert observed == [0.1, 0.5, 0.3, 0.2]
@@ -149,7 +154,7 @@ def test_early_stopping_restores_best_epoch_for_real():
     # model must score exactly the best value the callback saw.
     observed = []
     model = NCF(
-        **{**SPECS["neumf"], "learning_rate": 0.05, "epochs": 8, "patience": 2, "refit": False},
+        **{**SPECS["neumf"], "learning_rate": 0.05, "epochs": 8, "patience": 2, "refit": False, "item_item": 0.0},
         callbacks=[lambda e, logs: observed.append(logs["val_ndcg@10"])],
     ).fit(TRAIN, validation=TEST)
     best = max(observed)

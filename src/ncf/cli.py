@@ -191,6 +191,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {model.model} in {model.fit_seconds_:.1f}s (best epoch {model.best_epoch_}); saved to {out}")
     if model.validation_metrics_:
         print("validation: " + "  ".join(f"{k}={v:.4f}" for k, v in model.validation_metrics_.items()))
+    if model.item_item_ > 0:
+        parts = model.blend_info()["components"]
+        print(
+            "item-item term: " + " + ".join(f"{w:g} x {name}" for name, w in parts.items()) + " (standardised scores)"
+        )
     _report_test(model, test, args.k)
     return 0
 

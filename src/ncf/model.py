@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
     from ncf.train.checkpoint import Checkpoint
 
 MODELS = ("gmf", "mlp", "neumf")
+#: Bundle weights of the item-item term (:mod:`ncf.item_item`): its weight, EASE's matrix, its recency half-life.
+ITEM_ITEM_WEIGHT = "item_item.weight"
+ITEM_ITEM_B = "item_item.B"
+ITEM_ITEM_RECENCY = "item_item.recency_half_life"
 LOSSES = ("bce", "bpr", "softmax")
 
 
@@ -99,9 +104,9 @@ class NCF(Recommender):
     pretrain, alpha:
         NeuMF only (GMF and MLP ignore them): train GMF and MLP first, fuse them into
         NeuMF with output weights ``[alpha h_GMF; (1 - alpha) h_MLP]`` (the paper's
-        pretraining), then fine-tune at a tenth of the learning rate. On by default: with
-        the default L2 it was +10 % NDCG@10 on validation over one-stage NeuMF on both
-        ML-100k protocols, at 2-4x the fit time (benchmarks/RESULTS.md, round 5).
+        pretraining), then fine-tune at a tenth of the learning rate. Off by default since
+        the item-item term: with it, one-stage NeuMF was as good on validation in a third of
+        the time (benchmarks/RESULTS.md, "item-item term"); without it pretraining was +10 %.
     refit:
         After early stopping picked the number of epochs on the validation part, train
         again on all of ``train`` for that many epochs (like scikit-learn's ``refit``).
@@ -109,6 +114,15 @@ class NCF(Recommender):
         interactions, as leave-one-out-by-time does (each user's most recent one).
     metric:
         Validation metric for early stopping, e.g. ``"ndcg@10"``, ``"hr@10"``.
+    item_item, item_item_l2:
+        An item-item term next to the towers (:mod:`ncf.item_item`): an EASE model with L2
+        ``item_item_l2`` fitted on the same interactions and recency weights, blended into
+        the scores as ``(1 - w) * z(towers) + w * z(EASE)`` (``z``: each user's scores
+        standardised). ``"auto"`` (default) chooses ``w`` from 0, 0.1, ..., 1 on the
+        validation part (0.5 without one; off above 10,000 items, where EASE's dense
+        item-item matrix gets expensive); a number fixes it; ``0`` turns the term off. On
+        ML-100k the blend beats both its parts on validation (benchmarks/RESULTS.md). The
+        chosen weight is ``item_item_`` and shows in the bundle and ``GET /v1/model``.
     recency, recency_floor:
         Weight each user's recent interactions more: an interaction with ``r`` later ones
         by the same user weighs ``floor + (1 - floor) * 2 ** (-r / recency)`` (rescaled to
@@ -162,10 +176,16 @@ class NCF(Recommender):
     weight_decay: float = param(0.01, Float(0.0, 1e6), "L2 on the embedding rows each batch touches")
     dropout: float = param(0.0, Float(0.0, 1.0, open_hi=True), "dropout after each MLP hidden layer")
     patience: int = param(2, Int(0), "epochs without validation improvement before stopping")
-    pretrain: bool = param(True, Bool(), "NeuMF: train GMF and MLP first, fuse, fine-tune")
+    pretrain: bool = param(False, Bool(), "NeuMF: train GMF and MLP first, fuse, fine-tune")
     alpha: float = param(0.85, Float(0.0, 1.0), "NeuMF pretraining: GMF's share of the fused output layer")
     refit: bool = param(True, Bool(), "retrain on all of train for the epochs early stopping chose")
     metric: str = param("ndcg@10", Metric(), "validation metric for early stopping, e.g. ndcg@10, hr@10")
+    item_item: float | str = param(
+        "auto",
+        Either(Float(0.0, 1.0), literals=("auto",), parse_literals={"auto": "auto"}),
+        "weight of the EASE item-item term in the scores (0: off; 'auto': chosen on validation)",
+    )
+    item_item_l2: float = param(500.0, Float(0.0, open_lo=True), "L2 of the item-item (EASE) term")
     recency: float | str | None = param("auto", RECENCY, RECENCY_HELP)
     recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below")
     sparse: bool = param(True, Bool(), "sparse embedding gradients (optimiser cost scales with the batch)")
@@ -298,7 +318,18 @@ class NCF(Recommender):
             )
         if len(train) == 0:
             raise DataError("train has no interactions; nothing to learn from")
-        for attr in ("module_", "kind_", "history_", "validation_metrics_", "train_", "interrupted_", "leaderboard_"):
+        for attr in (
+            "module_",
+            "kind_",
+            "history_",
+            "validation_metrics_",
+            "train_",
+            "interrupted_",
+            "leaderboard_",
+            "item_item_",
+            "item_item_model_",
+            "item_item_table_",
+        ):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         self.device_ = resolve_device(self.device)
@@ -338,6 +369,9 @@ class NCF(Recommender):
         try:
             with torch.random.fork_rng(devices=[]):
                 module, res, history = self._train_stages(fit_data, val, cfg, writer, None, ck)
+                t_ii = time.perf_counter()
+                ii_weight, ii_table = self._choose_item_item(module, fit_data, val)
+                ii_seconds = time.perf_counter() - t_ii
                 if self.refit and val is not None:
                     # Early stopping chose each stage's epoch count on the validation part; now
                     # train again on all of `train` for exactly that many epochs, so the most
@@ -355,10 +389,44 @@ class NCF(Recommender):
         finally:
             if writer is not None:
                 writer.close()
+        t_ii = time.perf_counter()
+        ease = self._item_item_model(train) if ii_weight > 0 else None
+        ii_seconds += time.perf_counter() - t_ii
         self._set_fitted(
-            module, train, history, res.best_epoch, res.best_metric, sum(h["seconds"] for h in history.values())
+            module,
+            train,
+            history,
+            res.best_epoch,
+            res.best_metric,
+            sum(h["seconds"] for h in history.values()) + ii_seconds,
         )
+        self.item_item_, self.item_item_model_, self.item_item_table_ = ii_weight, ease, ii_table
+        if ii_table:
+            self.validation_metrics_[f"val_{self.metric}"] = ii_table[f"{ii_weight:.1f}"]
         return self
+
+    def _item_item_model(self, data: Interactions) -> Any:
+        """The EASE model of the item-item term, fitted on ``data`` with this fit's recency weights."""
+        from ncf.baselines.ease import EASE
+
+        return EASE(l2=self.item_item_l2, recency=self.recency_, recency_floor=self.recency_floor).fit(data)
+
+    def _choose_item_item(
+        self, module: torch.nn.Module, fit_data: Interactions, val: Interactions | None
+    ) -> tuple[float, dict[str, float]]:
+        """The item-item term's weight: as given, or (``"auto"``) the best on the validation part of an
+        EASE model fitted on the same part the towers were trained on, with the table of weights tried."""
+        from ncf import item_item as ii
+
+        if self.item_item != "auto":
+            return float(self.item_item), {}
+        if fit_data.n_items > ii.AUTO_MAX_ITEMS:
+            return 0.0, {}
+        if val is None or len(val) == 0:
+            return ii.NO_VALIDATION_WEIGHT, {}
+        ease = self._item_item_model(fit_data)
+        module.eval()
+        return ii.choose_weight(module.score_block, ease.score_block, fit_data, val, self.metric)
 
     def _set_fitted(
         self,
@@ -378,6 +446,7 @@ class NCF(Recommender):
         self.fit_seconds_ = seconds
         self.created_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.train_ = train
+        self.item_item_, self.item_item_model_, self.item_item_table_ = 0.0, None, {}
 
     def _keep_best_so_far(self, ck: Checkpoint, train: Interactions, why: str) -> None:
         """After an interrupt or divergence, become the best model trained so far, if any: of our
@@ -406,11 +475,16 @@ class NCF(Recommender):
 
     def bytes_per_user(self) -> int:
         width = max(self.layers[1] if len(self.layers) > 1 else self.layers[0], 1) if self.kind_ != "gmf" else 1
-        return self.train_.n_items * 4 * (3 + 2 * width)
+        return self.train_.n_items * 4 * (3 + 2 * width + (4 if self.item_item_ > 0 else 0))
 
     def score_block(self, users: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.module_.score_block(users)
+            scores = self.module_.score_block(users)
+            if self.item_item_ > 0:
+                from ncf.item_item import blend
+
+                scores = blend(scores, self.item_item_model_.score_block(users), self.item_item_)
+            return scores
 
     def candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
         """First stage of two-stage ranking: NeuMF's GMF dot product plus an item prior.
@@ -422,7 +496,7 @@ class NCF(Recommender):
         A GMF model's full score is already a dot product; MLP has no dot-product part.
         """
         m = self.module_
-        if isinstance(m, ncf_nn.GMF):
+        if isinstance(m, ncf_nn.GMF) or self.item_item_ > 0:  # the item-item term needs each user's full row
             return self.score_block(users)
         if not isinstance(m, ncf_nn.NeuMF):
             raise ConfigError("recommend(candidates=...) needs a GMF part; model='mlp' has none, rank exactly instead")
@@ -433,6 +507,8 @@ class NCF(Recommender):
             return torch.addmm(prior, m.gmf_user(users) * w_g, m.gmf_item.weight.T)
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        if self.item_item_ > 0:  # blended scores are standardised over each user's row: gather from it
+            return super().score_pairs(users, items)
         with torch.inference_mode():
             out = [self.module_(users[s : s + 65536], items[s : s + 65536]) for s in range(0, len(users), 65536)]
             return torch.cat(out) if out else torch.zeros(0, device=users.device)
@@ -455,12 +531,20 @@ class NCF(Recommender):
             "data_fingerprint": self.train_.fingerprint(),
             "seed": self.seed_,
             **({"leaderboard": self.leaderboard_} if getattr(self, "leaderboard_", None) else {}),
+            **({"item_item": self.blend_info()} if self.item_item_ > 0 else {}),
         }
+        weights = dict(self.module_.state_dict())
+        if self.item_item_ > 0:
+            ease = self.item_item_model_
+            weights[ITEM_ITEM_WEIGHT] = torch.tensor(float(self.item_item_), dtype=torch.float64)
+            weights[ITEM_ITEM_B] = torch.from_numpy(ease.B_)
+            if ease.recency_ is not None:
+                weights[ITEM_ITEM_RECENCY] = torch.tensor(float(ease.recency_), dtype=torch.float64)
         return save_bundle(
             path,
             model_class="NCF",
             config={**self.get_params(), "model": self.kind_},
-            weights=self.module_.state_dict(),
+            weights=weights,
             train=self.train_,
             extra=extra,
         )
@@ -496,11 +580,32 @@ class NCF(Recommender):
         except (RuntimeError, ValueError, TypeError, OverflowError) as e:
             raise BundleError(f"{b.path}: stored config cannot describe a model ({one_line(e)[:200]})") from None
         expected = {k: (tuple(v.shape), v.dtype) for k, v in skeleton.state_dict().items()}
-        check_weights(b.path, b.weights, expected, f" and id maps ({n_users} users, {n_items} items)")
-        module = est._build(est.model, n_users, n_items)
-        module.load_state_dict(b.weights, strict=True)
-        if not all(torch.isfinite(t).all() for t in b.weights.values()):
+        weights = dict(b.weights)
+        # The item-item term is saved when its weight (given, or chosen on validation) is > 0.
+        has_ii = ITEM_ITEM_WEIGHT in weights or (est.item_item != "auto" and float(est.item_item) > 0)
+        if has_ii:
+            expected[ITEM_ITEM_WEIGHT] = ((), torch.float64)
+            expected[ITEM_ITEM_B] = ((n_items, n_items), torch.float32)
+            if ITEM_ITEM_RECENCY in weights:
+                expected[ITEM_ITEM_RECENCY] = ((), torch.float64)
+        check_weights(b.path, weights, expected, f" and id maps ({n_users} users, {n_items} items)")
+        if not all(torch.isfinite(t).all() for t in weights.values()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
+        ease, ii_weight = None, 0.0
+        if has_ii:
+            ii_weight = float(weights.pop(ITEM_ITEM_WEIGHT))
+            given = None if est.item_item == "auto" else float(est.item_item)
+            if not 0 < ii_weight <= 1 or (given is not None and ii_weight != given):
+                raise BundleError(
+                    f"{b.path}: {ITEM_ITEM_WEIGHT} == {ii_weight}, must be in (0, 1]"
+                    + (f" and equal the stored item_item {given}" if given is not None else "")
+                    + "; the bundle is corrupt or was edited"
+                )
+            ease = est._restore_item_item(
+                b.path, weights.pop(ITEM_ITEM_B), weights.pop(ITEM_ITEM_RECENCY, None), b.train
+            )
+        module = est._build(est.model, n_users, n_items)
+        module.load_state_dict(weights, strict=True)
         est.module_ = module.to(est.device_).eval()
         est.kind_ = est.model
         est.train_ = b.train
@@ -510,7 +615,37 @@ class NCF(Recommender):
         est.best_epoch_ = b.extra.get("best_epoch", 0)
         est.fit_seconds_ = b.extra.get("fit_seconds", 0.0)
         est.bundle_extra_ = b.extra
+        est.item_item_, est.item_item_model_ = ii_weight, ease
+        est.item_item_table_ = {}
         return est
+
+    def _restore_item_item(
+        self, path: Path, b_matrix: torch.Tensor, half_life: torch.Tensor | None, train: Interactions
+    ) -> Any:
+        """The item-item term's EASE model from its saved matrix and recency half-life (checked)."""
+        from ncf.baselines.ease import EASE
+
+        recency = None if half_life is None else float(half_life)
+        if recency is not None and not recency > 0:
+            raise BundleError(f"{path}: {ITEM_ITEM_RECENCY} == {recency}, must be > 0; the bundle is corrupt")
+        if recency is not None and train.timestamps is None:
+            raise BundleError(f"{path}: the item-item term uses recency but the bundle holds no timestamps")
+        ease = EASE(l2=self.item_item_l2, recency=recency, recency_floor=self.recency_floor)
+        ease.recency_ = recency
+        ease._restore({"B": b_matrix}, train)
+        ease.train_ = train
+        return ease
+
+    def blend_info(self) -> dict[str, Any]:
+        """The item-item blend, for the bundle and ``GET /v1/model``: components, weights, validation table."""
+        return {
+            "components": {self.kind_: round(1.0 - self.item_item_, 4), "ease": round(self.item_item_, 4)},
+            "ease_l2": self.item_item_l2,
+            "chosen_on": "validation"
+            if self.item_item_table_
+            else ("given" if self.item_item != "auto" else "default"),
+            **({f"validation_{self.metric}": self.item_item_table_} if self.item_item_table_ else {}),
+        }
 
     def __repr__(self) -> str:
         p = self.get_params()

@@ -215,6 +215,7 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int
         "best_epoch": extra.get("best_epoch"),
         "fit_seconds": extra.get("fit_seconds"),
         "leaderboard": extra.get("leaderboard"),  # ncf train --model auto: every candidate, and why it won
+        "blend": extra.get("item_item"),  # an NCF model's item-item term: components, weights, validation table
         "format": header.get("format"),
         "format_version": int(header["format_version"]) if header.get("format_version", "").isdigit() else None,
         "ncf_version": header.get("ncf_version"),

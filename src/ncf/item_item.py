@@ -1,0 +1,77 @@
+"""The item-item term of an NCF model: an EASE model blended into its scores, weighted on validation.
+
+NCF's towers learn a user vector per user; EASE (:mod:`ncf.baselines.ease`) scores a user's
+whole profile through an item-item matrix. They err differently, and on ML-100k a blend of
+the two beats either alone on validation (benchmarks/RESULTS.md, "item-item term"). The
+blend is one model: one fit, one bundle, one ``recommend``; its weight is a hyper-parameter
+chosen on the validation part like the epoch count.
+
+A user's blended scores are ``(1 - w) * z(ncf) + w * z(ease)``, where ``z`` standardises a
+user's scores over all items (mean 0, standard deviation 1) so that logits and EASE's linear
+scores are on one scale; standardising per user does not change either model's own ranking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ncf.data.interactions import Interactions
+from ncf.evaluation import evaluate_scores
+from ncf.metrics import parse_metric
+
+#: The EASE weights ``"auto"`` chooses from on validation (0: the towers alone, 1: EASE alone).
+GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+#: ``"auto"`` without a validation part (``fit(validation=None)``): the middle of the grid.
+NO_VALIDATION_WEIGHT = 0.5
+#: ``"auto"`` leaves the term off above this many items: EASE inverts a dense items x items
+#: matrix (O(n^3) time, n^2 memory in the bundle), minutes and gigabytes past ~10k items.
+AUTO_MAX_ITEMS = 10_000
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def standardise(scores: torch.Tensor) -> torch.Tensor:
+    """Each row to mean 0 and standard deviation 1 (a constant row becomes all zeros)."""
+    s = scores.float()
+    sd = s.std(dim=1, keepdim=True, unbiased=False)
+    return (s - s.mean(dim=1, keepdim=True)) / torch.where(sd > 0, sd, torch.ones_like(sd))
+
+
+def blend(ncf: torch.Tensor, ease: torch.Tensor, weight: float) -> torch.Tensor:
+    """``(1 - weight) * z(ncf) + weight * z(ease)``, row by row."""
+    if weight <= 0.0:
+        return ncf
+    return (1.0 - weight) * standardise(ncf) + weight * standardise(ease.to(ncf.device))
+
+
+def choose_weight(
+    ncf_scores: ScoreFn,
+    ease_scores: ScoreFn,
+    train: Interactions,
+    validation: Interactions,
+    metric: str,
+    grid: Sequence[float] = GRID,
+) -> tuple[float, dict[str, float]]:
+    """The grid weight with the best validation ``metric`` (ties: the smaller EASE weight), and the
+    whole table ``{weight: metric}``. Each model scores the validation users once."""
+    name, k, key = parse_metric(metric)
+    users = np.flatnonzero(np.diff(validation.csr.indptr) > 0)
+    pos = np.full(train.n_users, -1, dtype=np.int64)
+    pos[users] = np.arange(len(users))
+    u = torch.as_tensor(users)
+    with torch.inference_mode():
+        z_ncf, z_ease = standardise(ncf_scores(u)).cpu(), standardise(ease_scores(u)).cpu()
+    table: dict[str, float] = {}
+    for w in grid:
+        fixed = (1.0 - w) * z_ncf + w * z_ease
+
+        def score(batch: torch.Tensor, fixed: torch.Tensor = fixed) -> torch.Tensor:
+            return fixed[torch.as_tensor(pos[batch.cpu().numpy()])]
+
+        res = evaluate_scores(score, None, train, validation, k=k, metrics=[name])
+        table[f"{w:.1f}"] = float(res[key])
+    best = max(table, key=lambda key: (table[key], -float(key)))
+    return float(best), table

@@ -1,0 +1,112 @@
+"""The item-item term of NCF models (ncf.item_item): chosen on validation, blended exactly, saved and checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from checkerboard import BASE, TEST, TRAIN
+from cli_helpers import rewrite
+from ncf import NCF
+from ncf.baselines import EASE
+from ncf.errors import BundleError, ConfigError
+from ncf.evaluation import evaluate_scores
+from ncf.item_item import GRID, blend, choose_weight, standardise
+from ncf.model import ITEM_ITEM_B, ITEM_ITEM_WEIGHT
+
+USERS = torch.arange(TRAIN.n_users)
+
+
+@pytest.fixture(scope="module")
+def auto() -> NCF:
+    return NCF(**{**BASE, "model": "gmf", "epochs": 4}).fit(TRAIN)
+
+
+def test_standardise_rows_and_constant_rows():
+    s = torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    z = standardise(s)
+    assert torch.allclose(z[0].mean(), torch.tensor(0.0)) and torch.allclose(
+        z[0].std(unbiased=False), torch.tensor(1.0)
+    )
+    assert torch.equal(z[1], torch.zeros(3))  # a constant row carries no ranking: zeros, not NaN
+    assert torch.equal(blend(s, s * 7, 0.0), s)  # weight 0: the towers' own scores, untouched
+
+
+def test_auto_weight_is_the_validation_best_and_the_scores_are_the_formula(auto):
+    assert auto.item_item_ in GRID
+    table = auto.item_item_table_
+    assert list(table) == [f"{w:.1f}" for w in GRID]
+    assert table[f"{auto.item_item_:.1f}"] == max(table.values())
+    assert auto.validation_metrics_["val_ndcg@10"] == table[f"{auto.item_item_:.1f}"]
+    w = auto.item_item_
+    ease = EASE(l2=auto.item_item_l2, recency=None).fit(TRAIN)  # the term is EASE fitted on all of train
+    np.testing.assert_array_equal(auto.item_item_model_.B_, ease.B_)
+    with torch.inference_mode():
+        expected = (1 - w) * standardise(auto.module_.score_block(USERS)) + w * standardise(ease.score_block(USERS))
+    torch.testing.assert_close(auto.score_block(USERS), expected)  # float32 arithmetic, same order
+    # pairs are gathered from the blended rows, so score() agrees with recommend()
+    u, i = torch.tensor([0, 5, 17]), torch.tensor([3, 0, 29])
+    torch.testing.assert_close(auto.score_pairs(u, i), auto.score_block(u)[torch.arange(3), i])
+
+
+def test_choose_weight_matches_evaluating_each_blend():
+    towers = NCF(**{**BASE, "model": "gmf", "epochs": 3, "item_item": 0.0}).fit(TRAIN, validation=None)
+    ease = EASE(l2=10.0).fit(TRAIN)
+    w, table = choose_weight(towers.score_block, ease.score_block, TRAIN, TEST, "ndcg@10", grid=(0.0, 0.5, 1.0))
+    for key, value in table.items():
+
+        def fn(u, wt=float(key)):
+            return (
+                blend(towers.score_block(u), ease.score_block(u), wt) if wt > 0 else standardise(towers.score_block(u))
+            )
+
+        assert value == pytest.approx(evaluate_scores(fn, None, TRAIN, TEST, k=10, metrics=["ndcg"])["ndcg@10"])
+    assert table[f"{w:.1f}"] == max(table.values())
+
+
+def test_given_weight_off_and_without_validation():
+    off = NCF(**{**BASE, "model": "gmf", "epochs": 2, "item_item": 0.0}).fit(TRAIN)
+    assert off.item_item_ == 0.0 and off.item_item_model_ is None
+    with torch.inference_mode():
+        torch.testing.assert_close(off.score_block(USERS), off.module_.score_block(USERS))
+    fixed = NCF(**{**BASE, "model": "gmf", "epochs": 2, "item_item": 0.3}).fit(TRAIN)
+    assert fixed.item_item_ == 0.3 and fixed.item_item_table_ == {}
+    no_val = NCF(**{**BASE, "model": "gmf", "epochs": 2}).fit(TRAIN, validation=None)
+    assert no_val.item_item_ == 0.5  # ncf.item_item.NO_VALIDATION_WEIGHT: nothing to choose on
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "sometimes"])
+def test_bad_weight_is_one_clear_error(bad):
+    with pytest.raises(ConfigError, match="item_item"):
+        NCF(**{**BASE, "item_item": bad}).fit(TRAIN)
+
+
+def test_bundle_round_trip_and_blend_info(auto, tmp_path):
+    auto.save(tmp_path / "b")
+    back = NCF.load(tmp_path / "b")
+    assert back.get_params() == auto.get_params()  # "auto" stays "auto"; the chosen weight is a weight
+    assert back.item_item_ == auto.item_item_
+    torch.testing.assert_close(back.score_block(USERS), auto.score_block(USERS), rtol=0, atol=0)
+    info = back.bundle_extra_["item_item"]
+    assert info["components"] == {"gmf": round(1 - auto.item_item_, 4), "ease": round(auto.item_item_, 4)}
+    assert info["chosen_on"] == "validation" and len(info["validation_ndcg@10"]) == len(GRID)
+
+
+def test_forged_item_item_weights_are_refused(auto, tmp_path):
+    if auto.item_item_ == 0:
+        pytest.skip("validation chose no item-item term here; nothing to forge")  # not the case at seed 0
+    w_key, b_key = f"weights.{ITEM_ITEM_WEIGHT}", f"weights.{ITEM_ITEM_B}"  # the bundle file's tensor names
+    cases = {
+        "weight out of range": lambda ts: ts.__setitem__(w_key, torch.tensor(2.0, dtype=torch.float64)),
+        "weight zero": lambda ts: ts.__setitem__(w_key, torch.tensor(0.0, dtype=torch.float64)),
+        "matrix shape": lambda ts: ts.__setitem__(b_key, torch.zeros(3, 3)),
+        "matrix missing": lambda ts: ts.pop(b_key),
+        "nan": lambda ts: ts[b_key].__setitem__((0, 1), float("nan")),
+    }
+    for i, (what, edit) in enumerate(cases.items()):
+        path = auto.save(tmp_path / f"b{i}").parent
+        rewrite(path, tensors=edit)
+        with pytest.raises(BundleError):
+            NCF.load(path)
+            pytest.fail(f"a bundle with a forged item-item term ({what}) loaded")
