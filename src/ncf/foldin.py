@@ -250,21 +250,28 @@ def ncf_history_scores(
 
 # -- implicit's ALS -------------------------------------------------------------------------
 def als_user_factors(
-    item_factors: torch.Tensor, profiles: sp.csr_matrix, *, alpha: float, regularization: float
+    item_factors: torch.Tensor,
+    profiles: sp.csr_matrix,
+    *,
+    alpha: float,
+    regularization: float,
+    gram: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Closed-form ALS user factors for profile rows, as implicit's ``recalculate_user`` solves them.
 
     ``x_u = (Y^T Y + reg I + sum_i (c_i - 1) y_i y_i^T)^-1 sum_i c_i y_i`` with confidence
     ``c_i = alpha * value_i`` over the row's items (implicit multiplies the matrix by ``alpha``);
-    one batched solve for all rows, in float64.
+    one batched solve for all rows, in float64. ``gram`` is ``Y^T Y + reg I`` in float64, when
+    the caller keeps it (it costs ``items x f^2``, the rest only ``history x f^2``).
     """
-    y = item_factors.double()
-    f = y.shape[1]
-    idx, wt = padded_rows(profiles, y.device)
+    f = item_factors.shape[1]
+    if gram is None:
+        y = item_factors.double()
+        gram = y.T @ y + regularization * torch.eye(f, dtype=y.dtype, device=y.device)
+    idx, wt = padded_rows(profiles, item_factors.device)
     valid = (wt > 0).double()
     c = alpha * wt.double()
-    yp = y[idx]  # (n_h, L, f)
-    a = y.T @ y + regularization * torch.eye(f, dtype=y.dtype, device=y.device)
-    a = a + torch.einsum("hl,hlf,hlg->hfg", (c - 1.0) * valid, yp, yp)
-    b = torch.einsum("hl,hlf->hf", c * valid, yp)
+    yp = item_factors[idx].double()  # (n_h, L, f)
+    a = gram + (yp * ((c - 1.0) * valid)[..., None]).transpose(1, 2) @ yp
+    b = ((c * valid)[:, None, :] @ yp).squeeze(1)
     return torch.linalg.solve(a, b).float()

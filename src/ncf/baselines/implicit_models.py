@@ -136,8 +136,18 @@ class ImplicitALS(_ImplicitModel):
         """Closed-form least-squares user factors against the item factors, as implicit's
         ``recalculate_user`` (:func:`ncf.foldin.als_user_factors`); the profile values (recency
         weights, or 1) are the confidences, as in fit."""
+        key = (id(self.item_factors_), float(self.regularization))
+        cached = self.__dict__.get("_gram_cache")
+        if cached is None or cached[0] != key:  # Y^T Y + reg I: once per fitted / loaded model
+            y = self.item_factors_.double()
+            cached = (key, y.T @ y + float(self.regularization) * torch.eye(y.shape[1], dtype=y.dtype))
+            self.__dict__["_gram_cache"] = cached
         u = als_user_factors(
-            self.item_factors_, profiles, alpha=float(self.alpha), regularization=float(self.regularization)
+            self.item_factors_,
+            profiles,
+            alpha=float(self.alpha),
+            regularization=float(self.regularization),
+            gram=cached[1],
         )
         return u, None
 
