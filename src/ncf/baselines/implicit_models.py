@@ -23,10 +23,13 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+import torch
 
 from ncf.baselines._base import FactorModel, check_train, resolve_seed, weighted_csr
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.foldin import als_user_factors
 from ncf.params import SEED, Float, Int, param
 
 IMPLICIT_HINT = 'implicit is not installed: pip install "implicit>=0.7"'
@@ -129,6 +132,25 @@ class ImplicitALS(_ImplicitModel):
         self._fit_implicit(train, make)
         return self
 
+    def fold_in_users(self, profiles: sp.csr_matrix) -> tuple[torch.Tensor, None]:
+        """Closed-form least-squares user factors against the item factors, as implicit's
+        ``recalculate_user`` (:func:`ncf.foldin.als_user_factors`); the profile values (recency
+        weights, or 1) are the confidences, as in fit."""
+        key = (id(self.item_factors_), float(self.regularization))
+        cached = self.__dict__.get("_gram_cache")
+        if cached is None or cached[0] != key:  # Y^T Y + reg I: once per fitted / loaded model
+            y = self.item_factors_.double()
+            cached = (key, y.T @ y + float(self.regularization) * torch.eye(y.shape[1], dtype=y.dtype))
+            self.__dict__["_gram_cache"] = cached
+        u = als_user_factors(
+            self.item_factors_,
+            profiles,
+            alpha=float(self.alpha),
+            regularization=float(self.regularization),
+            gram=cached[1],
+        )
+        return u, None
+
 
 @dataclasses.dataclass(eq=False, repr=False)
 class ImplicitBPR(_ImplicitModel):
@@ -146,6 +168,7 @@ class ImplicitBPR(_ImplicitModel):
     name = "implicit-bpr"
     MODEL_CLASS = "ImplicitBPR"
     USES_WEIGHTS = False
+    FIXED_USER_COLUMNS = 1  # implicit's users have a constant 1 against the item-bias column
 
     factors: int = param(64, Int(1), "latent dimensions")
     learning_rate: float = param(0.01, Float(0.0, open_lo=True), "SGD step size")
