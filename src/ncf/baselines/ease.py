@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse as sp
 import torch
 
 from ncf.baselines._base import _Baseline, check_train, expect_shape, weighted_csr
@@ -77,6 +78,11 @@ class EASE(_Baseline):
         # do not depend on which other users share the block (batch == scalar, bit for bit).
         rows = self.profiles_[users.cpu().numpy()]
         return torch.from_numpy(np.asarray(rows @ self.B_, dtype=np.float32))
+
+    def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """``profiles @ B``, exactly as :meth:`score_block` scores a training user's profile row."""
+        self.check_fitted()
+        return torch.from_numpy(np.asarray(profiles @ self.B_, dtype=np.float32))
 
     def item_vectors(self) -> np.ndarray:
         # row i of B: how strongly item i votes for every other item

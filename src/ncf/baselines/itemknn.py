@@ -98,6 +98,11 @@ class ItemKNN(_Baseline):
         rows = self.profiles_[users.cpu().numpy()]
         return torch.from_numpy(np.asarray((rows @ self.similarity_).toarray(), dtype=np.float32))
 
+    def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """``profiles @ S``, exactly as :meth:`score_block` scores a training user's profile row."""
+        self.check_fitted()
+        return torch.from_numpy(np.asarray((profiles @ self.similarity_).toarray(), dtype=np.float32))
+
     def item_vectors(self) -> np.ndarray:
         # Items as their user columns: similar_items then ranks by the plain cosine similarity (no shrink, no top-k).
         n_users, n_items = self.train_.shape

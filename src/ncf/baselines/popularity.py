@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ncf.baselines._base import _Baseline, check_train, expect_shape
@@ -42,6 +43,11 @@ class Popularity(_Baseline):
 
     def score_pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         return self.scores_.to(items.device)[items]
+
+    def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """The same popularity scores for every history (a history changes nothing but seen-item filtering)."""
+        self.check_fitted()
+        return self.scores_.expand(profiles.shape[0], -1).clone()
 
     def _weights(self) -> dict[str, torch.Tensor]:
         return {"scores": self.scores_}
