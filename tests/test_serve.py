@@ -234,18 +234,28 @@ def test_batch_recommendations(client, model):
     ("payload", "needles"),
     [
         ({"users": list(range(1001))}, ["'users'", "at most 1000 users", "got 1001", "split"]),
-        ({"users": []}, ["'users'", "at least one"]),
         ({"users": [True]}, ["'users.0'", "integers or strings", "True"]),
         ({"users": [1.5]}, ["'users.0'", "integers or strings"]),
         ({"users": [7], "k": 0}, ["'k'", "greater than or equal to 1"]),
         ({"users": [7], "k": 5000}, ["'k'", "less than or equal to 1000"]),
         ({"users": 7}, ["'users'", "list"]),
         ({"users": [7], "colour": "red"}, ["'colour'", "Extra inputs"]),
-        ({"k": 3}, ["'users'", "Field required"]),
     ],
 )
 def test_batch_bad_bodies_422(client, payload, needles):
     err(client.post("/v1/recommendations", json=payload), 422, "invalid_request", "body field", *needles)
+
+
+@pytest.mark.parametrize("payload", [{"users": []}, {"k": 3}, {"users": [], "histories": []}])
+def test_batch_needs_users_or_histories_422(client, payload):
+    err(
+        client.post("/v1/recommendations", json=payload),
+        422,
+        "invalid_request",
+        "request body",
+        "'users'",
+        "'histories'",
+    )
 
 
 def test_malformed_and_missing_bodies_422(client):

@@ -233,6 +233,7 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int
         "item_id_type": model.item_map_.kind,
         "item_metadata": train.item_metadata is not None,
         "similar_items": type(model).item_vectors is not Recommender.item_vectors,
+        "fold_in": type(model).history_scores is not Recommender.history_scores,  # histories and explain
         "bundle": str(p),
         "loaded_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
         "generation": generation,
@@ -299,6 +300,20 @@ def _coerce(m: IdMap, values: list[Any], field: str) -> list[Any]:
             if problem is not None:
                 raise ApiError(422, "invalid_request", f"{field}: id {v!r} {problem}")
     return m.coerce(values)
+
+
+def _index(m: IdMap, ids: list[Any]) -> np.ndarray:
+    """Indices of coerced request ids, -1 for unknown ones, each id on its own merits.
+
+    (``IdMap.index`` types a list as a whole: one text id among int ids would make every id
+    of the list unknown.)
+    """
+    want_int = m.kind == "int"
+    fits = np.fromiter((isinstance(v, int) == want_int for v in ids), dtype=bool, count=len(ids))
+    idx = np.full(len(ids), -1, dtype=np.int64)
+    if fits.any():
+        idx[fits] = m.index([v for v, f in zip(ids, fits) if f], missing="negative")
+    return idx
 
 
 def _items_out(
@@ -373,6 +388,29 @@ def _recommend(
     return users, known, ids, scores
 
 
+def _need_fold_in(lm: LoadedModel, what: str) -> None:
+    """501 when the model cannot score a history (``history_scores``): no histories, no explanations."""
+    if not lm.info["fold_in"]:
+        raise ApiError(
+            501,
+            "not_supported",
+            f"{lm.info['model_class']} models cannot score item histories yet, so '{what}' is not available; "
+            "serve a model whose GET /v1/model says fold_in: true",
+        )
+
+
+def _explainable(lm: LoadedModel, who: list[tuple[Any, int]]) -> None:
+    """422 when a history to explain is too long (``who``: (name, number of items) per row)."""
+    for name, n in who:
+        if n > S.MAX_EXPLAIN_ITEMS:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"explain takes histories of at most {S.MAX_EXPLAIN_ITEMS} items and {name} has {n}; "
+                "ask without explain (its cost grows with the square of the history)",
+            )
+
+
 def _history_inputs(
     lm: LoadedModel, histories: list[S.HistoryIn]
 ) -> tuple[list[list[Any]], list[list[float]] | None, list[list[Any]]]:
@@ -389,7 +427,7 @@ def _history_inputs(
     hopeless: list[tuple[Any, list[Any]]] = []
     for j, h in enumerate(histories):
         items = _coerce(m.item_map_, list(h.items), f"body field 'histories.{j}.items'")
-        ok = m.item_map_.index(items, missing="negative") >= 0
+        ok = _index(m.item_map_, items) >= 0
         known_rows.append([i for i, k in zip(items, ok) if k])
         unknown_rows.append(list(dict.fromkeys(i for i, k in zip(items, ok) if not k)))
         if times is not None:
@@ -403,7 +441,8 @@ def _history_inputs(
         raise ApiError(
             404,
             "unknown_id",
-            f"history {names} has no item the model knows ({UnknownIdError('item', ids).message}); "
+            f"{'history' if len(hopeless) == 1 else 'histories'} {names} "
+            f"{'has' if len(hopeless) == 1 else 'have'} no item the model knows ({UnknownIdError('item', ids).message}); "
             "send at least one item id the model was trained on",
             kind="item",
             ids=ids[:100],
@@ -868,14 +907,27 @@ def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | 
         }
 
     def _explained(lm: LoadedModel, users: list[Any], known: np.ndarray, ids: np.ndarray) -> list[list[list[dict]]]:
-        """``because`` for each user row ([] per item for a popular-fallback row: there is no history)."""
+        """``because`` for each user row ([] per item for a popular-fallback row: there is no history).
+
+        Runs in a worker thread, after :func:`_explainable` said every history is short enough.
+        """
         return [
             _reasons(lm, u, row) if kn else [[] for i in row.tolist() if i is not None]
             for u, kn, row in zip(users, known.tolist(), ids)
         ]
 
+    def _explainable_users(lm: LoadedModel, users: list[Any], known: np.ndarray) -> None:
+        kept = [u for u, kn in zip(users, known.tolist()) if kn]
+        counts = lm.model.train_.user_counts[lm.model.user_map_.index(kept)] if kept else []
+        _explainable(lm, [(f"user {u!r}", int(c)) for u, c in zip(kept, counts)])
+
+    no_fold_in = {501: {"model": S.Error, "description": "histories or explain on a model that cannot fold in"}}
+
     @app.get(
-        "/v1/users/{user_id}/recommendations", tags=["recommend"], response_model=S.Recommendations, responses=errors
+        "/v1/users/{user_id}/recommendations",
+        tags=["recommend"],
+        response_model=S.Recommendations,
+        responses={**errors, **no_fold_in},
     )
     async def recommend_user(
         user_id: str,
@@ -894,7 +946,11 @@ def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | 
         excl = [e.strip() for e in exclude.split(",") if e.strip()] if exclude else []
         if len(excl) > S.MAX_EXCLUDE:
             raise ApiError(422, "invalid_request", f"query parameter 'exclude': at most {S.MAX_EXCLUDE} ids")
+        if explain:
+            _need_fold_in(lm, "explain")
         users, known, ids, scores = _recommend(lm, [user_id], k, filter_seen, excl, fallback, where="path")
+        if explain:
+            _explainable_users(lm, users, known)
         because = (await asyncio.to_thread(_explained, lm, users, known, ids))[0] if explain else None
         return _json(_recs_row(lm, users[0], known[0], k, ids[0], scores[0], because))
 
@@ -915,6 +971,7 @@ def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | 
                 "description": "invalid body: e.g. no users and no histories, an empty history, "
                 f"over {S.MAX_BATCH_USERS} rows or {S.MAX_HISTORY_ITEMS} items per history, wrong types",
             },
+            **no_fold_in,
         },
     )
     async def recommend_batch(request: Request, body: S.BatchRecommendationsIn) -> Response:
@@ -929,15 +986,21 @@ def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | 
                 422, "invalid_request", "query parameter 'explain': POST takes it in the body: {\"explain\": true}"
             )
         lm = holder.get()
+        if body.histories or body.explain:
+            _need_fold_in(lm, "histories" if body.histories else "explain")
         rows: list[dict[str, Any]] = []
         hist_inputs = _history_inputs(lm, list(body.histories)) if body.histories else None  # 404s before scoring
+        if body.explain and hist_inputs is not None:
+            names = [h.id if h.id is not None else j for j, h in enumerate(body.histories)]
+            _explainable(lm, [(f"history {n!r}", len(set(items))) for n, items in zip(names, hist_inputs[0])])
         if body.users:
             users, known, ids, scores = _recommend(
                 lm, list(body.users), body.k, body.filter_seen, list(body.exclude), body.fallback
             )
-            because = (
-                await asyncio.to_thread(_explained, lm, users, known, ids) if body.explain else [None] * len(users)
-            )
+            because: list[Any] = [None] * len(users)
+            if body.explain:
+                _explainable_users(lm, users, known)
+                because = await asyncio.to_thread(_explained, lm, users, known, ids)
             rows = [
                 _recs_row(lm, u, kn, body.k, i, s, why)
                 for u, kn, i, s, why in zip(users, known.tolist(), ids, scores, because)
