@@ -388,3 +388,116 @@ def test_same_seed_same_model(name):
     np.testing.assert_array_equal(all_scores(a), all_scores(b))
     c = fit(quick(name, seed=1), TRAIN)
     assert not np.array_equal(all_scores(a), all_scores(c))
+
+
+# -- fold-in: histories of users the model was not trained on ------------------------------------
+HISTORIES = [list(ITEM0 + TRAIN.item_idx[TRAIN.user_idx == u]) for u in range(N_USERS)]
+EXACT_FOLD_IN = {"popularity", "ease", "item-knn"}  # score a profile exactly as a training user's row
+
+
+@every_model
+def test_fold_in_of_a_users_own_history_ranks_like_the_user(name):
+    """A known user's training history, folded in, ranks their held-out item as the user does.
+
+    Tolerance: EASE, item-kNN and popularity score a profile exactly as the user's own row, so
+    their scores must equal ``recommend``'s. The others fit a new user vector against the frozen
+    item side (implicit ALS: the closed-form solve its fit approximates with CG; BPR, LightFM,
+    GMF/MLP/NeuMF: a few Adam steps from the mean user), so the fold-in is held to the same bar
+    as the model itself in test_top1_is_an_unseen_in_group_item: >= 90 % in-group top-1 (chance
+    4 %), and >= 80 % the same top-1 item as the user (the 4 unseen in-group items of a user's
+    group are near-ties for a group-level model, so the exact item may differ)."""
+    model = fitted(name)
+    items, scores = model.recommend_history(HISTORIES, k=1)
+    own, own_scores = model.recommend(USER_IDS, k=1)
+    assert items.shape == (N_USERS, 1) and np.isfinite(scores).all()
+    if name in EXACT_FOLD_IN:
+        np.testing.assert_array_equal(items, own)
+        np.testing.assert_allclose(scores, own_scores, rtol=1e-6, atol=1e-6)
+        return
+    rate = float(np.mean(group_of_item(items[:, 0]) == group_of_user(USER_IDS)))
+    assert rate >= 0.9, f"{name}: only {rate:.0%} of folded-in histories got an in-group top-1"
+    assert np.mean(items[:, 0] == own[:, 0]) >= 0.8
+    # one history alone gives the row of the batch (1-D results), the history's items are filtered
+    one, one_scores = model.recommend_history(HISTORIES[7], k=3)
+    batch, batch_scores = model.recommend_history(HISTORIES[:8], k=3)
+    assert one.shape == (3,) and not set(one.tolist()) & set(HISTORIES[7])
+    np.testing.assert_array_equal(one, batch[7])
+    np.testing.assert_allclose(one_scores, batch_scores[7], rtol=1e-4, atol=1e-4)
+
+
+@every_model
+def test_fold_in_ignores_unknown_items_and_refuses_empty_histories(name):
+    model = fitted(name)
+    h = HISTORIES[12]
+    profiles, unknown = model.history_profiles([h + [99999, 99999], h[:2] + h[:2]])
+    assert unknown == [[99999], []]
+    assert profiles.shape == (2, N_ITEMS) and profiles.dtype == np.float32
+    assert profiles[0].nnz == len(h) and profiles[1].nnz == 2  # duplicates collapse
+    np.testing.assert_array_equal(profiles.data, 1.0)  # no timestamps: every item weighs 1
+    a = model.recommend_history(h + [99999], k=4)
+    b = model.recommend_history(h, k=4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-5)
+    pool = [2005, 2006, 2020, 2021, *h[:1]]
+    items, _ = model.recommend_history(h, k=5, items=pool, exclude=[2020])
+    assert set(x for x in items if x is not None) == set(pool) - set(h) - {2020}
+    items, _ = model.recommend_history(h, k=N_ITEMS, filter_seen=False)
+    assert set(items.tolist()) == set(ALL_ITEMS.tolist())
+    with pytest.raises(ConfigError, match="history 1 is empty"):
+        model.recommend_history([h, []], k=3)
+    with pytest.raises(UnknownIdError, match="88888") as e:
+        model.recommend_history([h, [88888, 77777]], k=3)
+    assert e.value.ids == [88888, 77777] and "history 1" in str(e.value)
+    with pytest.raises(ConfigError, match="timestamps"):
+        model.history_profiles(h, timestamps=[1.0])
+    with pytest.raises(NotFittedError):
+        make(name).recommend_history(h, k=3)
+
+
+@every_model
+def test_explain_shares_are_faithful(name):
+    model = fitted(name)
+    u = USER0 + 12
+    targets = [2005, 2006, 2007, 2020]
+    expl = model.explain(u, targets, n=3)
+    assert len(expl) == len(targets)
+    seen = SEEN[u]
+    for row in expl:
+        assert len(row) <= 3
+        shares = [s for _, s in row]
+        assert all(0.0 < s <= 1.0 for s in shares) and sum(shares) <= 1.0 + 1e-9
+        assert shares == sorted(shares, reverse=True) and {i for i, _ in row} <= seen
+    assert model.explain(sorted(seen), 2005, n=2) == model.explain(u, 2005, n=2)  # a user is their history
+    if name == "popularity":
+        assert expl == [[]] * len(targets)  # the history changes no popularity score
+    if name == "ease":  # exact: share of h = w_h B[h, i] over the positive ones (w_h = 1 here)
+        hist = np.array(sorted(seen)) - ITEM0
+        for t, row in zip(targets, expl):
+            contrib = np.clip(model.B_[hist, t - ITEM0].astype(np.float64), 0, None)
+            want = sorted(zip(-contrib, hist))[:3]
+            expect = [(int(ITEM0 + h), float(-c / contrib.sum())) for c, h in want if c < 0]
+            assert [i for i, _ in row] == [i for i, _ in expect]
+            np.testing.assert_allclose([s for _, s in row], [s for _, s in expect], rtol=1e-5)
+    elif name != "popularity":  # a model that learned the groups explains in-group items by in-group history
+        assert all(row for row in expl[:3])
+
+
+def test_history_profiles_weigh_as_training_profiles_with_recency():
+    """With recency on, a known user's history and timestamps give exactly their training profile row."""
+    rng = np.random.default_rng(0)
+    ts = rng.permutation(len(TRAIN)).astype(np.float64)
+    timed = Interactions.from_indices(TRAIN.user_map, TRAIN.item_map, TRAIN.user_idx, TRAIN.item_idx, ts)
+    model = make_baseline("ease", l2=10.0, recency=2.0).fit(timed)
+    stamps = [list(ts[timed.user_idx == u]) for u in range(N_USERS)]
+    profiles, _ = model.history_profiles(HISTORIES, timestamps=stamps)
+    assert (profiles != model.profiles_).nnz == 0  # bit for bit
+    assert (profiles != model.training_profiles(np.arange(N_USERS))).nnz == 0
+    # shuffled, with a duplicate of an older time: the latest time counts, the order does not
+    h, t = HISTORIES[5], stamps[5]
+    perm = rng.permutation(len(h))
+    again, _ = model.history_profiles([[h[j] for j in perm] + [h[0]]], timestamps=[[t[j] for j in perm] + [-1.0]])
+    assert (again != profiles[5]).nnz == 0
+    items, scores = model.recommend_history(HISTORIES, k=3, timestamps=stamps)
+    own_items, own_scores = model.recommend(USER_IDS, k=3)
+    np.testing.assert_array_equal(items, own_items)
+    np.testing.assert_array_equal(scores, own_scores)

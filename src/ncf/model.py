@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ncf import nn as ncf_nn
@@ -440,6 +441,27 @@ class NCF(Recommender):
     def item_vectors(self) -> np.ndarray:
         with torch.inference_mode():
             return self.module_.item_vectors().float().cpu().numpy()
+
+    def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """Fold histories in (new user embedding rows, every tower frozen) and score every item.
+
+        A few deterministic full-batch Adam steps on this model's own loss, in expectation over
+        its negatives, from the mean user embedding; see :mod:`ncf.foldin` (``foldin_`` holds the
+        settings, :class:`ncf.foldin.FoldIn`).
+        """
+        from ncf.foldin import FoldIn, ncf_history_scores
+
+        self.check_fitted()
+        cfg = getattr(self, "foldin_", None) or FoldIn(l2=float(self.weight_decay))
+        return ncf_history_scores(
+            self.module_,
+            profiles,
+            loss=self.loss,
+            negatives=self.negatives,
+            cfg=cfg,
+            seed=self.seed_,
+            device=self.device_,
+        )
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -14,6 +14,7 @@ import torch
 from ncf.base import Recommender
 from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
+from ncf.foldin import FoldIn, fold_in
 from ncf.params import RECENCY, RECENCY_HELP, Float, declared, param, validate
 from ncf.weighting import recency_weights, resolve_recency
 
@@ -264,6 +265,51 @@ class FactorModel(_Baseline):
 
     def bytes_per_user(self) -> int:
         return self.train_.n_items * 4 * 4 + self.item_factors_.shape[1] * 4
+
+    # -- fold-in -------------------------------------------------------------------------------
+    #: the user factors' trailing columns that are constants, not learned (implicit's BPR: 1 for the item bias)
+    FIXED_USER_COLUMNS: ClassVar[int] = 0
+
+    def foldin_config(self) -> FoldIn:
+        """The fold-in steps of :meth:`fold_in_users` (``foldin_`` when set, else from the model's L2)."""
+        return getattr(self, "foldin_", None) or FoldIn(l2=float(getattr(self, "regularization", 0.01)))
+
+    def fold_in_users(self, profiles: sp.csr_matrix) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """User factors (and biases) for profile rows, the item side frozen.
+
+        Default (BPR-style models): :func:`ncf.foldin.fold_in` with the BPR loss against every
+        item outside the history, from the mean training user vector, L2 toward it. The user
+        bias (LightFM) does not change a user's ranking: new users get the mean one.
+        """
+        fixed = self.FIXED_USER_COLUMNS
+        uf, itf = self.user_factors_, self.item_factors_
+        d = uf.shape[1] - fixed
+        v = itf[:, :d]
+        const = itf[:, d:] @ uf[0, d:] if fixed else torch.zeros(itf.shape[0])
+        bias = const + (self.item_bias_ if self.item_bias_ is not None else 0.0)
+
+        def score_all(ps: list[torch.Tensor]) -> torch.Tensor:
+            return ps[0] @ v.T + bias
+
+        init = [uf[:, :d].mean(0, keepdim=True)]
+        cfg = self.foldin_config()
+        seed = int(getattr(self, "seed_", None) or 0)
+        (u,) = fold_in(init, score_all, profiles, loss="bpr", negatives=1.0, cfg=cfg, seed=seed)
+        if fixed:
+            u = torch.cat([u, uf[:1, d:].expand(len(u), -1)], dim=1)
+        ub = None if self.user_bias_ is None else self.user_bias_.mean().expand(len(u)).clone()
+        return u, ub
+
+    def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """Fold the rows in (:meth:`fold_in_users`), then score every item as :meth:`score_block` does."""
+        self.check_fitted()
+        u, ub = self.fold_in_users(profiles)
+        out = u @ self.item_factors_.T
+        if self.item_bias_ is not None:
+            out += self.item_bias_[None, :]
+        if ub is not None:
+            out += ub[:, None]
+        return out
 
     def item_vectors(self) -> np.ndarray:
         return self.item_factors_.numpy()

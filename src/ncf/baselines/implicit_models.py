@@ -23,10 +23,13 @@ import time
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+import torch
 
 from ncf.baselines._base import FactorModel, check_train, resolve_seed, weighted_csr
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
+from ncf.foldin import als_user_factors
 from ncf.params import SEED, Float, Int, param
 
 IMPLICIT_HINT = 'implicit is not installed: pip install "implicit>=0.7"'
@@ -129,6 +132,15 @@ class ImplicitALS(_ImplicitModel):
         self._fit_implicit(train, make)
         return self
 
+    def fold_in_users(self, profiles: sp.csr_matrix) -> tuple[torch.Tensor, None]:
+        """Closed-form least-squares user factors against the item factors, as implicit's
+        ``recalculate_user`` (:func:`ncf.foldin.als_user_factors`); the profile values (recency
+        weights, or 1) are the confidences, as in fit."""
+        u = als_user_factors(
+            self.item_factors_, profiles, alpha=float(self.alpha), regularization=float(self.regularization)
+        )
+        return u, None
+
 
 @dataclasses.dataclass(eq=False, repr=False)
 class ImplicitBPR(_ImplicitModel):
@@ -146,6 +158,7 @@ class ImplicitBPR(_ImplicitModel):
     name = "implicit-bpr"
     MODEL_CLASS = "ImplicitBPR"
     USES_WEIGHTS = False
+    FIXED_USER_COLUMNS = 1  # implicit's users have a constant 1 against the item-bias column
 
     factors: int = param(64, Int(1), "latent dimensions")
     learning_rate: float = param(0.01, Float(0.0, open_lo=True), "SGD step size")
