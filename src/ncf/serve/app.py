@@ -156,6 +156,9 @@ class LoadedModel:
     # is found by (its title, else its id), lower-cased once here.
     search_ids: list[Any] = dataclasses.field(default_factory=list)
     search_text: list[str] = dataclasses.field(default_factory=list)
+    # Fold-in (histories, explain) runs in worker threads, one at a time per model: NCF's fold-in
+    # flips requires_grad on the shared module while it fits, which two threads must not interleave.
+    fold_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
 def _bundle_header(path: Path) -> dict[str, str]:
@@ -345,9 +348,11 @@ def _reasons(lm: LoadedModel, who: Any, ids: np.ndarray) -> list[list[dict[str, 
     if not items:
         return []
     meta = lm.item_meta
+    with lm.fold_lock:
+        explained = lm.model.explain(who, items, n=S.EXPLAIN_N)
     return [
         [{"item": h, "title": (meta.get(h) or {}).get("title"), "weight": float(w)} for h, w in why]
-        for why in lm.model.explain(who, items, n=S.EXPLAIN_N)
+        for why in explained
     ]
 
 
@@ -399,16 +404,21 @@ def _need_fold_in(lm: LoadedModel, what: str) -> None:
         )
 
 
-def _explainable(lm: LoadedModel, who: list[tuple[Any, int]]) -> None:
-    """422 when a history to explain is too long (``who``: (name, number of items) per row)."""
-    for name, n in who:
-        if n > S.MAX_EXPLAIN_ITEMS:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f"explain takes histories of at most {S.MAX_EXPLAIN_ITEMS} items and {name} has {n}; "
-                "ask without explain (its cost grows with the square of the history)",
-            )
+def _explain_budget(sizes: list[tuple[str, int]]) -> None:
+    """422 when the histories to explain in one request hold more than ``MAX_EXPLAIN_ITEMS`` items together.
+
+    ``sizes``: (what, number of items) per explained row. An explanation scores its history once
+    per item in it, left out (for NCF: one fold-in each), so this bounds one request's work.
+    """
+    total = sum(n for _, n in sizes)
+    if total > S.MAX_EXPLAIN_ITEMS:
+        big = ", ".join(f"{w} has {n}" for w, n in sorted(sizes, key=lambda x: -x[1])[:3])
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"explain takes at most {S.MAX_EXPLAIN_ITEMS} history items per request, got {total} ({big}); "
+            "explain fewer or shorter histories, or ask without explain",
+        )
 
 
 def _history_inputs(
@@ -466,7 +476,8 @@ def _recommend_histories(
     millisecond a cached user row costs.
     """
     known, times, unknown = inputs
-    ids, scores = lm.model.recommend_history(known, k=k, timestamps=times, filter_seen=filter_seen, exclude=excl)
+    with lm.fold_lock:
+        ids, scores = lm.model.recommend_history(known, k=k, timestamps=times, filter_seen=filter_seen, exclude=excl)
     rows = []
     for j, h in enumerate(histories):
         because = _reasons(lm, known[j], ids[j]) if explain else None
@@ -909,17 +920,18 @@ def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | 
     def _explained(lm: LoadedModel, users: list[Any], known: np.ndarray, ids: np.ndarray) -> list[list[list[dict]]]:
         """``because`` for each user row ([] per item for a popular-fallback row: there is no history).
 
-        Runs in a worker thread, after :func:`_explainable` said every history is short enough.
+        Runs in a worker thread, after :func:`_explain_budget`.
         """
         return [
             _reasons(lm, u, row) if kn else [[] for i in row.tolist() if i is not None]
             for u, kn, row in zip(users, known.tolist(), ids)
         ]
 
-    def _explainable_users(lm: LoadedModel, users: list[Any], known: np.ndarray) -> None:
+    def _user_sizes(lm: LoadedModel, users: list[Any], known: np.ndarray) -> list[tuple[str, int]]:
+        """(what, training items) of each known user, for :func:`_explain_budget`."""
         kept = [u for u, kn in zip(users, known.tolist()) if kn]
-        counts = lm.model.train_.user_counts[lm.model.user_map_.index(kept)] if kept else []
-        _explainable(lm, [(f"user {u!r}", int(c)) for u, c in zip(kept, counts)])
+        counts = lm.model.train_.user_counts[lm.model.user_map_.index(kept)].tolist() if kept else []
+        return [(f"user {u!r}", int(c)) for u, c in zip(kept, counts)]
 
     no_fold_in = {501: {"model": S.Error, "description": "histories or explain on a model that cannot fold in"}}
 
@@ -950,7 +962,7 @@ def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | 
             _need_fold_in(lm, "explain")
         users, known, ids, scores = _recommend(lm, [user_id], k, filter_seen, excl, fallback, where="path")
         if explain:
-            _explainable_users(lm, users, known)
+            _explain_budget(_user_sizes(lm, users, known))
         because = (await asyncio.to_thread(_explained, lm, users, known, ids))[0] if explain else None
         return _json(_recs_row(lm, users[0], known[0], k, ids[0], scores[0], because))
 
@@ -988,36 +1000,32 @@ def _add_recommend_routes(app: FastAPI, holder: ModelHolder, errors: dict[int | 
         lm = holder.get()
         if body.histories or body.explain:
             _need_fold_in(lm, "histories" if body.histories else "explain")
-        rows: list[dict[str, Any]] = []
         hist_inputs = _history_inputs(lm, list(body.histories)) if body.histories else None  # 404s before scoring
-        if body.explain and hist_inputs is not None:
-            names = [h.id if h.id is not None else j for j, h in enumerate(body.histories)]
-            _explainable(lm, [(f"history {n!r}", len(set(items))) for n, items in zip(names, hist_inputs[0])])
+        users: list[Any] = []
+        known = np.zeros(0, dtype=bool)
+        ids = scores = np.zeros((0, body.k))
         if body.users:
             users, known, ids, scores = _recommend(
                 lm, list(body.users), body.k, body.filter_seen, list(body.exclude), body.fallback
             )
-            because: list[Any] = [None] * len(users)
-            if body.explain:
-                _explainable_users(lm, users, known)
+        because: list[Any] = [None] * len(users)
+        if body.explain:
+            sizes = _user_sizes(lm, users, known)
+            if hist_inputs is not None:
+                names = [h.id if h.id is not None else j for j, h in enumerate(body.histories)]
+                sizes += [(f"history {n!r}", len(set(items))) for n, items in zip(names, hist_inputs[0])]
+            _explain_budget(sizes)  # 422 before any work
+            if users:
                 because = await asyncio.to_thread(_explained, lm, users, known, ids)
-            rows = [
-                _recs_row(lm, u, kn, body.k, i, s, why)
-                for u, kn, i, s, why in zip(users, known.tolist(), ids, scores, because)
-            ]
+        rows = [
+            _recs_row(lm, u, kn, body.k, i, s, why)
+            for u, kn, i, s, why in zip(users, known.tolist(), ids, scores, because)
+        ]
         hist_rows: list[dict[str, Any]] = []
         if hist_inputs is not None:
             excl = _coerce(lm.model.item_map_, list(body.exclude), "body field 'exclude'") if body.exclude else None
-            hist_rows = await asyncio.to_thread(
-                _recommend_histories,
-                lm,
-                list(body.histories),
-                hist_inputs,
-                body.k,
-                body.filter_seen,
-                excl,
-                body.explain,
-            )
+            args = (lm, list(body.histories), hist_inputs, body.k, body.filter_seen, excl, body.explain)
+            hist_rows = await asyncio.to_thread(_recommend_histories, *args)
         return _json({"k": body.k, "results": rows, "histories": hist_rows})
 
     @app.get(

@@ -21,10 +21,10 @@ MAX_HISTORY_ITEMS = 5000  # items per history (MovieLens-1M's most active user r
 MAX_QUERY_CHARS = 200  # item search text
 MAX_SEARCH = 100  # item search results
 EXPLAIN_N = 3  # reasons per recommended item with explain
-# An explanation scores the history once per item in it (leave-one-out): the work grows with the
-# square of its length. These bound one request's share (1,000 items: ~0.4 s with EASE on 3,000 items).
+# An explanation scores its history once per item in it, left out (for NCF: one fold-in each), so
+# the work grows with the square of the history: these bound what one request may ask for.
 MAX_EXPLAIN_ROWS = 100  # users and histories per request with explain
-MAX_EXPLAIN_ITEMS = 1000  # items in a history (or a user's training history) to explain
+MAX_EXPLAIN_ITEMS = 1000  # history items explained per request, all rows together
 MAX_PAIRS = 10_000
 MAX_EXCLUDE = 10_000
 MAX_OFFSET = 2**53 - 1  # the largest integer every JSON reader keeps exact
