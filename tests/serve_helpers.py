@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ncf import NCF, load_interactions
-from ncf.baselines import EASE, Popularity
+from ncf.baselines import Popularity
 
 N_USERS, N_ITEMS = 30, 40
 GENRES = ["Drama", "Comedy", "Action", "Sci-Fi"]
@@ -52,13 +52,7 @@ def tiny_ncf(data) -> NCF:
 
 
 def build_bundles(root: Path) -> dict[str, Path]:
-    out = {
-        "int": root / "int",
-        "int_b": root / "int_b",
-        "str": root / "str",
-        "pop": root / "pop",
-        "ease": root / "ease",
-    }
+    out = {"int": root / "int", "int_b": root / "int_b", "str": root / "str", "pop": root / "pop"}
     d = int_data()
     tiny_ncf(d).save(out["int"])
     NCF(factors=4, layers=(8, 4), epochs=1, batch_size=64, seed=1, device="cpu").fit(d, validation=None).save(
@@ -66,7 +60,6 @@ def build_bundles(root: Path) -> dict[str, Path]:
     )
     tiny_ncf(str_data()).save(out["str"])
     Popularity().fit(d).save(out["pop"])
-    EASE(l2=10.0).fit(d).save(out["ease"])  # scores visitor histories exactly (fold-in) and explains them
     return out
 
 
