@@ -22,7 +22,7 @@ from ncf.data.io import PARQUET_SUFFIXES
 from ncf.errors import ConfigError
 from ncf.fsutil import atomic_path
 
-__all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "check_target", "write_recommendations"]
+__all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "check_target", "write_recommendations", "write_table"]
 
 CSV_SUFFIXES = (".csv",)
 COLUMNS = ("user", "item", "rank", "score")
@@ -163,3 +163,17 @@ def write_recommendations(
         else:
             rows = _write_parquet(tmp, frames, umap.kind == "int", model.item_map_.kind == "int")
     return rows
+
+
+def write_table(df: pd.DataFrame, out: str | os.PathLike[str]) -> int:
+    """Write a small table (e.g. fold-in recommendations with a ``because`` column) to ``out``, atomically.
+
+    ``.csv`` or ``.parquet``/``.pq`` as :func:`write_recommendations`; returns the number of rows.
+    """
+    target = check_target(out)
+    with atomic_path(target) as tmp:
+        if _format_for(target) == "csv":
+            df.to_csv(tmp, index=False, lineterminator="\n")
+        else:
+            df.to_parquet(tmp, index=False)
+    return len(df)

@@ -295,11 +295,20 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from ncf.errors import ConfigError
     from ncf.loading import load_model
 
+    given = [f for f, v in (("--user", args.user), ("--all-users", args.all_users), ("--history", args.history),
+                            ("--histories", args.histories)) if v]  # fmt: skip
+    if len(given) != 1:
+        raise ConfigError(
+            "give exactly one of --user ID (repeatable), --all-users, --history ID,ID,... or --histories FILE"
+            + (f"; got {' and '.join(given)}" if given else "")
+        )
+    if args.explain and args.all_users:
+        raise ConfigError("--explain works with --user, --history or --histories, not --all-users")
     if args.out is not None:
         check_target(args.out, "--out")
     model = load_model(args.model_dir)
-    if not args.all_users and not args.user:
-        raise ConfigError("give --user ID (repeatable) or --all-users")
+    if args.history is not None or args.histories is not None or args.explain:
+        return _recommend_rows(model, args)
     users = None if args.all_users else model.user_map_.coerce(args.user)
     if args.out:
         n = write_recommendations(model, args.out, users=users, k=args.k, filter_seen=not args.include_seen)
@@ -314,6 +323,88 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         for r, (i, s) in enumerate(zip(row_i, row_s), 1):
             if i is not None:
                 print(f"{u},{i},{r},{s:.6f}")
+    return 0
+
+
+def _read_histories(model: Any, args: argparse.Namespace) -> tuple[list[Any], list[list[Any]], Any]:
+    """(names, histories, timestamps or None) from --history or --histories FILE."""
+    import numpy as np
+
+    if args.history is not None:
+        ids = [v.strip() for v in args.history.split(",") if v.strip()]
+        return ["history"], [model.item_map_.coerce(ids)], None
+    opts = _data_options(args)
+    if opts["timestamp"] is None:  # a "timestamp" column is used when there is one
+        import pandas as pd
+
+        from ncf.data.io import PARQUET_SUFFIXES
+
+        path = Path(args.histories)
+        try:
+            if path.suffix.lower() in PARQUET_SUFFIXES:
+                import pyarrow.parquet as pq
+
+                cols = list(pq.read_schema(path).names)
+            else:
+                cols = list(pd.read_csv(path, sep=opts["sep"], engine="python", nrows=0).columns)
+        except Exception:  # noqa: BLE001 - the loader below names the real problem
+            cols = []
+        opts["timestamp"] = next((c for c in cols if str(c).strip().lower() == "timestamp"), None)
+    from ncf.data.sources import load_data as load
+
+    data = load(args.histories, **opts)
+    cuts = data.indptr[1:-1]
+    items = np.split(data.item_map.raw(data.item_idx), cuts)
+    hist = [model.item_map_.coerce(h.tolist()) for h in items]
+    stamps = None if data.timestamps is None else [t.tolist() for t in np.split(data.timestamps, cuts)]
+    names = data.user_map.ids.tolist()
+    return names, hist, stamps
+
+
+def _recommend_rows(model: Any, args: argparse.Namespace) -> int:
+    """--history / --histories / --explain: rows ``user,item,rank,score[,because]`` to stdout or --out."""
+    import numpy as np
+    import pandas as pd
+
+    from ncf.batch import write_table
+
+    k = args.k
+    if args.user:
+        names = model.user_map_.coerce(args.user)
+        ids, scores = model.recommend(names, k=k, filter_seen=not args.include_seen)
+        whos: list[Any] = list(names)
+    else:
+        names, hist, stamps = _read_histories(model, args)
+        _, unknown = model.history_profiles(hist, timestamps=stamps, names=names)
+        ids, scores = model.recommend_history(hist, k=k, timestamps=stamps, filter_seen=not args.include_seen)
+        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+        whos = hist
+        bad = [(n, u) for n, u in zip(names, unknown) if u]
+        if bad:
+            n_bad = sum(len(u) for _, u in bad)
+            shown = "; ".join(f"{n}: {', '.join(map(str, u[:5]))}" for n, u in bad[:5])
+            more = f" (and {len(bad) - 5} more histories)" if len(bad) > 5 else ""
+            print(f"ncf: note: ignored {n_bad} unknown item id(s): {shown}{more}", file=sys.stderr)
+    rows: dict[str, list[Any]] = {"user": [], "item": [], "rank": [], "score": []}
+    because: list[str] = []
+    for name, who, row_i, row_s in zip(names, whos, ids, scores):
+        valid = [j for j, i in enumerate(row_i) if i is not None]
+        rows["user"] += [name] * len(valid)
+        rows["item"] += [row_i[j] for j in valid]
+        rows["rank"] += [j + 1 for j in valid]
+        rows["score"] += [float(row_s[j]) for j in valid]
+        if args.explain and valid:
+            expl = model.explain(who, [row_i[j] for j in valid], n=args.explain_n)
+            because += [";".join(str(i) for i, _ in e) for e in expl]
+    df = pd.DataFrame(rows)
+    df["score"] = df["score"].astype(np.float32)
+    if args.explain:
+        df["because"] = because
+    if args.out:
+        n = write_table(df, args.out)
+        print(f"wrote {n} rows ({','.join(df.columns)}) to {args.out}")
+        return 0
+    sys.stdout.write(df.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     return 0
 
 
@@ -524,13 +615,28 @@ def _add_evaluate_recommend(sub: Any) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("recommend", help="top-k items for users")
+    r = sub.add_parser("recommend", help="top-k items for users, or for histories of items (fold-in)")
     r.add_argument("model_dir")
     r.add_argument("--user", action="append", help="raw user id (repeatable)")
     r.add_argument("--all-users", action="store_true")
+    r.add_argument(
+        "--history", default=None, help="comma-separated raw item ids of one new user (rows get user 'history')"
+    )
+    r.add_argument(
+        "--histories",
+        default=None,
+        help="file of user,item[,timestamp] rows (formats as train --data): one history per user column value",
+    )
+    _add_data_args(r)
     r.add_argument("-k", type=int, default=10)
     r.add_argument("--out", default=None, help="FILE.csv or FILE.parquet (streams users in chunks)")
-    r.add_argument("--include-seen", action="store_true", help="do not filter items seen in training")
+    r.add_argument("--include-seen", action="store_true", help="do not filter items seen in training / the history")
+    r.add_argument(
+        "--explain",
+        action="store_true",
+        help="add a 'because' column: the history items behind each item, ';'-separated",
+    )
+    r.add_argument("--explain-n", type=int, default=3, help="most items in 'because' (default 3)")
     r.set_defaults(func=cmd_recommend)
 
 
