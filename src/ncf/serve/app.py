@@ -12,7 +12,9 @@ Design
 * One pure-ASGI middleware does auth, the body-size limit, access logs, Prometheus metrics
   and the last-resort 500: no request can take the worker down.
 * Handlers are ``async`` and score inline: a single-user top-k on a MovieLens-sized model
-  takes about a millisecond, less than a hop to the thread pool would cost.
+  takes about a millisecond, less than a hop to the thread pool would cost. Fold-in work
+  (visitor histories, ``explain``) is more than that (NCF fits a user vector per history, and
+  an explanation one per history item), so it runs in a worker thread, under a per-model lock.
 """
 
 from __future__ import annotations
