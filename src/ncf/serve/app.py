@@ -425,7 +425,7 @@ def _explain_budget(sizes: list[tuple[str, int]]) -> None:
 
 def _history_inputs(
     lm: LoadedModel, histories: list[S.HistoryIn]
-) -> tuple[list[list[Any]], list[list[float]] | None, list[list[Any]]]:
+) -> tuple[list[list[Any]], list[list[float] | None], list[list[Any]]]:
     """Each history's known items (with their times) and its unknown ones; 404 for a history with no known item.
 
     One convention with unknown users: an id the model has never seen is 404 ``unknown_id``.
@@ -434,7 +434,7 @@ def _history_inputs(
     """
     m = lm.model
     known_rows: list[list[Any]] = []
-    times: list[list[float]] | None = [] if any(h.timestamps is not None for h in histories) else None
+    times: list[list[float] | None] = []
     unknown_rows: list[list[Any]] = []
     hopeless: list[tuple[Any, list[Any]]] = []
     for j, h in enumerate(histories):
@@ -442,9 +442,7 @@ def _history_inputs(
         ok = _index(m.item_map_, items) >= 0
         known_rows.append([i for i, k in zip(items, ok) if k])
         unknown_rows.append(list(dict.fromkeys(i for i, k in zip(items, ok) if not k)))
-        if times is not None:
-            ts = h.timestamps if h.timestamps is not None else [0.0] * len(items)
-            times.append([float(t) for t, k in zip(ts, ok) if k])
+        times.append(None if h.timestamps is None else [float(t) for t, k in zip(h.timestamps, ok) if k])
         if not ok.any():
             hopeless.append((h.id if h.id is not None else j, unknown_rows[-1]))
     if hopeless:
@@ -466,7 +464,7 @@ def _history_inputs(
 def _recommend_histories(
     lm: LoadedModel,
     histories: list[S.HistoryIn],
-    inputs: tuple[list[list[Any]], list[list[float]] | None, list[list[Any]]],
+    inputs: tuple[list[list[Any]], list[list[float] | None], list[list[Any]]],
     k: int,
     filter_seen: bool,
     excl: list[Any] | None,
@@ -478,8 +476,22 @@ def _recommend_histories(
     millisecond a cached user row costs.
     """
     known, times, unknown = inputs
-    with lm.fold_lock:
-        ids, scores = lm.model.recommend_history(known, k=k, timestamps=times, filter_seen=filter_seen, exclude=excl)
+    ids = np.empty((len(known), k), dtype=object)
+    scores = np.empty((len(known), k), dtype=np.float32)
+    # Histories with times and those without are scored apart: without times every item weighs
+    # the same, which no made-up time (all equal: ties by item index) would give a recency model.
+    for timed in (False, True):
+        rows_j = [j for j, t in enumerate(times) if (t is not None) == timed]
+        if not rows_j:
+            continue
+        with lm.fold_lock:
+            ids[rows_j], scores[rows_j] = lm.model.recommend_history(
+                [known[j] for j in rows_j],
+                k=k,
+                timestamps=[times[j] for j in rows_j] if timed else None,
+                filter_seen=filter_seen,
+                exclude=excl,
+            )
     rows = []
     for j, h in enumerate(histories):
         because = _reasons(lm, known[j], ids[j]) if explain else None
