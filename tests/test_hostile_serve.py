@@ -296,3 +296,61 @@ def test_any_id_gets_a_documented_answer(client, str_client, which, endpoint, a,
     body = r.json()
     if r.status_code != 200:
         assert set(body) >= {"error", "message"} and "\n" not in body["message"]
+
+
+# -- issue 15: visitor histories, explain, item search ---------------------------------------------------------
+def _history(**fields) -> dict:
+    return {"histories": [{"items": [100, 101], **fields}]}
+
+
+@pytest.mark.parametrize(
+    "payload, needles",
+    [
+        ({"histories": [{"items": list(range(5001))}]}, ["'histories.0.items'", "at most 5000 items", "got 5001"]),
+        ({"histories": [{"items": [100]}] * 1001}, ["'histories'", "at most 1000 histories"]),
+        ({"users": [7] * 600, "histories": [{"items": [100]}] * 401}, ["at most 1000 users and histories", "1001"]),
+        ({"histories": {"items": [100]}}, ["'histories'", "list"]),
+        ({"histories": [[100, 101]]}, ["'histories.0'"]),
+        ({"histories": [{"items": 100}]}, ["'histories.0.items'", "list"]),
+        ({"histories": [{"items": [True]}]}, ["'histories.0.items.0'", "integers or strings", "True"]),
+        ({"histories": [{"items": [1.5, None]}]}, ["'histories.0.items.0'", "integers or strings"]),
+        ({"histories": [{"id": 1.5, "items": [100]}]}, ["'histories.0.id'", "integers or strings"]),
+        ({"histories": [{"items": [100]}], "explain": "yes"}, ["'explain'"]),
+        (_history(timestamps=[1, "2"]), ["'histories.0.timestamps.1'", "timestamps must be numbers", "'2'"]),
+        (_history(timestamps=[1, True]), ["'histories.0.timestamps.1'", "timestamps must be numbers"]),
+        (_history(timestamps=[1, 10**400]), ["'histories.0.timestamps'", "finite numbers below 2**63"]),
+        (_history(timestamps=5), ["'histories.0.timestamps'", "list"]),
+        (_history(weight=[1, 2]), ["'histories.0.weight'", "Extra inputs"]),
+        ({"histories": [{"id": "v"}]}, ["'histories.0.items'", "Field required"]),
+    ],
+)
+def test_bad_histories_are_422(client, payload, needles):
+    body = is_error(client.post("/v1/recommendations", json=payload), 422, "invalid_request", *needles)
+    assert "\n" not in body["message"]
+
+
+@pytest.mark.parametrize(
+    "raw, needle",
+    [
+        ('{"histories": [{"items": [100, 101], "timestamps": [1, NaN]}]}', "finite"),
+        ('{"histories": [{"items": [100, 101], "timestamps": [1, Infinity]}]}', "finite"),
+        ('{"histories": [{"items": [100, "\\ud800"]}]}', "histories.0.items"),
+        ('{"histories": [{"items": [100, "a\\u0000b"]}]}', "histories.0.items"),
+    ],
+)
+def test_hostile_history_bodies_are_422(client, raw, needle):
+    is_error(post(client, "/v1/recommendations", raw), 422, "invalid_request", needle)  # never 500
+
+
+def test_huge_and_odd_history_ids_are_unknown_items(client):
+    r = client.post("/v1/recommendations", json={"histories": [{"items": [100, 2**70, "+101", "\uff11"]}], "k": 2})
+    assert r.status_code == 200
+    assert r.json()["histories"][0]["unknown_items"] == [str(2**70), "+101", "\uff11"]
+    is_error(client.post("/v1/recommendations", json={"histories": [{"items": [2**70]}]}), 404, "unknown_id")
+
+
+@pytest.mark.parametrize("q", ["%00", "%ED%A0%80", "%FF", "%25", "(", "*", "\\", "'\"<script>"])
+def test_any_search_text_is_answered(client, q):
+    r = client.get(f"/v1/items?q={q}")
+    assert r.status_code in (200, 422), r.text
+    assert r.headers["content-type"].startswith("application/json")

@@ -108,6 +108,7 @@ def test_docs_and_openapi(client):
         "/v1/users/{user_id}/recommendations",
         "/v1/recommendations",
         "/v1/items/{item_id}/similar",
+        "/v1/items",
         "/v1/scores",
         "/v1/model",
         "/v1/admin/reload",
@@ -234,18 +235,28 @@ def test_batch_recommendations(client, model):
     ("payload", "needles"),
     [
         ({"users": list(range(1001))}, ["'users'", "at most 1000 users", "got 1001", "split"]),
-        ({"users": []}, ["'users'", "at least one"]),
         ({"users": [True]}, ["'users.0'", "integers or strings", "True"]),
         ({"users": [1.5]}, ["'users.0'", "integers or strings"]),
         ({"users": [7], "k": 0}, ["'k'", "greater than or equal to 1"]),
         ({"users": [7], "k": 5000}, ["'k'", "less than or equal to 1000"]),
         ({"users": 7}, ["'users'", "list"]),
         ({"users": [7], "colour": "red"}, ["'colour'", "Extra inputs"]),
-        ({"k": 3}, ["'users'", "Field required"]),
     ],
 )
 def test_batch_bad_bodies_422(client, payload, needles):
     err(client.post("/v1/recommendations", json=payload), 422, "invalid_request", "body field", *needles)
+
+
+@pytest.mark.parametrize("payload", [{"users": []}, {"k": 3}, {"users": [], "histories": []}])
+def test_batch_needs_users_or_histories_422(client, payload):
+    err(
+        client.post("/v1/recommendations", json=payload),
+        422,
+        "invalid_request",
+        "request body",
+        "'users'",
+        "'histories'",
+    )
 
 
 def test_malformed_and_missing_bodies_422(client):
@@ -269,6 +280,152 @@ def test_malformed_and_missing_bodies_422(client):
         "invalid_request",
         "Content-Length",
     )
+
+
+# -- visitor histories and explanations (issue 15) ----------------------------------------------------------
+def test_history_recommendations_match_the_library(client, model):
+    body = {
+        "users": [7],
+        "histories": [
+            {"id": "visitor-1", "items": [100, 105, "nope", 7, 105]},  # unknown items reported, not fatal
+            {"items": ["101", "102", "103"], "timestamps": [3, 1, 2.5]},  # ids coerced like users'; no id: null
+        ],
+        "k": 5,
+    }
+    r = client.post("/v1/recommendations", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [row["user"] for row in out["results"]] == [7]
+    h1, h2 = out["histories"]
+    assert (h1["history"], h1["unknown_items"], h1["k"]) == ("visitor-1", ["nope", 7], 5)
+    assert (h2["history"], h2["unknown_items"]) == (None, [])
+    ids1, scores1 = model.recommend_history([100, 105, 105], k=5)
+    ids2, _ = model.recommend_history([101, 102, 103], k=5, timestamps=[3, 1, 2.5])
+    assert [[it["id"] for it in h["items"]] for h in (h1, h2)] == [ids1.tolist(), ids2.tolist()]
+    np.testing.assert_array_equal(np.float32([it["score"] for it in h1["items"]]), scores1)
+    assert not {100, 105} & {it["id"] for it in h1["items"]}  # the history's own items are filtered
+    assert h1["items"][0]["title"].startswith("Film ") and "because" not in h1["items"][0]
+    unfiltered = client.post(
+        "/v1/recommendations", json={"histories": [{"items": [100, 105]}], "k": 40, "filter_seen": False}
+    ).json()["histories"][0]["items"]
+    assert {100, 105} <= {it["id"] for it in unfiltered}
+
+
+def test_history_without_known_items_is_404_and_empty_is_422(client):
+    body = err(
+        client.post("/v1/recommendations", json={"histories": [{"id": "v", "items": [1, "x"]}, {"items": [100]}]}),
+        404,
+        "unknown_id",
+        "history 'v' has no item the model knows",
+        "1, 'x'",
+    )
+    assert body["kind"] == "item" and body["ids"] == [1, "x"] and body["histories"] == ["v"]
+    body = err(
+        client.post("/v1/recommendations", json={"histories": [{"items": [1]}, {"items": [2]}]}), 404, "unknown_id"
+    )
+    assert body["histories"] == [0, 1]  # positions where no id was given
+    err(
+        client.post("/v1/recommendations", json={"histories": [{"id": "v", "items": []}]}),
+        422,
+        "invalid_request",
+        "'histories.0.items'",
+        "at least one item",
+    )
+    err(
+        client.post("/v1/recommendations", json={"histories": [{"items": [100, 101], "timestamps": [1]}]}),
+        422,
+        "invalid_request",
+        "'histories.0'",
+        "timestamps has 1 values but items has 2",
+    )
+    # the documented convention, in the OpenAPI document
+    doc = client.get("/openapi.json").json()["paths"]["/v1/recommendations"]["post"]["responses"]
+    assert "history none of whose items the model knows" in doc["404"]["description"]
+    assert "an empty history" in doc["422"]["description"]
+
+
+def _check_because(items, allowed: set, meta_titles: bool = True) -> None:
+    for it in items:
+        assert 0 < len(it["because"]) <= 3, it
+        assert sum(r["weight"] for r in it["because"]) <= 1 + 1e-9
+        for r in it["because"]:
+            assert set(r) == {"item", "title", "weight"} and 0 <= r["weight"] <= 1
+            assert r["item"] in allowed
+            assert r["title"] == (f"Film {r['item']}" if meta_titles else None)
+        weights = [r["weight"] for r in it["because"]]
+        assert weights == sorted(weights, reverse=True)
+
+
+def test_explain_on_get_and_post(client, model):
+    body = client.get("/v1/users/7/recommendations?k=4&explain=true").json()
+    seen = set(model.train_.item_map.raw(model.train_.csr[model.user_map_.index([7])[0]].indices).tolist())
+    _check_because(body["items"], seen)
+    ids = [it["id"] for it in body["items"]]
+    want = model.explain(7, ids, n=3)
+    assert [[(r["item"], r["weight"]) for r in it["because"]] for it in body["items"]] == [
+        [(h, pytest.approx(w)) for h, w in why] for why in want
+    ]
+    assert "because" not in client.get("/v1/users/7/recommendations?k=4").json()["items"][0]
+    out = client.post(
+        "/v1/recommendations",
+        json={
+            "users": [7, 999],
+            "fallback": "popular",
+            "histories": [{"id": "v", "items": [100, 105, 110]}],
+            "k": 3,
+            "explain": True,
+        },
+    ).json()
+    assert out["results"][0]["items"] == body["items"][:3]
+    assert all(it["because"] == [] for it in out["results"][1]["items"])  # popular fallback: nothing to explain
+    _check_because(out["histories"][0]["items"], {100, 105, 110})
+    err(client.post("/v1/recommendations?explain=true", json={"users": [7]}), 422, "invalid_request", '"explain": true')
+    err(client.get("/v1/users/7/recommendations?explain=maybe"), 422, "invalid_request", "'explain'")
+
+
+def test_explain_budget_and_models_without_fold_in(bundles, monkeypatch):
+    import ncf.serve.schemas as S
+
+    app = create_app(bundles["int"])
+    c = TestClient(app)
+    monkeypatch.setattr(S, "MAX_EXPLAIN_ITEMS", 3)
+    err(
+        c.get("/v1/users/7/recommendations?explain=true"),
+        422,
+        "invalid_request",
+        "explain takes at most 3 history items per request",
+        "user 7 has",
+    )
+    h = {"histories": [{"id": "a", "items": [100, 101]}, {"id": "b", "items": [102, 103]}], "explain": True}
+    err(c.post("/v1/recommendations", json=h), 422, "invalid_request", "got 4", "history 'a' has 2")
+    assert c.post("/v1/recommendations", json={**h, "explain": False}).status_code == 200
+    err(
+        c.post("/v1/recommendations", json={"users": list(range(1, 102)), "explain": True}),
+        422,
+        "invalid_request",
+        "with explain at most 100 users and histories",
+    )
+    app.state.holder.current.info["fold_in"] = False  # a model class without history_scores
+    err(c.post("/v1/recommendations", json={"histories": [{"items": [100]}]}), 501, "not_supported", "'histories'")
+    err(c.get("/v1/users/7/recommendations?explain=true"), 501, "not_supported", "'explain'", "fold_in")
+    assert c.get("/v1/users/7/recommendations").status_code == 200
+
+
+def test_item_search(client, str_client, model):
+    body = client.get("/v1/items?q=FILM 10&limit=3").json()
+    assert body["q"] == "FILM 10" and body["n_matches"] == 10  # Film 100..109, any case
+    pop = model.train_.item_counts[model.item_map_.index(list(range(100, 110)))]
+    by_pop = [100 + j for j in np.argsort(-pop, kind="stable")][:3]
+    assert [it["id"] for it in body["items"]] == by_pop
+    assert body["items"][0] == {"id": by_pop[0], **client.get(f"/v1/items/{by_pop[0]}/similar?k=1").json()["item"]}
+    first = client.get("/v1/items?q=1").json()["items"]  # titles starting with the text come first
+    assert first and all("1" in it["title"] for it in first)
+    assert client.get("/v1/items?q=nothing like it").json() == {"q": "nothing like it", "n_matches": 0, "items": []}
+    assert str_client.get("/v1/items?q=FILM-3").json()["items"] == [{"id": "film-3"}]  # no titles: ids
+    err(client.get("/v1/items?q=%20%20"), 422, "invalid_request", "'q'", "some text")
+    err(client.get("/v1/items"), 422, "invalid_request", "'q'")
+    err(client.get("/v1/items?q=" + "x" * 201), 422, "invalid_request", "'q'", "200")
+    err(client.get("/v1/items?q=a&limit=101"), 422, "invalid_request", "'limit'")
 
 
 # -- similar items and scores ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The explorer page in a real browser: Debian's headless Chromium driven by Playwright.
 
-The server is the real app under uvicorn on a free loopback port. The screenshot goes to
-``test-artifacts/explorer.png`` (gitignored). Skips when Chromium or Playwright is absent,
+The server is the real app under uvicorn on a free loopback port. Screenshots go to
+``test-artifacts/`` (gitignored): ``explorer.png`` (a user, recommendations, similar items),
+``explorer-because.png`` (the "because you liked" lines), ``explorer-visitor.png`` (visitor mode). Skips when Chromium or Playwright is absent,
 except where ``NCF_REQUIRE_BROWSER=1`` (``.ci/run`` sets it after installing both), so CI cannot
 pass by skipping.
 """
@@ -55,8 +56,12 @@ def browser():
         b.close()
 
 
-def test_explorer_pick_user_see_recommendations_and_similar(browser, tmp_path):
-    bundles = build_bundles(tmp_path)
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    return build_bundles(tmp_path_factory.mktemp("browser_bundles"))
+
+
+def test_explorer_pick_user_see_recommendations_and_similar(browser, bundles):
     app = create_app(bundles["int"])
     model = app.state.holder.current.model
     with running_server(app) as base:
@@ -96,8 +101,7 @@ def test_explorer_pick_user_see_recommendations_and_similar(browser, tmp_path):
         page.close()
 
 
-def test_explorer_asks_for_the_api_key(browser, tmp_path):
-    bundles = build_bundles(tmp_path)
+def test_explorer_asks_for_the_api_key(browser, bundles):
     with running_server(create_app(bundles["int"], api_key="k-123")) as base:
         page = browser.new_page()
         page.set_default_timeout(20_000)
@@ -111,4 +115,82 @@ def test_explorer_asks_for_the_api_key(browser, tmp_path):
         page.select_option("#user-select", "7")
         page.wait_for_selector("#recs li.item")
         assert page.locator("#recs li.item").count() == 10
+        page.close()
+
+
+def _because_lines(model, user_or_history, ids: list) -> list[str]:
+    """The lines the page should show: titles of model.explain's items (the test data has titles)."""
+    return [
+        "because you liked " + ", ".join(f"Film {h}" for h, _ in why) for why in model.explain(user_or_history, ids)
+    ]
+
+
+def test_explorer_shows_because_lines(browser, bundles):
+    app = create_app(bundles["int"])
+    model = app.state.holder.current.model
+    with running_server(app) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(20_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        page.select_option("#user-select", "7")
+        page.wait_for_selector("#recs li.item .because")
+        want_ids = model.recommend(7, k=10)[0].tolist()
+        got_ids = [int(x) for x in page.locator("#recs li.item").evaluate_all("els => els.map(e => e.dataset.itemId)")]
+        assert got_ids == want_ids
+        want = [line for line in _because_lines(model, 7, want_ids) if line != "because you liked "]
+        assert page.locator("#recs li.item .because").all_inner_texts() == want
+        assert len(want) >= 5  # most items have reasons
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "explorer-because.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        assert not errors, errors
+        page.close()
+
+
+def test_explorer_visitor_mode(browser, bundles):
+    app = create_app(bundles["int"])
+    model = app.state.holder.current.model
+    with running_server(app) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(20_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        page.click("#mode-visitor")
+        assert page.is_visible("#search-input") and not page.is_visible("#user-select")
+        page.fill("#search-input", "film 11")
+        page.wait_for_selector("#search-results li.hit")
+        hits = [
+            int(x) for x in page.locator("#search-results li.hit").evaluate_all("e => e.map(x => x.dataset.itemId)")
+        ]
+        assert sorted(hits) == list(range(110, 120))  # Film 110..119
+        picked = hits[:3]
+        for n, item in enumerate(picked, 1):
+            page.click(f"#search-results li.hit[data-item-id='{item}']")
+            page.wait_for_selector(f"body[data-visitor='{n}']")
+        assert page.locator("#picks li").count() == 3
+        page.wait_for_function("document.querySelectorAll('#recs li.item').length === 10")
+        want_ids = model.recommend_history(picked, k=10)[0].tolist()
+        got = [int(x) for x in page.locator("#recs li.item").evaluate_all("e => e.map(x => x.dataset.itemId)")]
+        assert got == want_ids and not set(picked) & set(got)
+        want = [line for line in _because_lines(model, picked, want_ids) if line != "because you liked "]
+        assert page.locator("#recs li.item .because").all_inner_texts() == want and want
+        assert "for your 3 films" in page.inner_text("#recs-title")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "explorer-visitor.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        # Removing a film re-ranks for the other two.
+        page.click(f"#picks li[data-item-id='{picked[0]}'] button")
+        page.wait_for_selector("body[data-visitor='2']")
+        page.wait_for_function(
+            f"document.querySelector('#recs li.item').dataset.itemId === "
+            f"'{model.recommend_history(picked[1:], k=10)[0][0]}'"
+        )
+        assert not errors, errors
         page.close()
