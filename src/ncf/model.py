@@ -529,7 +529,7 @@ class NCF(Recommender):
 
         self.check_fitted()
         cfg = getattr(self, "foldin_", None) or FoldIn(l2=float(self.weight_decay))
-        return ncf_history_scores(
+        scores = ncf_history_scores(
             self.module_,
             profiles,
             loss=self.loss,
@@ -538,6 +538,11 @@ class NCF(Recommender):
             seed=self.seed_,
             device=self.device_,
         )
+        if self.item_item_ > 0:  # the item-item term scores a history directly, as for a training user
+            from ncf.item_item import blend
+
+            scores = blend(scores, self.item_item_model_.history_scores(profiles), self.item_item_)
+        return scores
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
