@@ -88,15 +88,20 @@ def _fmt_metrics(res: dict[str, Any]) -> str:
     return "  ".join(f"{k}={res[k]:.4f}" for k in keys)
 
 
-def _check_outputs(args: argparse.Namespace, bundle: str = "out", folders: Sequence[str] = ()) -> None:
-    """Every place a command will write, checked before any work (a bad --out never costs a training run)."""
+def _check_outputs(args: argparse.Namespace, bundle: str = "out", folders: Sequence[str] = ()) -> Path | None:
+    """Every place a command will write, checked before any work (a bad --out never costs a training run).
+
+    Returns the bundle file that will be written (None without ``bundle``).
+    """
     from ncf.persist import check_output_path
 
+    target = None
     if bundle:
-        check_output_path(getattr(args, bundle), kind="bundle", flag="--" + bundle.replace("_", "-"))
+        target = check_output_path(getattr(args, bundle), kind="bundle", flag="--" + bundle.replace("_", "-"))
     for name in folders:
         if getattr(args, name, None) is not None:
             check_output_path(getattr(args, name), kind="folder", flag="--" + name.replace("_", "-"))
+    return target
 
 
 def _check_test_args(args: argparse.Namespace) -> None:
@@ -262,6 +267,32 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
         print(f"trained {args.model} in {model.fit_seconds_:.1f}s")
     print(f"saved to {model.save(args.out)}")
     _report_test(model, test, args.k)
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    """``ncf update DIR --data NEW --out DIR2``: the model in DIR plus NEW's interactions, saved to DIR2.
+
+    DIR is only read: ``--out`` must name another bundle (checked, like every output, before any work).
+    """
+    from ncf.errors import ConfigError
+    from ncf.loading import load_model
+    from ncf.persist import bundle_file
+
+    target = _check_outputs(args, "out")
+    if bundle_file(args.model_dir).resolve() == target.resolve():
+        raise ConfigError(
+            f"--out {args.out} is the bundle being updated; ncf update never changes DIR: give --out a new folder"
+        )
+    model = load_model(args.model_dir, **({"device": args.device} if args.device else {}))
+    new = load_data(args.data, args)
+    model.update(new, epochs=args.epochs)
+    rec = model.updates_[-1]
+    out = model.save(args.out)
+    print(
+        f"updated {args.model_dir} with {rec['new_interactions']} interactions ({rec['new_users']} new users, "
+        f"{rec['new_items']} new items) in {rec['seconds']:.1f}s: {rec['how']}; saved to {out}"
+    )
     return 0
 
 
@@ -543,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ncf {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_update(sub)
     _add_evaluate_recommend(sub)
     _add_data_commands(sub)
     _add_benchmark(sub)
@@ -606,6 +638,28 @@ def _add_train(sub: Any) -> None:
         help="continue the run checkpointed in DIR (same data and flags), e.g. after a crash or kill -9",
     )
     t.set_defaults(func=cmd_train)
+
+
+def _add_update(sub: Any) -> None:
+    """ncf update: a saved model plus new interactions, saved to a new bundle."""
+    u = sub.add_parser(
+        "update",
+        help="add new interactions (new users and items too) to a saved model; write a new bundle",
+        description="Load the model in MODEL_DIR, add --data's interactions (see ncf.update: NCF models continue "
+        "training, EASE/item-kNN/popularity refit, ALS partial-fits), and save to --out. MODEL_DIR is never changed.",
+    )
+    u.add_argument("model_dir", metavar="MODEL_DIR")
+    u.add_argument("--data", required=True, help="the new interactions (same formats and column flags as train)")
+    _add_data_args(u)
+    u.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs of the update (NCF, BPR, LightFM; default: the model's update default)",
+    )
+    u.add_argument("--device", default=None, help="NCF: cpu, cuda, cuda:N (default: cpu)")
+    u.add_argument("--out", required=True, help="folder for the updated bundle (not MODEL_DIR)")
+    u.set_defaults(func=cmd_update)
 
 
 def _add_evaluate_recommend(sub: Any) -> None:

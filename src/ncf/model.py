@@ -35,6 +35,7 @@ from ncf.params import (
     validate,
 )
 from ncf.train.trainer import TrainConfig, TrainResult, UserCallback, train_module
+from ncf.update import DEFAULT_OLD_RATIO, update_history, update_ncf
 from ncf.weighting import resolve_recency
 
 if TYPE_CHECKING:
@@ -330,6 +331,7 @@ class NCF(Recommender):
             "item_item_",
             "item_item_model_",
             "item_item_table_",
+            "updates_",
         ):
             self.__dict__.pop(attr, None)
         self.seed_ = int(self.seed) if self.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
@@ -428,6 +430,28 @@ class NCF(Recommender):
         ease = self._item_item_model(fit_data)
         module.eval()
         return ii.choose_weight(module.score_block, ease.score_block, fit_data, val, self.metric)
+
+    def update(
+        self,
+        new_interactions: Interactions,
+        epochs: int | None = None,
+        *,
+        old_ratio: float = DEFAULT_OLD_RATIO,
+        learning_rate: float | None = None,
+        seed: int | None = None,
+    ) -> NCF:
+        """Add new interactions (new users and items welcome) and continue training; returns self.
+
+        In place, like ``partial_fit``: the id maps and embedding tables grow (a new row starts
+        at the mean row), then ``epochs`` (default :data:`ncf.update.DEFAULT_EPOCHS`) epochs on the
+        new interactions plus ``old_ratio`` times as many sampled old ones, with this model's
+        loss, negatives and recency, at ``learning_rate`` (default: the rate of the final stage).
+        ``seed`` defaults to the fit's. A saved bundle is not changed: save to a new folder.
+        On an error the model is unchanged. See :mod:`ncf.update`.
+        """
+        return update_ncf(
+            self, new_interactions, epochs=epochs, old_ratio=old_ratio, learning_rate=learning_rate, seed=seed
+        )
 
     def _set_fitted(
         self,
@@ -557,8 +581,10 @@ class NCF(Recommender):
             "fit_seconds": self.fit_seconds_,
             "data_fingerprint": self.train_.fingerprint(),
             "seed": self.seed_,
+            "recency": getattr(self, "recency_", None),
             **({"leaderboard": self.leaderboard_} if getattr(self, "leaderboard_", None) else {}),
             **({"item_item": self.blend_info()} if self.item_item_ > 0 else {}),
+            **({"updates": h} if (h := update_history(self)) else {}),
         }
         weights = dict(self.module_.state_dict())
         if self.item_item_ > 0:

@@ -16,6 +16,7 @@ from ncf.data.interactions import Interactions
 from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
 from ncf.foldin import FoldIn, fold_in
 from ncf.params import RECENCY, RECENCY_HELP, Float, declared, param, validate
+from ncf.update import Merged, apply_update, model_recency, update_history
 from ncf.weighting import recency_weights, resolve_recency
 
 #: The weight a bundle holds the resolved recency half-life in (absent: recency was off).
@@ -127,7 +128,22 @@ class _Baseline(Recommender):
             "fit_seconds": getattr(self, "fit_seconds_", 0.0),
             "recency": getattr(self, "recency_", None),
             **({"leaderboard": board} if board else {}),
+            **({"updates": h} if (h := update_history(self)) else {}),
         }
+
+    def update(self, new_interactions: Interactions, epochs: int | None = None) -> Any:
+        """Add new interactions (new users and items welcome); returns self, updated in place.
+
+        Here (EASE, item-kNN, popularity) a refit on the merged data: their fit is closed form,
+        so refitting is the update and costs what a fit costs; ``epochs`` is ignored. Models
+        trained by iterations override this (:mod:`ncf.update`). A saved bundle is not changed.
+        """
+
+        def body(m: Merged) -> str:
+            self.fit(m.data)
+            return "refit on the merged data (closed form)"
+
+        return apply_update(self, new_interactions, body, uses_recency=model_recency(self) is not None)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save params, id maps, seen interactions and weights to ``path`` (a folder); atomic."""

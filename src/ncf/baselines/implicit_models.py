@@ -31,6 +31,7 @@ from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 from ncf.foldin import als_user_factors
 from ncf.params import SEED, Float, Int, param
+from ncf.update import Merged, apply_update, check_epochs, fit_seed, grow_rows, model_recency
 
 IMPLICIT_HINT = 'implicit is not installed: pip install "implicit>=0.7"'
 
@@ -115,21 +116,7 @@ class ImplicitALS(_ImplicitModel):
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitALS:
         """Train on ``train.csr`` (values: the recency weights when on); ``validation`` is accepted
         for interface parity and ignored."""
-
-        def make(seed: int) -> Any:
-            from implicit.cpu.als import AlternatingLeastSquares
-
-            return AlternatingLeastSquares(
-                factors=int(self.factors),
-                regularization=float(self.regularization),
-                alpha=float(self.alpha),
-                iterations=int(self.iterations),
-                num_threads=int(self.num_threads),
-                random_state=seed,
-                calculate_training_loss=False,
-            )
-
-        self._fit_implicit(train, make)
+        self._fit_implicit(train, self._make)
         return self
 
     def fold_in_users(self, profiles: sp.csr_matrix) -> tuple[torch.Tensor, None]:
@@ -150,6 +137,48 @@ class ImplicitALS(_ImplicitModel):
             gram=cached[1],
         )
         return u, None
+
+    def _make(self, seed: int) -> Any:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=int(self.factors),
+            regularization=float(self.regularization),
+            alpha=float(self.alpha),
+            iterations=int(self.iterations),
+            num_threads=int(self.num_threads),
+            random_state=seed,
+            calculate_training_loss=False,
+        )
+
+    def update(self, new_interactions: Interactions, epochs: int | None = None) -> ImplicitALS:
+        """Add new interactions (new users and items welcome); returns self, updated in place.
+
+        implicit's ``partial_fit_users`` for the users with new interactions, ``partial_fit_items``
+        for the items with new interactions, then the users once more (so a new user's factors see
+        the new items); every other row keeps its factors. New rows start at zero. ``epochs`` is
+        ignored (each partial fit is an exact least-squares solve). See :mod:`ncf.update`.
+        """
+        self._validate()
+        require_implicit()
+
+        def body(m: Merged) -> str:
+            data = m.data
+            x = weighted_csr(data, self._recency_weights(data))
+            users, items = np.unique(data.user_idx[m.is_new]), np.unique(data.item_idx[m.is_new])
+            rng = np.random.default_rng(0)
+            with _one_blas_thread():
+                als = self._make(fit_seed(self))
+                als.user_factors = grow_rows(self.user_factors_, data.n_users, rng, fill=0.0)
+                als.item_factors = grow_rows(self.item_factors_, data.n_items, rng, fill=0.0)
+                als.partial_fit_users(users, x[users])
+                als.partial_fit_items(items, x.T.tocsr()[items])
+                als.partial_fit_users(users, x[users])
+            self._set_factors(np.asarray(als.user_factors), np.asarray(als.item_factors))
+            self.train_ = data
+            return f"partial_fit_users ({len(users)}), partial_fit_items ({len(items)}), partial_fit_users"
+
+        return apply_update(self, new_interactions, body, uses_recency=model_recency(self) is not None)
 
 
 @dataclasses.dataclass(eq=False, repr=False)
@@ -179,18 +208,46 @@ class ImplicitBPR(_ImplicitModel):
 
     def fit(self, train: Interactions, validation: Any = None) -> ImplicitBPR:
         """Train on ``train.csr``; ``validation`` is accepted for interface parity and ignored."""
-
-        def make(seed: int) -> Any:
-            from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-            return BayesianPersonalizedRanking(
-                factors=int(self.factors),
-                learning_rate=float(self.learning_rate),
-                regularization=float(self.regularization),
-                iterations=int(self.iterations),
-                num_threads=int(self.num_threads),
-                random_state=seed,
-            )
-
-        self._fit_implicit(train, make)
+        self._fit_implicit(train, self._make)
         return self
+
+    def _make(self, seed: int, iterations: int | None = None) -> Any:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking(
+            factors=int(self.factors),
+            learning_rate=float(self.learning_rate),
+            regularization=float(self.regularization),
+            iterations=int(self.iterations if iterations is None else iterations),
+            num_threads=int(self.num_threads),
+            random_state=seed,
+        )
+
+    def update(self, new_interactions: Interactions, epochs: int | None = None) -> ImplicitBPR:
+        """Add new interactions (new users and items welcome); returns self, updated in place.
+
+        implicit's BPR has no partial fit: SGD continues from the current factors (new rows start
+        like implicit's own init) on the merged data for ``epochs`` iterations (default: a quarter
+        of ``iterations``). See :mod:`ncf.update`.
+        """
+        self._validate()
+        require_implicit()
+        iterations = check_epochs(epochs, max(1, int(self.iterations) // 4))
+
+        def body(m: Merged) -> str:
+            data, seed = m.data, fit_seed(self)
+            rng = np.random.default_rng(seed)
+            scale = 1.0 / int(self.factors)
+            uf = grow_rows(self.user_factors_, data.n_users, rng, scale=scale)
+            itf = grow_rows(self.item_factors_, data.n_items, rng, scale=scale)
+            uf[len(self.user_factors_) :, -1] = 1.0  # the item-bias column: users hold a constant 1 there
+            itf[len(self.item_factors_) :, -1] = 0.0
+            with _one_blas_thread():
+                bpr = self._make(seed, iterations)
+                bpr.user_factors, bpr.item_factors = uf, itf  # set: fit continues from them, no fresh init
+                bpr.fit(data.csr, show_progress=False)
+            self._set_factors(np.asarray(bpr.user_factors), np.asarray(bpr.item_factors))
+            self.train_ = data
+            return f"SGD continued from the current factors: {iterations} iterations on the merged data"
+
+        return apply_update(self, new_interactions, body, uses_recency=False)

@@ -26,6 +26,7 @@ from ncf.baselines._base import FactorModel, check_train, resolve_seed
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 from ncf.params import SEED, Choice, Float, Int, param
+from ncf.update import Merged, apply_update, check_epochs, fit_seed, grow_rows, model_recency
 
 # lightfm 1.17's setup.py sets an attribute on ``__builtins__``, which fails under PEP 517 build
 # hooks (there ``__builtins__`` is a dict), whatever the setuptools version. With ``wheel``
@@ -124,3 +125,45 @@ class LightFMModel(FactorModel):
         self._set_factors(user_emb, item_emb, user_bias, item_bias)
         self.train_ = train
         return self
+
+    def update(self, new_interactions: Interactions, epochs: int | None = None) -> LightFMModel:
+        """Add new interactions (new users and items welcome); returns self, updated in place.
+
+        ``LightFM.fit_partial`` on the merged matrix for ``epochs`` epochs (default: half of
+        ``epochs``), starting from the current embeddings and biases; the identity feature
+        matrices grow by the new users and items, whose rows start like LightFM's own init
+        (uniform / no_components, zero bias). Adagrad's accumulators start afresh. See :mod:`ncf.update`.
+        """
+        self._validate()
+        require_lightfm()
+        from lightfm import LightFM
+
+        n_epochs = check_epochs(epochs, max(1, int(self.epochs) // 2))
+
+        def body(m: Merged) -> str:
+            data, seed, k = m.data, fit_seed(self), int(self.no_components)
+            rng = np.random.default_rng(seed)
+            lfm = LightFM(
+                no_components=k,
+                learning_rate=float(self.learning_rate),
+                loss=self.loss,
+                item_alpha=float(self.item_alpha),
+                user_alpha=float(self.user_alpha),
+                random_state=seed,
+            )
+            lfm._initialize(k, data.n_items, data.n_users)  # identity features: one per item / user
+            lfm.user_embeddings[:] = grow_rows(self.user_factors_, data.n_users, rng, scale=1.0 / k)
+            lfm.item_embeddings[:] = grow_rows(self.item_factors_, data.n_items, rng, scale=1.0 / k)
+            lfm.user_biases[:] = grow_rows(self.user_bias_, data.n_users, rng, fill=0.0)
+            lfm.item_biases[:] = grow_rows(self.item_bias_, data.n_items, rng, fill=0.0)
+            weights = self._recency_weights(data)
+            x = data.csr.tocoo()  # row-major, like data's rows: the weights line up
+            sw = None if weights is None else sp.coo_matrix((weights.astype(np.float32), (x.row, x.col)), x.shape)
+            lfm.fit_partial(x, sample_weight=sw, epochs=n_epochs, num_threads=int(self.num_threads))
+            user_bias, user_emb = lfm.get_user_representations()
+            item_bias, item_emb = lfm.get_item_representations()
+            self._set_factors(user_emb, item_emb, user_bias, item_bias)
+            self.train_ = data
+            return f"LightFM fit_partial from the current embeddings: {n_epochs} epochs on the merged data"
+
+        return apply_update(self, new_interactions, body, uses_recency=model_recency(self) is not None)

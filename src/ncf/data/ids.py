@@ -178,6 +178,25 @@ class IdMap:
     def __len__(self) -> int:
         return len(self._index)
 
+    def extend(self, ids: Any) -> IdMap:
+        """A new map: this one's ids at their indices, then the ids of ``ids`` it lacks, appended
+        in sorted order (so the same new ids always get the same indices). Repeats are fine.
+
+        The map itself is not changed. ``ids`` must be of this map's kind (int or str):
+        :class:`DataError` otherwise, since ``"196"`` and ``196`` would silently be two users.
+        """
+        arr, kind = _as_id_array(ids, self.name)
+        if len(arr) and kind != self.kind:
+            words = {"int": "integers", "str": "strings"}
+            raise DataError(
+                f"new {self.name} ids are {words[kind]} but this map holds {words[self.kind]}; "
+                f"load them as {words[self.kind]} (e.g. df[col].astype({'str' if self.kind == 'str' else 'int64'!r}))"
+            )
+        fresh = np.sort(pd.unique(arr[self._index.get_indexer(arr) < 0])) if len(arr) else arr
+        if not len(fresh):
+            return self
+        return IdMap(np.concatenate([self.ids, fresh]), name=self.name)
+
     def __repr__(self) -> str:
         return f"IdMap(name={self.name!r}, kind={self.kind!r}, n={len(self)})"
 

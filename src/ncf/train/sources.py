@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -123,11 +124,13 @@ class EpochSource:
 class UniformNegatives(EpochSource):
     """Each positive with ``n`` negatives drawn uniformly from its user's unobserved items."""
 
-    def __init__(self, train: Interactions, n: int, loss: str, device: torch.device, **shard: int) -> None:
+    def __init__(
+        self, train: Interactions, n: int, loss: str, device: torch.device, exclude: Any = None, **shard: int
+    ) -> None:
         super().__init__(train, device, **shard)
         self.n, self.loss = n, loss
         self.rows_per_positive = n if loss == "bpr" else 1 + n
-        self.sampler = NegativeSampler(train, device=device)
+        self.sampler = NegativeSampler(train, exclude=exclude, device=device)
 
     def _negatives(self, pos_u: torch.Tensor, dtype: torch.dtype, gen: torch.Generator) -> torch.Tensor:
         """(P, n) negatives, in chunks so the sampler's temporaries stay small."""
@@ -178,9 +181,9 @@ class UniformNegatives(EpochSource):
 class AllNegatives(EpochSource):
     """Every positive and every unobserved pair, labelled 1 and 0 (the seed notebook's setup)."""
 
-    def __init__(self, train: Interactions, device: torch.device, **shard: int) -> None:
+    def __init__(self, train: Interactions, device: torch.device, exclude: Any = None, **shard: int) -> None:
         super().__init__(train, device, **shard)
-        nu, ni = all_negatives(train)
+        nu, ni = all_negatives(train, exclude=exclude)
         n_pos = len(self.pos_u)
         self.rows_per_positive = 1 + len(nu) // max(1, n_pos)
         self.all_u = torch.cat([self.pos_u, torch.as_tensor(nu, device=device).to(torch.int32)])
@@ -202,9 +205,9 @@ class AllNegatives(EpochSource):
 class SharedSoftmax(EpochSource):
     """Positives only, shuffled; each batch then draws ``n`` shared negatives (:attr:`shared`)."""
 
-    def __init__(self, train: Interactions, n: int, device: torch.device, **shard: int) -> None:
+    def __init__(self, train: Interactions, n: int, device: torch.device, exclude: Any = None, **shard: int) -> None:
         super().__init__(train, device, **shard)
-        self.shared = SoftmaxNegatives(train, n, device)
+        self.shared = SoftmaxNegatives(train, n, device, exclude)
 
     def epoch(self, gen: torch.Generator, shard_gen: torch.Generator | None = None) -> Epoch:
         pos_u, pos_i, take = self._positives(shard_gen)
@@ -254,9 +257,9 @@ class SoftmaxNegatives:
     every candidate.
     """
 
-    def __init__(self, train: Interactions, n: int, device: torch.device) -> None:
+    def __init__(self, train: Interactions, n: int, device: torch.device, exclude: Any = None) -> None:
         self.n = n
-        keys, _, self.n_items = positive_keys(train, None)  # sorted user * n_items + item
+        keys, _, self.n_items = positive_keys(train, exclude)  # sorted user * n_items + item
         self.keys = torch.as_tensor(keys, device=device)
 
     def draw(self, gen: torch.Generator) -> torch.Tensor:
@@ -278,13 +281,18 @@ def make_source(
     *,
     rank: int = 0,
     world: int = 1,
+    exclude: Interactions | None = None,
 ) -> EpochSource:
-    """The source for a loss and negatives setting, weighted when ``weights`` are given."""
+    """The source for a loss and negatives setting, weighted when ``weights`` are given.
+
+    ``exclude``: more known positives (same id maps) never used as negatives, e.g. the rest of
+    the data when ``train`` is a sample of it (:mod:`ncf.update` trains on such samples).
+    """
     shard = {"rank": rank, "world": world}
     if loss == "softmax":
-        src: EpochSource = SharedSoftmax(train, int(negatives), device, **shard)
+        src: EpochSource = SharedSoftmax(train, int(negatives), device, exclude, **shard)
     elif negatives == "all":
-        src = AllNegatives(train, device, **shard)
+        src = AllNegatives(train, device, exclude, **shard)
     else:
-        src = UniformNegatives(train, int(negatives), loss, device, **shard)
+        src = UniformNegatives(train, int(negatives), loss, device, exclude, **shard)
     return src if weights is None else Weighted(src, weights)

@@ -340,6 +340,7 @@ def train_module(
     writer: Any = None,
     tag: str = "",
     checkpoint: StageCheckpoint | None = None,
+    exclude: Interactions | None = None,
 ) -> TrainResult:
     """Train ``module`` in place with the usual source, step and callbacks; restore the best
     validation epoch's weights.
@@ -347,13 +348,17 @@ def train_module(
     With ``checkpoint`` the state after every epoch is recorded, and a stage found there is
     resumed where it stopped (or skipped if done). Under ``torchrun`` (:mod:`ncf.train.distributed`)
     every rank trains on its shard and rank 0 alone validates; the stopping decision is broadcast.
+    ``exclude`` holds known positives outside ``train`` that are never drawn as negatives (an
+    incremental update trains on a sample of the data: the rest are still positives).
     """
     ctx = D.context()
     module.to(device)
     if ctx.active:
         D.broadcast_module(module)  # identical replicas, whatever each rank's init did
     weights = None if cfg.recency is None else recency_weights(train, cfg.recency, cfg.recency_floor)
-    source = make_source(train, cfg.negatives, cfg.loss, device, weights, rank=ctx.rank, world=ctx.world)
+    source = make_source(
+        train, cfg.negatives, cfg.loss, device, weights, rank=ctx.rank, world=ctx.world, exclude=exclude
+    )
     # Negatives and shuffling differ per rank; the shard permutation is shared by all ranks.
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * ctx.rank)
     shard_gen = torch.Generator().manual_seed(cfg.seed) if ctx.active else None
