@@ -158,7 +158,9 @@ def test_cached_top_equals_live_scoring(bundles, k):
 
     assert ids(a) == ids(b)
     # One user scored alone (the cached row) vs in a batch: float32 matmul blocking may differ in the last ulp.
-    np.testing.assert_allclose(scores(a), scores(b), rtol=1e-6, atol=1e-7)
+    # The default NCF blends standardised float32 terms of size ~1-10 (ncf.item_item): the cache's
+    # batched block and the live single-user row may differ by a few float32 ulps of those terms.
+    np.testing.assert_allclose(scores(a), scores(b), rtol=1e-6, atol=2e-6)
     assert pre.get(f"/v1/users/{users[3]}/recommendations?k={k}").json() == first  # from the cache now
     assert not live_app.state.holder.current.top_cache
     assert pre.get("/v1/model").json()["cached_top"] == 40  # min(100, n_items)

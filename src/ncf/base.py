@@ -487,6 +487,11 @@ class Recommender:
         ids = self._raw_items(idx)
         return (ids[0], scores[0]) if one else (ids, scores)
 
+    def _explain_scores(self, stacked: sp.csr_matrix) -> torch.Tensor:
+        """Scores of :meth:`explain`'s stacked profiles (row 0: the full history; row 1 + j: without
+        item j); :meth:`history_scores` unless a model's score is not additive in what it blends."""
+        return self.history_scores(stacked)
+
     def explain(self, user_or_history: Any, items: Any, n: int = 3) -> list[list[tuple[Any, float]]]:
         """The history items that most support each of ``items``, with their share of the support.
 
@@ -535,7 +540,7 @@ class Recommender:
         vals = np.concatenate([w, np.tile(w, (n_h, 1))[keep]])
         stacked = sp.csr_matrix((vals, (rows, cols)), shape=(n_h + 1, self.train_.n_items), dtype=np.float32)
         stacked.sort_indices()
-        scores = self.history_scores(stacked).detach().float().cpu()[:, torch.as_tensor(target)]
+        scores = self._explain_scores(stacked).detach().float().cpu()[:, torch.as_tensor(target)]
         attr = (scores[0:1] - scores[1:]).numpy().astype(np.float64)  # (n_h, n_targets)
         pos = np.clip(attr, 0.0, None)
         total = pos.sum(0)

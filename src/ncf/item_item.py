@@ -35,9 +35,10 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 def standardise(scores: torch.Tensor) -> torch.Tensor:
     """Each row to mean 0 and standard deviation 1 (a constant row becomes all zeros)."""
-    s = scores.float()
+    # in float64: a row's statistics then do not depend on how many rows share the block
+    s = scores.double()
     sd = s.std(dim=1, keepdim=True, unbiased=False)
-    return (s - s.mean(dim=1, keepdim=True)) / torch.where(sd > 0, sd, torch.ones_like(sd))
+    return ((s - s.mean(dim=1, keepdim=True)) / torch.where(sd > 0, sd, torch.ones_like(sd))).float()
 
 
 def blend(ncf: torch.Tensor, ease: torch.Tensor, weight: float) -> torch.Tensor:

@@ -521,10 +521,10 @@ class NCF(Recommender):
         A GMF model's full score is already a dot product; MLP has no dot-product part.
         """
         m = self.module_
+        if not isinstance(m, (ncf_nn.GMF, ncf_nn.NeuMF)):
+            raise ConfigError("recommend(candidates=...) needs a GMF part; model='mlp' has none, rank exactly instead")
         if isinstance(m, ncf_nn.GMF) or self.item_item_ > 0:  # the item-item term needs each user's full row
             return self.score_block(users)
-        if not isinstance(m, ncf_nn.NeuMF):
-            raise ConfigError("recommend(candidates=...) needs a GMF part; model='mlp' has none, rank exactly instead")
         with torch.inference_mode():
             w = m.predict.weight.squeeze(0)
             w_g, w_m = w[: m.factors], w[m.factors :]
@@ -541,6 +541,34 @@ class NCF(Recommender):
     def item_vectors(self) -> np.ndarray:
         with torch.inference_mode():
             return self.module_.item_vectors().float().cpu().numpy()
+
+    def _explain_scores(self, stacked: sp.csr_matrix) -> torch.Tensor:
+        """With the item-item term, each part is standardised by the FULL history's mean and
+        deviation (row 0) for every leave-one-out row: row 0 is exactly the model's score, and an
+        item's removal moves the score by what it moves each part. Re-standardising each row on
+        its own would cancel EASE's removals (a profile one item smaller scales EASE's scores down
+        evenly, which standardising undoes), so explanations would say little."""
+        if self.item_item_ <= 0:
+            return self.history_scores(stacked)
+        from ncf.foldin import FoldIn, ncf_history_scores
+
+        cfg = getattr(self, "foldin_", None) or FoldIn(l2=float(self.weight_decay))
+        towers = ncf_history_scores(
+            self.module_,
+            stacked,
+            loss=self.loss,
+            negatives=self.negatives,
+            cfg=cfg,
+            seed=self.seed_,
+            device=self.device_,
+        ).double()
+        ease = self.item_item_model_.history_scores(stacked).double().to(towers.device)
+
+        def fixed_z(s: torch.Tensor) -> torch.Tensor:
+            sd = s[0].std(unbiased=False)
+            return (s - s[0].mean()) / (sd if sd > 0 else 1.0)
+
+        return ((1 - self.item_item_) * fixed_z(towers) + self.item_item_ * fixed_z(ease)).float()
 
     def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
         """Fold histories in (new user embedding rows, every tower frozen) and score every item.
