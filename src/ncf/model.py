@@ -550,18 +550,7 @@ class NCF(Recommender):
         evenly, which standardising undoes), so explanations would say little."""
         if self.item_item_ <= 0:
             return self.history_scores(stacked)
-        from ncf.foldin import FoldIn, ncf_history_scores
-
-        cfg = getattr(self, "foldin_", None) or FoldIn(l2=float(self.weight_decay))
-        towers = ncf_history_scores(
-            self.module_,
-            stacked,
-            loss=self.loss,
-            negatives=self.negatives,
-            cfg=cfg,
-            seed=self.seed_,
-            device=self.device_,
-        ).double()
+        towers = self._tower_history_scores(stacked).double()
         ease = self.item_item_model_.history_scores(stacked).double().to(towers.device)
 
         def fixed_z(s: torch.Tensor) -> torch.Tensor:
@@ -570,18 +559,12 @@ class NCF(Recommender):
 
         return ((1 - self.item_item_) * fixed_z(towers) + self.item_item_ * fixed_z(ease)).float()
 
-    def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
-        """Fold histories in (new user embedding rows, every tower frozen) and score every item.
-
-        A few deterministic full-batch Adam steps on this model's own loss, in expectation over
-        its negatives, from the mean user embedding; see :mod:`ncf.foldin` (``foldin_`` holds the
-        settings, :class:`ncf.foldin.FoldIn`).
-        """
+    def _tower_history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """The towers' fold-in scores of ``profiles`` (:mod:`ncf.foldin`), without the item-item term."""
         from ncf.foldin import FoldIn, ncf_history_scores
 
-        self.check_fitted()
         cfg = getattr(self, "foldin_", None) or FoldIn(l2=float(self.weight_decay))
-        scores = ncf_history_scores(
+        return ncf_history_scores(
             self.module_,
             profiles,
             loss=self.loss,
@@ -590,6 +573,16 @@ class NCF(Recommender):
             seed=self.seed_,
             device=self.device_,
         )
+
+    def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
+        """Fold histories in (new user embedding rows, every tower frozen) and score every item.
+
+        A few deterministic full-batch Adam steps on this model's own loss, in expectation over
+        its negatives, from the mean user embedding; see :mod:`ncf.foldin` (``foldin_`` holds the
+        settings, :class:`ncf.foldin.FoldIn`).
+        """
+        self.check_fitted()
+        scores = self._tower_history_scores(profiles)
         if self.item_item_ > 0:  # the item-item term scores a history directly, as for a training user
             from ncf.item_item import blend
 
