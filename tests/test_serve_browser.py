@@ -56,6 +56,17 @@ def browser():
         b.close()
 
 
+def _open(browser, base: str, height: int):
+    """The explorer page, loaded and ready, and the list its JavaScript errors are collected in."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    return page, errors
+
+
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     return build_bundles(tmp_path_factory.mktemp("browser_bundles"))
@@ -65,12 +76,7 @@ def test_explorer_pick_user_see_recommendations_and_similar(browser, bundles):
     app = create_app(bundles["int"])
     model = app.state.holder.current.model
     with running_server(app) as base:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.set_default_timeout(20_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(base + "/")
-        page.wait_for_selector("body[data-ready='1']")
+        page, errors = _open(browser, base, height=800)
         assert "NCF (neumf)" in page.inner_text("#model-info")
         page.select_option("#user-select", "7")
         page.wait_for_selector("#recs li.item")
@@ -129,12 +135,7 @@ def test_explorer_shows_because_lines(browser, bundles):
     app = create_app(bundles["int"])
     model = app.state.holder.current.model
     with running_server(app) as base:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(base + "/")
-        page.wait_for_selector("body[data-ready='1']")
+        page, errors = _open(browser, base, height=900)
         page.select_option("#user-select", "7")
         page.wait_for_selector("#recs li.item .because")
         want_ids = model.recommend(7, k=10)[0].tolist()
@@ -155,12 +156,7 @@ def test_explorer_visitor_mode(browser, bundles):
     app = create_app(bundles["int"])
     model = app.state.holder.current.model
     with running_server(app) as base:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(base + "/")
-        page.wait_for_selector("body[data-ready='1']")
+        page, errors = _open(browser, base, height=900)
         page.click("#mode-visitor")
         assert page.is_visible("#search-input") and not page.is_visible("#user-select")
         page.fill("#search-input", "film 11")

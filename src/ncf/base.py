@@ -27,6 +27,7 @@ from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, NotFittedError, UnknownIdError
 from ncf.ranking import chunk_size_for, topk
 from ncf.split import rank_from_end
+from ncf.weighting import recency_curve, recency_weights
 
 Unknown = Literal["error", "popular"]
 
@@ -176,6 +177,17 @@ class Recommender:
         ids[~valid] = None
         return ids
 
+    def _allowed(self, items: Sequence[Any] | None, exclude: Sequence[Any] | None) -> np.ndarray | None:
+        """The item mask of ``recommend``'s ``items`` / ``exclude`` (raw ids), or None when neither is given."""
+        allowed = None
+        if items is not None:
+            allowed = np.zeros(self.train_.n_items, dtype=bool)
+            allowed[self.item_map_.index(list(items))] = True
+        if exclude is not None and len(exclude):
+            allowed = np.ones(self.train_.n_items, dtype=bool) if allowed is None else allowed
+            allowed[self.item_map_.index(list(exclude))] = False
+        return allowed
+
     def recommend(
         self,
         user_ids: Any,
@@ -223,13 +235,7 @@ class Recommender:
             raise ConfigError(f"unknown == {unknown!r}, must be 'error' or 'popular'")
         uidx = self.user_map_.index(raw, missing="error" if unknown == "error" else "negative")
         n_items = self.train_.n_items
-        allowed = None
-        if items is not None:
-            allowed = np.zeros(n_items, dtype=bool)
-            allowed[self.item_map_.index(list(items))] = True
-        if exclude is not None and len(exclude):
-            allowed = np.ones(n_items, dtype=bool) if allowed is None else allowed
-            allowed[self.item_map_.index(list(exclude))] = False
+        allowed = self._allowed(items, exclude)
         idx = np.full((len(uidx), k), -1, dtype=np.int64)
         scores = np.full((len(uidx), k), -np.inf, dtype=np.float32)
         known = uidx >= 0
@@ -312,8 +318,7 @@ class Recommender:
         key = (float(half_life), float(floor))
         cache = self.__dict__.setdefault("_recency_mean_cache", {})
         if key not in cache:
-            r = rank_from_end(self.train_)
-            cache[key] = float(np.mean(floor + (1.0 - floor) * np.exp2(-r / half_life)))
+            cache[key] = float(np.mean(recency_curve(rank_from_end(self.train_), half_life, floor)))
         return cache[key]
 
     def training_profiles(self, user_idx: np.ndarray) -> sp.csr_matrix:
@@ -322,8 +327,6 @@ class Recommender:
         half = getattr(self, "recency_", None)
         if half is None:
             return sp.csr_matrix((np.ones(x.nnz, dtype=np.float32), x.indices, x.indptr), shape=x.shape)
-        from ncf.weighting import recency_weights
-
         cache = self.__dict__.setdefault("_train_profiles_cache", {})
         key = (float(half), float(self.recency_floor))
         if key not in cache:
@@ -414,35 +417,32 @@ class Recommender:
             p = np.empty(len(row), dtype=np.int64)
             p[o] = np.arange(len(row)) - np.repeat(starts[:-1], np.diff(starts))
             r = np.bincount(row, minlength=len(hist))[row] - 1 - p
-            w = w * (floor + (1.0 - floor) * np.exp2(-r / half)) / self._recency_mean(half, floor)
+            w = w * recency_curve(r, half, floor) / self._recency_mean(half, floor)
         out = sp.csr_matrix(
             (w.astype(np.float32), (row, idx)), shape=(len(hist), self.train_.n_items), dtype=np.float32
         )
         out.sort_indices()
         return out, unknown
 
-    def _history_topk(
+    def recommend_profiles(
         self,
         profiles: sp.csr_matrix,
-        k: int,
+        k: int = 10,
         *,
-        filter_seen: bool,
-        items: Sequence[Any] | None,
-        exclude: Sequence[Any] | None,
+        filter_seen: bool = True,
+        items: Sequence[Any] | None = None,
+        exclude: Sequence[Any] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend_history` for profiles :meth:`history_profiles` already built: 2-D raw ids and scores."""
+        self.check_fitted()
+        k = check_int("k", k)
         n_items = self.train_.n_items
-        allowed = None
-        if items is not None:
-            allowed = np.zeros(n_items, dtype=bool)
-            allowed[self.item_map_.index(list(items))] = True
-        if exclude is not None and len(exclude):
-            allowed = np.ones(n_items, dtype=bool) if allowed is None else allowed
-            allowed[self.item_map_.index(list(exclude))] = False
+        allowed = self._allowed(items, exclude)
 
         def score_fn(rows: torch.Tensor) -> torch.Tensor:
             return self.history_scores(profiles[rows.cpu().numpy()])
 
-        return topk(
+        idx, scores = topk(
             score_fn,
             np.arange(profiles.shape[0]),
             k,
@@ -452,6 +452,7 @@ class Recommender:
             chunk_size=chunk_size_for(self.bytes_per_user()),
             device=self.score_device(),
         )
+        return self._raw_items(idx), scores
 
     def recommend_history(
         self,
@@ -483,8 +484,7 @@ class Recommender:
         k = check_int("k", k)
         _, one = _as_histories(histories)
         profiles, _ = self.history_profiles(histories, timestamps=timestamps, weights=weights)
-        idx, scores = self._history_topk(profiles, k, filter_seen=filter_seen, items=items, exclude=exclude)
-        ids = self._raw_items(idx)
+        ids, scores = self.recommend_profiles(profiles, k, filter_seen=filter_seen, items=items, exclude=exclude)
         return (ids[0], scores[0]) if one else (ids, scores)
 
     def _explain_scores(self, stacked: sp.csr_matrix) -> torch.Tensor:

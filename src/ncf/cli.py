@@ -411,9 +411,8 @@ def _recommend_rows(model: Any, args: argparse.Namespace) -> int:
         whos: list[Any] = list(names)
     else:
         names, hist, stamps = _read_histories(model, args)
-        _, unknown = model.history_profiles(hist, timestamps=stamps, names=names)
-        ids, scores = model.recommend_history(hist, k=k, timestamps=stamps, filter_seen=not args.include_seen)
-        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+        profiles, unknown = model.history_profiles(hist, timestamps=stamps, names=names)
+        ids, scores = model.recommend_profiles(profiles, k, filter_seen=not args.include_seen)
         whos = hist
         bad = [(n, u) for n, u in zip(names, unknown) if u]
         if bad:

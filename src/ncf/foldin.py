@@ -135,7 +135,9 @@ def fold_in(
             reg = sum(((p - a) ** 2).sum(1) for p, a in zip(params, anchors))
             total = (per + cfg.l2 * reg).sum()
             opt.zero_grad(set_to_none=True)
-            total.backward()
+            # Gradients for the new user vectors only: the model's own parameters (in the graph
+            # through score_all) get none, so the model is never touched and calls may run side by side.
+            total.backward(inputs=params)
             opt.step()
         return [p.detach() for p in params]
 
@@ -226,8 +228,8 @@ def ncf_history_scores(
 ) -> torch.Tensor:
     """Fold the profile rows into a trained GMF / MLP / NeuMF module and score every item: (n_h, n_items).
 
-    The module is not changed: its parameters are frozen (``requires_grad`` off while
-    folding in) and the new users' embedding rows live outside it. ``negatives="all"``
+    The module is not changed: the fold-in differentiates with respect to the new users'
+    embedding rows only (they live outside it). ``negatives="all"``
     charges every item outside the history once per positive-free epoch (``n = N / L``).
     """
     tables = _user_tables(module)
@@ -236,14 +238,7 @@ def ncf_history_scores(
     lens = np.diff(profiles.indptr).astype(np.float64)
     neg = float(negatives) if negatives != "all" else float(np.mean((n_items - lens) / np.maximum(lens, 1)))
     score_all = _ncf_score_fn(module)
-    was = [p.requires_grad for p in module.parameters()]
-    try:
-        for p in module.parameters():
-            p.requires_grad_(False)
-        vecs = fold_in(init, score_all, profiles, loss=loss, negatives=neg, cfg=cfg, seed=seed, device=device)
-    finally:
-        for p, r in zip(module.parameters(), was):
-            p.requires_grad_(r)
+    vecs = fold_in(init, score_all, profiles, loss=loss, negatives=neg, cfg=cfg, seed=seed, device=device)
     with torch.inference_mode():
         return score_all(vecs)
 

@@ -402,8 +402,8 @@ class NCF(Recommender):
             res.best_epoch,
             res.best_metric,
             sum(h["seconds"] for h in history.values()) + ii_seconds,
+            (ii_weight, ease, ii_table),
         )
-        self.item_item_, self.item_item_model_, self.item_item_table_ = ii_weight, ease, ii_table
         if ii_table:
             self.validation_metrics_[f"val_{self.metric}"] = ii_table[f"{ii_weight:.1f}"]
         return self
@@ -461,8 +461,10 @@ class NCF(Recommender):
         best_epoch: int,
         best_metric: float | None,
         seconds: float,
+        item_item: tuple[float, Any, dict[str, float]] = (0.0, None, {}),
     ) -> None:
-        """The learned state of a fit (complete, or the best so far after an interrupt)."""
+        """The learned state of a fit (complete, or the best so far after an interrupt); ``item_item``:
+        the item-item term's weight, EASE model and validation table (none by default)."""
         self.module_ = module.to(self.device_).eval()
         self.kind_ = _kind_of(module)
         self.history_ = history
@@ -471,7 +473,7 @@ class NCF(Recommender):
         self.fit_seconds_ = seconds
         self.created_ = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.train_ = train
-        self.item_item_, self.item_item_model_, self.item_item_table_ = 0.0, None, {}
+        self.item_item_, self.item_item_model_, self.item_item_table_ = item_item
 
     def _keep_best_so_far(self, ck: Checkpoint, train: Interactions, why: str) -> None:
         """After an interrupt or divergence, become the best model trained so far, if any: of our

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ncf.checks import check_int
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError, DataError
 from ncf.train.trainer import train_module
@@ -176,12 +177,17 @@ def model_recency(model: Any) -> float | None:
 def update_history(model: Any) -> list[dict[str, Any]]:
     """The update records of ``model`` (:data:`updates_`, or those of the bundle it was loaded from),
     while it still holds the data the last update produced; [] after a fit on other data."""
+    return _records_for(model, model.train_.fingerprint())
+
+
+def _records_for(model: Any, fingerprint: str) -> list[dict[str, Any]]:
+    """``model``'s update records if the last one produced the data with ``fingerprint``, else []."""
     hist = getattr(model, "updates_", None)
     if hist is None:
         hist = (getattr(model, "bundle_extra_", None) or {}).get("updates") or []
     if not hist or not isinstance(hist, list) or not isinstance(hist[-1], dict):
         return []
-    return list(hist) if hist[-1].get("data_fingerprint") == model.train_.fingerprint() else []
+    return list(hist) if hist[-1].get("data_fingerprint") == fingerprint else []
 
 
 def _record(model: Any, base_fp: str, new: Interactions, m: Merged, seconds: float, how: str) -> None:
@@ -199,20 +205,12 @@ def _record(model: Any, base_fp: str, new: Interactions, m: Merged, seconds: flo
         "seconds": round(seconds, 3),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    prev = getattr(model, "updates_", None)
-    if prev is None:
-        prev = (getattr(model, "bundle_extra_", None) or {}).get("updates") or []
-    if prev and (not isinstance(prev[-1], dict) or prev[-1].get("data_fingerprint") != base_fp):
-        prev = []  # the model was refitted since: earlier records describe other data
-    model.updates_ = [*prev, rec]
+    # records of earlier updates count only if the last one produced the data this one started from
+    model.updates_ = [*_records_for(model, base_fp), rec]
 
 
 def check_epochs(epochs: int | None, default: int) -> int:
-    if epochs is None:
-        return default
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ConfigError(f"epochs == {epochs!r}, must be an integer >= 1 (or None for the default)")
-    return int(epochs)
+    return default if epochs is None else check_int("epochs", epochs, hint="or None for the default")
 
 
 def _check_ratio(old_ratio: float) -> float:
@@ -287,11 +285,10 @@ def update_ncf(
             exclude=m.data,  # the old positives left out of the sample are still positives
         )
         # The item-item term keeps its weight; its EASE model is refitted on all the data (closed form).
-        ii_weight, ii_table = model.item_item_, model.item_item_table_
-        ease = model._item_item_model(m.data) if ii_weight > 0 else None
+        ease = model._item_item_model(m.data) if model.item_item_ > 0 else None
         seconds = time.perf_counter() - t0
-        model._set_fitted(module, m.data, {"update": res.to_dict()}, res.best_epoch, None, seconds)
-        model.item_item_, model.item_item_model_, model.item_item_table_ = ii_weight, ease, ii_table
+        item_item = (model.item_item_, ease, model.item_item_table_)
+        model._set_fitted(module, m.data, {"update": res.to_dict()}, res.best_epoch, None, seconds, item_item)
         note = "; item-item term (EASE) refitted on all the data" if ease is not None else ""
         return f"continued training: {epochs} epochs on the new interactions and {take} sampled old ones{note}"
 

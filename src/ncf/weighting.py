@@ -19,7 +19,7 @@ from ncf.data.interactions import Interactions
 from ncf.errors import DataError
 from ncf.split import rank_from_end
 
-__all__ = ["AUTO_RECENCY_HALF_LIFE", "recency_weights", "resolve_recency"]
+__all__ = ["AUTO_RECENCY_HALF_LIFE", "recency_curve", "recency_weights", "resolve_recency"]
 
 #: Half-life (in interactions) that ``recency="auto"`` uses; chosen on ML-100k validation (benchmarks/RESULTS.md).
 AUTO_RECENCY_HALF_LIFE = 5.0
@@ -50,6 +50,11 @@ def recency_weights(train: Interactions, half_life: float, floor: float) -> np.n
     learning rate keeps its meaning."""
     if train.timestamps is None:
         raise DataError("recency weighting needs timestamps; load the data with timestamp=... or set recency=None")
-    r = rank_from_end(train)
-    w = floor + (1.0 - floor) * np.exp2(-r / half_life)
+    w = recency_curve(rank_from_end(train), half_life, floor)
     return w / w.mean()
+
+
+def recency_curve(r: np.ndarray, half_life: float, floor: float) -> np.ndarray:
+    """The unscaled weight of an interaction with ``r`` later ones by the same user:
+    ``floor + (1 - floor) * 2 ** (-r / half_life)``."""
+    return floor + (1.0 - floor) * np.exp2(-r / half_life)

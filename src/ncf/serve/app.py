@@ -158,8 +158,8 @@ class LoadedModel:
     # is found by (its title, else its id), lower-cased once here.
     search_ids: list[Any] = dataclasses.field(default_factory=list)
     search_text: list[str] = dataclasses.field(default_factory=list)
-    # Fold-in (histories, explain) runs in worker threads, one at a time per model: NCF's fold-in
-    # flips requires_grad on the shared module while it fits, which two threads must not interleave.
+    # Fold-in (histories, explain) runs in worker threads, one at a time per model: each call
+    # already uses every core torch has, so running two at once only makes both slower.
     fold_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
