@@ -122,24 +122,34 @@ def run_models(models: list[str], seeds: list[int], params: dict[str, Any]) -> l
     return rows
 
 
-def tune(seed: int) -> list[dict[str, Any]]:
-    """NeuMF defaults, validation only: base 0-70 %, update 70-80 %, scored on 80-90 %."""
+def tune(seeds: list[int]) -> list[dict[str, Any]]:
+    """NeuMF defaults, validation only: base 0-70 %, update 70-80 %, scored on 80-90 %; per seed,
+    a grid of old_ratio x epochs x learning-rate scale (of the model's learning_rate), and a retrain."""
     base, upd, val, _ = time_ordered_parts((0.7, 0.8, 0.9))
-    m = make_model("neumf", {}, seed).fit(base)
     rows = []
-    for ratio in (0.0, 1.0, 2.0, 4.0):
-        for epochs in (1, 3, 5):
-            c = copy.deepcopy(m)
-            t = time.perf_counter()
-            c.update(upd, epochs=epochs, old_ratio=ratio)
-            s = time.perf_counter() - t
-            res = evaluate(c, val, k=10)
-            rows.append({"old_ratio": ratio, "epochs": epochs, "val_ndcg@10": res["ndcg@10"], "seconds": s})
-            print(f"old_ratio {ratio:g} epochs {epochs}: val ndcg@10 {res['ndcg@10']:.4f} ({s:.1f}s)", flush=True)
-    r = make_model("neumf", {}, seed).fit(concat(base, upd))
-    ref = evaluate(r, val, k=10)["ndcg@10"]
-    rows.append({"retrain": True, "val_ndcg@10": ref})
-    print(f"retrain on 0-80 %: val ndcg@10 {ref:.4f}")
+    for seed in seeds:
+        m = make_model("neumf", {}, seed).fit(base)
+        for ratio in (0.0, 1.0, 4.0):
+            for epochs in (1, 3):
+                for lr_scale in (0.1, 1.0):
+                    c = copy.deepcopy(m)
+                    t = time.perf_counter()
+                    c.update(upd, epochs=epochs, old_ratio=ratio, learning_rate=m.learning_rate * lr_scale)
+                    s = time.perf_counter() - t
+                    res = evaluate(c, val, k=10)
+                    rows.append(
+                        {"seed": seed, "old_ratio": ratio, "epochs": epochs, "lr_scale": lr_scale,
+                         "val_ndcg@10": res["ndcg@10"], "seconds": s}
+                    )  # fmt: skip
+                    print(
+                        f"seed {seed} old_ratio {ratio:g} epochs {epochs} lr x{lr_scale:g}: "
+                        f"val ndcg@10 {res['ndcg@10']:.4f} ({s:.1f}s)",
+                        flush=True,
+                    )
+        r = make_model("neumf", {}, seed).fit(concat(base, upd))
+        ref = evaluate(r, val, k=10)["ndcg@10"]
+        rows.append({"seed": seed, "retrain": True, "val_ndcg@10": ref})
+        print(f"seed {seed} retrain on 0-80 %: val ndcg@10 {ref:.4f}", flush=True)
     return rows
 
 
@@ -183,7 +193,7 @@ def main() -> None:
         "note": args.note,
     }
     if args.tune:
-        rows = tune(seeds[0])
+        rows = tune(seeds)
         result: dict[str, Any] = {"tune": rows, "tune_machine": machine}
     else:
         rows = run_models([m.strip() for m in args.models.split(",") if m.strip()], seeds, json.loads(args.params))

@@ -12,8 +12,8 @@ from ncf import NCF
 from ncf.baselines import EASE
 from ncf.errors import BundleError, ConfigError
 from ncf.evaluation import evaluate_scores
-from ncf.item_item import GRID, blend, choose_weight, standardise
-from ncf.model import ITEM_ITEM_B, ITEM_ITEM_WEIGHT
+from ncf.item_item import GRID, L2_GRID, blend, choose_weight, standardise
+from ncf.model import ITEM_ITEM_B, ITEM_ITEM_L2, ITEM_ITEM_WEIGHT
 
 USERS = torch.arange(TRAIN.n_users)
 
@@ -40,7 +40,8 @@ def test_auto_weight_is_the_validation_best_and_the_scores_are_the_formula(auto)
     assert table[f"{auto.item_item_:.1f}"] == max(table.values())
     assert auto.validation_metrics_["val_ndcg@10"] == table[f"{auto.item_item_:.1f}"]
     w = auto.item_item_
-    ease = EASE(l2=auto.item_item_l2, recency=None).fit(TRAIN)  # the term is EASE fitted on all of train
+    assert auto.item_item_model_.l2 in L2_GRID  # chosen with the weight, on validation
+    ease = EASE(l2=auto.item_item_model_.l2, recency=None).fit(TRAIN)  # the term is EASE fitted on all of train
     np.testing.assert_array_equal(auto.item_item_model_.B_, ease.B_)
     with torch.inference_mode():
         expected = (1 - w) * standardise(auto.module_.score_block(USERS)) + w * standardise(ease.score_block(USERS))
@@ -70,16 +71,20 @@ def test_given_weight_off_and_without_validation():
     assert off.item_item_ == 0.0 and off.item_item_model_ is None
     with torch.inference_mode():
         torch.testing.assert_close(off.score_block(USERS), off.module_.score_block(USERS))
-    fixed = NCF(**{**BASE, "model": "gmf", "epochs": 2, "item_item": 0.3}).fit(TRAIN)
-    assert fixed.item_item_ == 0.3 and fixed.item_item_table_ == {}
+    fixed = NCF(**{**BASE, "model": "gmf", "epochs": 2, "item_item": 0.3, "item_item_l2": 20.0}).fit(TRAIN)
+    assert fixed.item_item_ == 0.3 and fixed.item_item_table_ == {} and fixed.item_item_model_.l2 == 20.0
+    l2_only = NCF(**{**BASE, "model": "gmf", "epochs": 2, "item_item": 0.3}).fit(TRAIN)
+    assert l2_only.item_item_ == 0.3 and list(l2_only.item_item_table_) == ["0.3"]  # the L2 is chosen at w = 0.3
+    assert l2_only.item_item_model_.l2 in L2_GRID
     no_val = NCF(**{**BASE, "model": "gmf", "epochs": 2}).fit(TRAIN, validation=None)
-    assert no_val.item_item_ == 0.5  # ncf.item_item.NO_VALIDATION_WEIGHT: nothing to choose on
+    assert no_val.item_item_ == 0.5 and no_val.item_item_model_.l2 == 500.0  # NO_VALIDATION_*: nothing to choose on
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.5, "sometimes"])
-def test_bad_weight_is_one_clear_error(bad):
-    with pytest.raises(ConfigError, match="item_item"):
-        NCF(**{**BASE, "item_item": bad}).fit(TRAIN)
+@pytest.mark.parametrize(("param", "bad"), [("item_item", -0.1), ("item_item", 1.5), ("item_item", "sometimes"),
+                                           ("item_item_l2", 0.0), ("item_item_l2", "big")])  # fmt: skip
+def test_bad_weight_is_one_clear_error(param, bad):
+    with pytest.raises(ConfigError, match=param):
+        NCF(**{**BASE, param: bad}).fit(TRAIN)
 
 
 def test_bundle_round_trip_and_blend_info(auto, tmp_path):
@@ -90,6 +95,7 @@ def test_bundle_round_trip_and_blend_info(auto, tmp_path):
     torch.testing.assert_close(back.score_block(USERS), auto.score_block(USERS), rtol=0, atol=0)
     info = back.bundle_extra_["item_item"]
     assert info["components"] == {"gmf": round(1 - auto.item_item_, 4), "ease": round(auto.item_item_, 4)}
+    assert info["ease_l2"] == auto.item_item_model_.l2 == back.item_item_model_.l2
     assert info["chosen_on"] == "validation" and len(info["validation_ndcg@10"]) == len(GRID)
 
 
@@ -102,6 +108,9 @@ def test_forged_item_item_weights_are_refused(auto, tmp_path):
         "weight zero": lambda ts: ts.__setitem__(w_key, torch.tensor(0.0, dtype=torch.float64)),
         "matrix shape": lambda ts: ts.__setitem__(b_key, torch.zeros(3, 3)),
         "matrix missing": lambda ts: ts.pop(b_key),
+        "l2 not positive": lambda ts: ts.__setitem__(
+            f"weights.{ITEM_ITEM_L2}", torch.tensor(-1.0, dtype=torch.float64)
+        ),
         "nan": lambda ts: ts[b_key].__setitem__((0, 1), float("nan")),
     }
     for i, (what, edit) in enumerate(cases.items()):

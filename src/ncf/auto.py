@@ -41,9 +41,9 @@ COST_PER_100K = {
     "implicit-bpr": 1.5,
     "lightfm-warp": 3.0,
     "lightfm-bpr": 3.0,
-    "gmf": 6.0,
-    "mlp": 6.0,
-    "neumf": 20.0,
+    "gmf": 8.0,
+    "mlp": 8.0,
+    "neumf": 10.0,
 }
 
 

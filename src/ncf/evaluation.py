@@ -98,12 +98,16 @@ def full_ranking_ranks(
     coverage_k: int | None = None,
     device: torch.device | str = "cpu",
     bytes_per_user: int | None = None,
+    cutoff: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Rank of every held-out item among the user's candidates (vectorised, in chunks).
 
     Returns ``(users, ranks, indptr, n_candidates, topk_items)``: ``users`` are the
     evaluated users (those with held-out items), ``ranks[indptr[j]:indptr[j+1]]`` the
-    0-based ranks of user ``users[j]``'s held-out items.
+    0-based ranks of user ``users[j]``'s held-out items. With ``cutoff``, a rank of at least
+    ``cutoff`` may be reported as another value of at least ``cutoff`` (distinct within the
+    user; enough for the cut-off metrics at or below it): an item scored below the row's
+    ``cutoff``-th best is not ranked further, which skips sorting every row.
     """
     n_items = test_csr.shape[1]
     counts = np.diff(test_csr.indptr)
@@ -121,14 +125,24 @@ def full_ranking_ranks(
         rows = torch.as_tensor(np.repeat(np.arange(sl.stop - sl.start), np.diff(sub.indptr)), device=device)
         cols = torch.as_tensor(sub.indices.astype(np.int64), device=device)
         pos = scores[rows, cols]
-        if max_pos <= DIRECT_MAX_POSITIVES:
+        top = topk_rows(scores, min(coverage_k, n_items)) if coverage_k else None  # what recommend() returns
+        if cutoff is not None and cutoff < n_items:
+            # below the row's cutoff-th best score, at least `cutoff` items rank above: clip there
+            kth = top[0] if top is not None and top[0].shape[1] == cutoff else torch.topk(scores, cutoff, dim=1)[0]
+            kth = kth[:, -1]
+            # the clipped ones get distinct placeholder ranks past every real one (n_items + their slot)
+            slot = np.arange(len(sub.indices)) - np.repeat(sub.indptr[:-1], np.diff(sub.indptr))
+            above = torch.as_tensor(n_items + slot, device=cols.device)
+            near = torch.nonzero(pos >= kth[rows]).squeeze(1)
+            if len(near):
+                above[near] = _ranks_direct(scores, rows[near], cols[near], pos[near], item_ar)
+        elif max_pos <= DIRECT_MAX_POSITIVES:
             above = _ranks_direct(scores, rows, cols, pos, item_ar)
         else:
             above = _ranks_sorted(scores, rows, cols, pos, item_ar, sub.indptr)
         ranks_out.append(above.cpu().numpy())
-        if coverage_k:
-            kk = min(coverage_k, n_items)
-            vals, idx = topk_rows(scores, kk)  # the items recommend() would return
+        if top is not None:
+            vals, idx = top
             topk_out.append(torch.where(torch.isneginf(vals), -1, idx).cpu().numpy())
     ranks = np.concatenate(ranks_out) if ranks_out else np.zeros(0, dtype=np.int64)
     user_counts = counts[users]
@@ -248,8 +262,16 @@ def evaluate_scores(
         n_users = int(len(np.unique(q_users)))
     else:
         exclude = train.csr if protocol == "full" else None
+        # Only cut-off metrics asked for (early stopping, model selection): ranks past max(ks) are not needed.
+        cutoff = max(ks) if all(m in M.CUTOFF_METRICS for m in metrics) else None
         users, ranks, indptr, n_cand, topk_items = full_ranking_ranks(
-            score_fn, test.csr, exclude, coverage_k=max(ks), device=device, bytes_per_user=bytes_per_user
+            score_fn,
+            test.csr,
+            exclude,
+            coverage_k=max(ks),
+            device=device,
+            bytes_per_user=bytes_per_user,
+            cutoff=cutoff,
         )
         result.update(_aggregate(ranks, indptr, n_cand, ks, metrics))
         if topk_items is not None:

@@ -42,9 +42,10 @@ if TYPE_CHECKING:
     from ncf.train.checkpoint import Checkpoint
 
 MODELS = ("gmf", "mlp", "neumf")
-#: Bundle weights of the item-item term (:mod:`ncf.item_item`): its weight, EASE's matrix, its recency half-life.
+#: Bundle weights of the item-item term (:mod:`ncf.item_item`): its weight, EASE's matrix, L2 and recency half-life.
 ITEM_ITEM_WEIGHT = "item_item.weight"
 ITEM_ITEM_B = "item_item.B"
+ITEM_ITEM_L2 = "item_item.l2"
 ITEM_ITEM_RECENCY = "item_item.recency_half_life"
 LOSSES = ("bce", "bpr", "softmax")
 
@@ -120,9 +121,10 @@ class NCF(Recommender):
         An item-item term next to the towers (:mod:`ncf.item_item`): an EASE model with L2
         ``item_item_l2`` fitted on the same interactions and recency weights, blended into
         the scores as ``(1 - w) * z(towers) + w * z(EASE)`` (``z``: each user's scores
-        standardised). ``"auto"`` (default) chooses ``w`` from 0, 0.1, ..., 1 on the
-        validation part (0.5 without one; off above 10,000 items, where EASE's dense
-        item-item matrix gets expensive); a number fixes it; ``0`` turns the term off. On
+        standardised). ``"auto"`` (default) chooses ``w`` from 0, 0.1, ..., 1 and the L2 from
+        50, 100, 200, 500, 1000 on the validation part (without one: 0.5 and 500; the term is
+        off above 10,000 items, where EASE's dense item-item matrix gets expensive); numbers
+        fix them; ``item_item=0`` turns the term off. On
         ML-100k the blend beats both its parts on validation (benchmarks/RESULTS.md). The
         chosen weight is ``item_item_`` and shows in the bundle and ``GET /v1/model``.
     recency, recency_floor:
@@ -187,7 +189,11 @@ class NCF(Recommender):
         Either(Float(0.0, 1.0), literals=("auto",), parse_literals={"auto": "auto"}),
         "weight of the EASE item-item term in the scores (0: off; 'auto': chosen on validation)",
     )
-    item_item_l2: float = param(500.0, Float(0.0, open_lo=True), "L2 of the item-item (EASE) term")
+    item_item_l2: float | str = param(
+        "auto",
+        Either(Float(0.0, open_lo=True), literals=("auto",), parse_literals={"auto": "auto"}),
+        "L2 of the item-item (EASE) term ('auto': chosen on validation with the weight)",
+    )
     recency: float | str | None = param("auto", RECENCY, RECENCY_HELP)
     recency_floor: float = param(0.1, Float(0.0, 1.0), "the weight recency never goes below")
     sparse: bool = param(True, Bool(), "sparse embedding gradients (optimiser cost scales with the batch)")
@@ -373,7 +379,7 @@ class NCF(Recommender):
             with torch.random.fork_rng(devices=[]):
                 module, res, history = self._train_stages(fit_data, val, cfg, writer, None, ck)
                 t_ii = time.perf_counter()
-                ii_weight, ii_table = self._choose_item_item(module, fit_data, val)
+                ii_weight, ii_table, ii_l2 = self._choose_item_item(module, fit_data, val)
                 ii_seconds = time.perf_counter() - t_ii
                 if self.refit and val is not None:
                     # Early stopping chose each stage's epoch count on the validation part; now
@@ -393,7 +399,7 @@ class NCF(Recommender):
             if writer is not None:
                 writer.close()
         t_ii = time.perf_counter()
-        ease = self._item_item_model(train) if ii_weight > 0 else None
+        ease = self._item_item_model(train, ii_l2) if ii_weight > 0 else None
         ii_seconds += time.perf_counter() - t_ii
         self._set_fitted(
             module,
@@ -408,28 +414,38 @@ class NCF(Recommender):
             self.validation_metrics_[f"val_{self.metric}"] = ii_table[f"{ii_weight:.1f}"]
         return self
 
-    def _item_item_model(self, data: Interactions) -> Any:
+    def _item_item_model(self, data: Interactions, l2: float) -> Any:
         """The EASE model of the item-item term, fitted on ``data`` with this fit's recency weights."""
         from ncf.baselines.ease import EASE
 
-        return EASE(l2=self.item_item_l2, recency=self.recency_, recency_floor=self.recency_floor).fit(data)
+        return EASE(l2=l2, recency=self.recency_, recency_floor=self.recency_floor).fit(data)
 
     def _choose_item_item(
         self, module: torch.nn.Module, fit_data: Interactions, val: Interactions | None
-    ) -> tuple[float, dict[str, float]]:
-        """The item-item term's weight: as given, or (``"auto"``) the best on the validation part of an
-        EASE model fitted on the same part the towers were trained on, with the table of weights tried."""
+    ) -> tuple[float, dict[str, float], float]:
+        """The item-item term's weight, its validation table and EASE's L2: as given, or (``"auto"``)
+        the best on the validation part, EASE fitted on the part the towers were trained on."""
         from ncf import item_item as ii
 
-        if self.item_item != "auto":
-            return float(self.item_item), {}
-        if fit_data.n_items > ii.AUTO_MAX_ITEMS:
-            return 0.0, {}
+        given_l2 = None if self.item_item_l2 == "auto" else float(self.item_item_l2)
+        if self.item_item != "auto" and float(self.item_item) == 0:
+            return 0.0, {}, given_l2 or ii.NO_VALIDATION_L2
+        if self.item_item == "auto" and fit_data.n_items > ii.AUTO_MAX_ITEMS:
+            return 0.0, {}, given_l2 or ii.NO_VALIDATION_L2
         if val is None or len(val) == 0:
-            return ii.NO_VALIDATION_WEIGHT, {}
-        ease = self._item_item_model(fit_data)
+            w = ii.NO_VALIDATION_WEIGHT if self.item_item == "auto" else float(self.item_item)
+            return w, {}, given_l2 or ii.NO_VALIDATION_L2
+        if self.item_item != "auto" and given_l2 is not None:
+            return float(self.item_item), {}, given_l2
         module.eval()
-        return ii.choose_weight(module.score_block, ease.score_block, fit_data, val, self.metric)
+        grid = ii.GRID if self.item_item == "auto" else (float(self.item_item),)
+        best: tuple[float, dict[str, float], float] | None = None
+        for l2 in (given_l2,) if given_l2 is not None else ii.L2_GRID:
+            ease = self._item_item_model(fit_data, l2)
+            w, table = ii.choose_weight(module.score_block, ease.score_block, fit_data, val, self.metric, grid)
+            if best is None or table[f"{w:.1f}"] > best[1][f"{best[0]:.1f}"]:
+                best = (w, table, l2)
+        return best
 
     def update(
         self,
@@ -614,6 +630,7 @@ class NCF(Recommender):
             ease = self.item_item_model_
             weights[ITEM_ITEM_WEIGHT] = torch.tensor(float(self.item_item_), dtype=torch.float64)
             weights[ITEM_ITEM_B] = torch.from_numpy(ease.B_)
+            weights[ITEM_ITEM_L2] = torch.tensor(float(ease.l2), dtype=torch.float64)
             if ease.recency_ is not None:
                 weights[ITEM_ITEM_RECENCY] = torch.tensor(float(ease.recency_), dtype=torch.float64)
         return save_bundle(
@@ -662,6 +679,7 @@ class NCF(Recommender):
         if has_ii:
             expected[ITEM_ITEM_WEIGHT] = ((), torch.float64)
             expected[ITEM_ITEM_B] = ((n_items, n_items), torch.float32)
+            expected[ITEM_ITEM_L2] = ((), torch.float64)
             if ITEM_ITEM_RECENCY in weights:
                 expected[ITEM_ITEM_RECENCY] = ((), torch.float64)
         check_weights(b.path, weights, expected, f" and id maps ({n_users} users, {n_items} items)")
@@ -678,7 +696,11 @@ class NCF(Recommender):
                     + "; the bundle is corrupt or was edited"
                 )
             ease = est._restore_item_item(
-                b.path, weights.pop(ITEM_ITEM_B), weights.pop(ITEM_ITEM_RECENCY, None), b.train
+                b.path,
+                weights.pop(ITEM_ITEM_B),
+                weights.pop(ITEM_ITEM_L2),
+                weights.pop(ITEM_ITEM_RECENCY, None),
+                b.train,
             )
         module = est._build(est.model, n_users, n_items)
         module.load_state_dict(weights, strict=True)
@@ -696,17 +718,24 @@ class NCF(Recommender):
         return est
 
     def _restore_item_item(
-        self, path: Path, b_matrix: torch.Tensor, half_life: torch.Tensor | None, train: Interactions
+        self,
+        path: Path,
+        b_matrix: torch.Tensor,
+        l2: torch.Tensor,
+        half_life: torch.Tensor | None,
+        train: Interactions,
     ) -> Any:
-        """The item-item term's EASE model from its saved matrix and recency half-life (checked)."""
+        """The item-item term's EASE model from its saved matrix, L2 and recency half-life (checked)."""
         from ncf.baselines.ease import EASE
 
+        if not float(l2) > 0:
+            raise BundleError(f"{path}: {ITEM_ITEM_L2} == {float(l2)}, must be > 0; the bundle is corrupt")
         recency = None if half_life is None else float(half_life)
         if recency is not None and not recency > 0:
             raise BundleError(f"{path}: {ITEM_ITEM_RECENCY} == {recency}, must be > 0; the bundle is corrupt")
         if recency is not None and train.timestamps is None:
             raise BundleError(f"{path}: the item-item term uses recency but the bundle holds no timestamps")
-        ease = EASE(l2=self.item_item_l2, recency=recency, recency_floor=self.recency_floor)
+        ease = EASE(l2=float(l2), recency=recency, recency_floor=self.recency_floor)
         ease.recency_ = recency
         ease._restore({"B": b_matrix}, train)
         ease.train_ = train
@@ -716,7 +745,7 @@ class NCF(Recommender):
         """The item-item blend, for the bundle and ``GET /v1/model``: components, weights, validation table."""
         return {
             "components": {self.kind_: round(1.0 - self.item_item_, 4), "ease": round(self.item_item_, 4)},
-            "ease_l2": self.item_item_l2,
+            "ease_l2": float(self.item_item_model_.l2),
             "chosen_on": "validation"
             if self.item_item_table_
             else ("given" if self.item_item != "auto" else "default"),

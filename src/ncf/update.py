@@ -285,7 +285,7 @@ def update_ncf(
             exclude=m.data,  # the old positives left out of the sample are still positives
         )
         # The item-item term keeps its weight; its EASE model is refitted on all the data (closed form).
-        ease = model._item_item_model(m.data) if model.item_item_ > 0 else None
+        ease = model._item_item_model(m.data, model.item_item_model_.l2) if model.item_item_ > 0 else None
         seconds = time.perf_counter() - t0
         item_item = (model.item_item_, ease, model.item_item_table_)
         model._set_fitted(module, m.data, {"update": res.to_dict()}, res.best_epoch, None, seconds, item_item)
