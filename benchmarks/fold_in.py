@@ -189,7 +189,7 @@ def tune(seed: int, proto: dict[str, Any], ncf_epochs: int | None, names: list[s
     hists = histories(fold_part, new)
     grid = [
         FoldIn(steps=s, lr=lr, l2=l2, anchor=a)
-        for s in (20, 40, 80)
+        for s in (10, 20, 40, 80)
         for lr in (0.02, 0.05, 0.1)
         for l2 in (0.0, 0.01, 0.1)
         for a in ("mean", "zero")
