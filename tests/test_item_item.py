@@ -119,3 +119,25 @@ def test_forged_item_item_weights_are_refused(auto, tmp_path):
         with pytest.raises(BundleError):
             NCF.load(path)
             pytest.fail(f"a bundle with a forged item-item term ({what}) loaded")
+
+
+def test_weight_one_is_ease_alone_without_touching_the_towers(monkeypatch):
+    m = NCF(**{**BASE, "model": "gmf", "epochs": 2, "item_item": 1.0, "item_item_l2": 10.0}).fit(TRAIN)
+    ease = EASE(l2=10.0, recency=None).fit(TRAIN)
+
+    def no_towers(*a, **k):
+        raise AssertionError("the towers carry no weight at item_item=1 and must not be computed")
+
+    monkeypatch.setattr(m.module_, "score_block", no_towers)
+    monkeypatch.setattr(m, "_tower_history_scores", no_towers)
+    with torch.inference_mode():
+        torch.testing.assert_close(m.score_block(USERS), standardise(ease.score_block(USERS)), rtol=0, atol=0)
+    hist = [int(i) for i in TRAIN.item_map.raw(TRAIN.csr[3].indices)]
+    profiles, _ = m.history_profiles([hist])
+    torch.testing.assert_close(m.history_scores(profiles), standardise(ease.history_scores(profiles)), rtol=0, atol=0)
+    # explained through EASE alone: the full history's standardisation only rescales EASE's
+    # attributions, so the shares are EASE's own
+    targets = [int(i) for i in TRAIN.item_map.raw(np.arange(TRAIN.n_items)) if int(i) not in hist][:4]
+    got, want = m.explain(hist, targets, n=3), ease.explain(hist, targets, n=3)
+    assert [[i for i, _ in row] for row in got] == [[i for i, _ in row] for row in want]
+    np.testing.assert_allclose([w for row in got for _, w in row], [w for row in want for _, w in row], rtol=1e-5)

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as _dt
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -523,12 +523,21 @@ class NCF(Recommender):
 
     def score_block(self, users: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            scores = self.module_.score_block(users)
-            if self.item_item_ > 0:
-                from ncf.item_item import blend
+            return self._blended(
+                lambda: self.module_.score_block(users), lambda: self.item_item_model_.score_block(users)
+            )
 
-                scores = blend(scores, self.item_item_model_.score_block(users), self.item_item_)
-            return scores
+    def _blended(self, towers: Callable[[], torch.Tensor], ease: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The towers' scores with the item-item term blended in (:func:`ncf.item_item.blend`); each
+        part is computed only when it carries weight (the towers are skipped at ``item_item_ == 1``)."""
+        from ncf.item_item import blend, standardise
+
+        w = self.item_item_
+        if w <= 0:
+            return towers()
+        if w >= 1:  # (1 - w) * z(towers) + w * z(EASE) is exactly z(EASE) here
+            return standardise(ease()).to(self.device_)
+        return blend(towers(), ease(), w)
 
     def candidate_scores(self, users: torch.Tensor) -> torch.Tensor:
         """First stage of two-stage ranking: NeuMF's GMF dot product plus an item prior.
@@ -569,14 +578,17 @@ class NCF(Recommender):
         evenly, which standardising undoes), so explanations would say little."""
         if self.item_item_ <= 0:
             return self.history_scores(stacked)
-        towers = self._tower_history_scores(stacked).double()
-        ease = self.item_item_model_.history_scores(stacked).double().to(towers.device)
 
         def fixed_z(s: torch.Tensor) -> torch.Tensor:
+            s = s.double()
             sd = s[0].std(unbiased=False)
             return (s - s[0].mean()) / (sd if sd > 0 else 1.0)
 
-        return ((1 - self.item_item_) * fixed_z(towers) + self.item_item_ * fixed_z(ease)).float()
+        w = self.item_item_
+        ease = fixed_z(self.item_item_model_.history_scores(stacked)).to(self.device_)
+        if w >= 1:
+            return ease.float()
+        return ((1 - w) * fixed_z(self._tower_history_scores(stacked)) + w * ease).float()
 
     def _tower_history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
         """The towers' fold-in scores of ``profiles`` (:mod:`ncf.foldin`), without the item-item term."""
@@ -601,12 +613,10 @@ class NCF(Recommender):
         settings, :class:`ncf.foldin.FoldIn`).
         """
         self.check_fitted()
-        scores = self._tower_history_scores(profiles)
-        if self.item_item_ > 0:  # the item-item term scores a history directly, as for a training user
-            from ncf.item_item import blend
-
-            scores = blend(scores, self.item_item_model_.history_scores(profiles), self.item_item_)
-        return scores
+        # the item-item term scores a history directly, as it scores a training user
+        return self._blended(
+            lambda: self._tower_history_scores(profiles), lambda: self.item_item_model_.history_scores(profiles)
+        )
 
     # -- persistence -----------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
