@@ -162,6 +162,14 @@ def test_ease_matches_the_closed_form():
     np.testing.assert_allclose(model.score(uu, ii), (TINY_X @ b).ravel(), rtol=1e-5, atol=1e-6)
 
 
+def test_ease_path_equals_separate_fits():
+    path = list(EASE(l2=0.7).fit_path(tiny(), (0.7, 3.0)))
+    for model, l2 in zip(path, (0.7, 3.0)):
+        alone = EASE(l2=l2).fit(tiny())
+        assert model.l2 == l2
+        np.testing.assert_array_equal(model.B_, alone.B_)  # one Gram matrix shared, the same arithmetic
+
+
 def test_ease_refuses_huge_catalogues_before_allocating():
     items = IdMap(np.arange(EASE.MAX_ITEMS + 1), name="item")
     data = Interactions.from_indices(IdMap([0], name="user"), items, [0], [5])

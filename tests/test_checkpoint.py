@@ -32,6 +32,7 @@ PRETRAIN = dict(
     batch_size=256,
     patience=5,
     dropout=0.2,
+    refit=True,
     seed=3,
     device="cpu",
 )
@@ -364,6 +365,9 @@ def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
         "4",
         "--patience",
         "20",
+        "--refit",
+        "--lr-schedule",  # constant: the linear decay's best epoch on this small set is the 1st
+        "constant",
         "--batch-size",
         "256",
         "--seed",

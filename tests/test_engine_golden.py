@@ -89,6 +89,7 @@ def test_trained_weights_and_validation_metric_are_pinned(train, name):
         lr_scaling="none",
         lr_reference_batch=1024,
         warmup_epochs=0.0,
+        lr_schedule="constant",  # the linear schedule came after these were recorded
         item_item=0.0,  # the item-item term came after these were recorded; it does not touch the towers
     )
     params.update(VARIANTS[name])

@@ -224,9 +224,9 @@ def test_tensorboard_writes_event_files(name, tmp_path):
 
 
 def test_refit_retrains_on_all_of_train_for_the_chosen_epochs():
-    # With refit (the default), early stopping picks the epoch count on the carved-out
+    # With refit (off by default), early stopping picks the epoch count on the carved-out
     # validation part, then the model is trained again on all of train for that many epochs.
-    model = NCF(**{**SPECS["neumf"], "epochs": 6, "patience": 1}).fit(TRAIN)
+    model = NCF(**{**SPECS["neumf"], "epochs": 6, "patience": 1, "refit": True}).fit(TRAIN)
     hist = model.history_
     assert set(hist) == {"neumf", "neumf_refit"}
     assert len(hist["neumf_refit"]["history"]) == hist["neumf"]["best_epoch"] == model.best_epoch_

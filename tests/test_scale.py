@@ -9,7 +9,7 @@ import torch
 from ncf import NCF, ConfigError
 from ncf.synthetic import SHAPES, synthetic_interactions
 from ncf.train.sources import UniformNegatives
-from ncf.train.trainer import TrainConfig, effective_lr
+from ncf.train.trainer import TrainConfig, Trainer, effective_lr
 
 
 def test_synthetic_is_seeded_exact_and_power_law():
@@ -41,6 +41,46 @@ def test_lr_rule():
         NCF(compile=True).fit(synthetic_interactions((20, 20, 100)))
     with pytest.raises(ConfigError, match="warmup_epochs"):
         NCF(warmup_epochs=-1).fit(synthetic_interactions((20, 20, 100)))
+
+
+def test_linear_schedule_falls_to_zero_over_the_horizon_and_a_refit_keeps_it():
+    class Rows(list):
+        def batches(self, size):
+            return (Rows(self[i : i + size]) for i in range(0, len(self), size))
+
+    class Source:  # 10 positives x 1 row each, batch 5: 2 steps an epoch
+        n_positives, rows_per_positive, device = 10, 1, torch.device("cpu")
+
+        def epoch(self, gen, shard_gen):
+            return Rows(range(10))
+
+    class Step:
+        def __init__(self):
+            self.rates = []
+
+        def set_lr(self, lr):
+            self.rates.append(lr)
+
+        def __call__(self, batch):
+            return torch.tensor(1.0)
+
+        def sync(self):
+            pass
+
+    def rates(**cfg):
+        step = Step()
+        Trainer(torch.nn.Linear(1, 1), Source(), step, TrainConfig(batch_size=5, **cfg), gen=None).fit()
+        return step.rates
+
+    assert rates(epochs=2, learning_rate=0.4) == []  # constant: the step keeps its rate, nothing is set
+    # linear over 2 epochs x 2 steps: 0.4 * (1, 3/4, 2/4, 1/4); never 0
+    assert rates(epochs=2, learning_rate=0.4, lr_schedule="linear") == pytest.approx([0.4, 0.3, 0.2, 0.1])
+    # a refit of 1 epoch with the 2-epoch horizon sees the first epoch's rates, not a faster decay
+    assert rates(epochs=1, decay_epochs=2, learning_rate=0.4, lr_schedule="linear") == pytest.approx([0.4, 0.3])
+    # warm-up (1 step) times the decay
+    assert rates(epochs=1, learning_rate=0.4, lr_schedule="linear", warmup_epochs=1.0) == pytest.approx([0.2, 0.2])
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        NCF(lr_schedule="cosine").fit(synthetic_interactions((20, 20, 100)))
 
 
 def test_epoch_tensors_are_int32():

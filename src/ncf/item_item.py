@@ -13,7 +13,7 @@ scores are on one scale; standardising per user does not change either model's o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -24,9 +24,11 @@ from ncf.metrics import parse_metric
 
 #: The EASE weights ``"auto"`` chooses from on validation (0: the towers alone, 1: EASE alone).
 GRID: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
-#: The EASE L2 values ``item_item_l2="auto"`` chooses from (EASE's own tuning on ML-100k chose
-#: 100 on leave-one-out and 750 on the holdout: benchmarks/tuned_params.json).
-L2_GRID: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0)
+#: The EASE L2 values ``item_item_l2="auto"`` chooses from, a factor ~3 apart (EASE's own tuning on
+#: ML-100k chose 100 on leave-one-out and 750 on the holdout: benchmarks/tuned_params.json). Each
+#: value costs one items x items inverse; on nested validation this grid scored as the finer
+#: 50/100/200/500/1000 did (benchmarks/RESULTS.md, "Fast default recipe").
+L2_GRID: tuple[float, ...] = (100.0, 300.0, 1000.0)
 #: ``"auto"`` without a validation part (``fit(validation=None)``): the middle of each grid.
 NO_VALIDATION_WEIGHT = 0.5
 NO_VALIDATION_L2 = 500.0
@@ -62,21 +64,44 @@ def choose_weight(
 ) -> tuple[float, dict[str, float]]:
     """The grid weight with the best validation ``metric`` (ties: the smaller EASE weight), and the
     whole table ``{weight: metric}``. Each model scores the validation users once."""
+    w, table, _ = choose(ncf_scores, [(0.0, ease_scores)], train, validation, metric, grid)
+    return w, table
+
+
+def choose(
+    ncf_scores: ScoreFn,
+    ease_models: Iterable[tuple[float, ScoreFn]],
+    train: Interactions,
+    validation: Interactions,
+    metric: str,
+    grid: Sequence[float] = GRID,
+) -> tuple[float, dict[str, float], float]:
+    """The best (weight, L2) on validation over ``grid`` x ``ease_models`` (``(l2, scores)`` pairs,
+    consumed one at a time): the weight, that L2's table ``{weight: metric}`` and the L2. Ties go
+    to the smaller EASE weight, then the earlier L2. The towers score the validation users once."""
     name, k, key = parse_metric(metric)
     users = np.flatnonzero(np.diff(validation.csr.indptr) > 0)
     pos = np.full(train.n_users, -1, dtype=np.int64)
     pos[users] = np.arange(len(users))
     u = torch.as_tensor(users)
     with torch.inference_mode():
-        z_ncf, z_ease = standardise(ncf_scores(u)).cpu(), standardise(ease_scores(u)).cpu()
-    table: dict[str, float] = {}
-    for w in grid:
-        fixed = (1.0 - w) * z_ncf + w * z_ease
+        z_ncf = standardise(ncf_scores(u)).cpu()
+    best: tuple[float, dict[str, float], float] | None = None
+    for l2, ease_scores in ease_models:
+        with torch.inference_mode():
+            z_ease = standardise(ease_scores(u)).cpu()
+        table: dict[str, float] = {}
+        for w in grid:
+            fixed = (1.0 - w) * z_ncf + w * z_ease
 
-        def score(batch: torch.Tensor, fixed: torch.Tensor = fixed) -> torch.Tensor:
-            return fixed[torch.as_tensor(pos[batch.cpu().numpy()])]
+            def score(batch: torch.Tensor, fixed: torch.Tensor = fixed) -> torch.Tensor:
+                return fixed[torch.as_tensor(pos[batch.cpu().numpy()])]
 
-        res = evaluate_scores(score, None, train, validation, k=k, metrics=[name])
-        table[f"{w:.1f}"] = float(res[key])
-    best = max(table, key=lambda key: (table[key], -float(key)))
-    return float(best), table
+            res = evaluate_scores(score, None, train, validation, k=k, metrics=[name])
+            table[f"{w:.1f}"] = float(res[key])
+        w = float(max(table, key=lambda key: (table[key], -float(key))))
+        if best is None or table[f"{w:.1f}"] > best[1][f"{best[0]:.1f}"]:
+            best = (w, table, l2)
+    if best is None:
+        raise ValueError("ease_models is empty")
+    return best

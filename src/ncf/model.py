@@ -101,8 +101,13 @@ class NCF(Recommender):
         (sampled softmax: each positive against the batch's shared negatives, known
         positives masked; better ranking per epoch, but each epoch scores
         ``batch x negatives`` pairs, so it is several times slower than BCE).
-    epochs, batch_size, learning_rate:
-        Training length and Adam settings (SparseAdam for embeddings when ``sparse``).
+    epochs, batch_size, learning_rate, lr_schedule:
+        Training length and Adam settings (SparseAdam for embeddings when ``sparse``). With
+        ``lr_schedule="linear"`` (default) the step falls linearly from ``learning_rate`` to
+        0 over ``epochs`` epochs; ``"constant"`` keeps it. The defaults (6 epochs from 0.02,
+        linear) match the former recipe (up to 30 epochs at a constant 0.005, then a refit)
+        on nested validation at about a third of its training time (benchmarks/RESULTS.md,
+        "Fast default recipe").
     weight_decay:
         L2 coefficient on the embedding rows each batch touches.
     dropout:
@@ -120,8 +125,9 @@ class NCF(Recommender):
     refit:
         After early stopping picked the number of epochs on the validation part, train
         again on all of ``train`` for that many epochs (like scikit-learn's ``refit``).
-        Costs a second training run; worth it when validation holds back informative
-        interactions, as leave-one-out-by-time does (each user's most recent one).
+        Costs a second training run. Off by default: with the item-item term (refitted on
+        all of ``train`` either way, cheaply) the towers' refit did not pay on nested
+        validation (benchmarks/RESULTS.md, "Fast default recipe").
     metric:
         Validation metric for early stopping, e.g. ``"ndcg@10"``, ``"hr@10"``.
     item_item, item_item_l2:
@@ -129,7 +135,7 @@ class NCF(Recommender):
         ``item_item_l2`` fitted on the same interactions and recency weights, blended into
         the scores as ``(1 - w) * z(towers) + w * z(EASE)`` (``z``: each user's scores
         standardised). ``"auto"`` (default) chooses ``w`` from 0, 0.1, ..., 1 and the L2 from
-        50, 100, 200, 500, 1000 on the validation part (without one: 0.5 and 500; the term is
+        100, 300, 1000 on the validation part (without one: 0.5 and 500; the term is
         off above 10,000 items, where EASE's dense item-item matrix gets expensive); numbers
         fix them; ``item_item=0`` turns the term off. On
         ML-100k the blend beats both its parts on validation (benchmarks/RESULTS.md). The
@@ -181,15 +187,15 @@ class NCF(Recommender):
         "negatives per positive, or 'all' (every unobserved pair; BCE only)",
     )
     loss: str = param("bce", Choice(*LOSSES), "bce (pointwise), bpr (pairwise) or softmax (sampled)")
-    epochs: int = param(30, Int(1), "most epochs per training stage")
+    epochs: int = param(6, Int(1), "most epochs per training stage (the linear schedule's horizon)")
     batch_size: int = param(8192, Int(1), "training rows per step")
-    learning_rate: float = param(0.005, Float(0.0, 10.0, open_lo=True), "Adam step size")
+    learning_rate: float = param(0.02, Float(0.0, 10.0, open_lo=True), "Adam step size (the first epoch's)")
     weight_decay: float = param(0.01, Float(0.0, 1e6), "L2 on the embedding rows each batch touches")
     dropout: float = param(0.0, Float(0.0, 1.0, open_hi=True), "dropout after each MLP hidden layer")
     patience: int = param(2, Int(0), "epochs without validation improvement before stopping")
     pretrain: bool = param(False, Bool(), "NeuMF: train GMF and MLP first, fuse, fine-tune")
     alpha: float = param(0.85, Float(0.0, 1.0), "NeuMF pretraining: GMF's share of the fused output layer")
-    refit: bool = param(True, Bool(), "retrain on all of train for the epochs early stopping chose")
+    refit: bool = param(False, Bool(), "retrain on all of train for the epochs early stopping chose")
     metric: str = param("ndcg@10", Metric(), "validation metric for early stopping, e.g. ndcg@10, hr@10")
     item_item: float | str = param(
         "auto",
@@ -208,6 +214,9 @@ class NCF(Recommender):
     lr_scaling: str = param("none", Choice("none", "sqrt", "linear"), "scale the learning rate from lr_reference_batch")
     lr_reference_batch: int = param(1024, Int(1), "the batch size the learning rate was tuned at")
     warmup_epochs: float = param(0.0, Float(0.0), "linear learning-rate warm-up (epochs)")
+    lr_schedule: str = param(
+        "linear", Choice("constant", "linear"), "learning rate over the epochs: constant, or linear decay to 0"
+    )
     compile: bool = param(False, Bool(), "torch.compile the model (autograd path, needs sparse=False)")
     device: str | torch.device | None = setting(None)
     verbose: bool = setting(False)
@@ -234,7 +243,8 @@ class NCF(Recommender):
     # -- fitting ---------------------------------------------------------------------
     def _config(self) -> TrainConfig:
         """The training settings: every TrainConfig field NCF declares, plus what fit resolved."""
-        resolved = {"seed": self.seed_, "recency": self.recency_}
+        # the decay horizon is the epochs parameter, also in a refit that trains fewer epochs
+        resolved = {"seed": self.seed_, "recency": self.recency_, "decay_epochs": self.epochs}
         same = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(TrainConfig)
@@ -421,11 +431,13 @@ class NCF(Recommender):
             self.validation_metrics_[f"val_{self.metric}"] = ii_table[f"{ii_weight:.1f}"]
         return self
 
-    def _item_item_model(self, data: Interactions, l2: float) -> Any:
-        """The EASE model of the item-item term, fitted on ``data`` with this fit's recency weights."""
+    def _item_item_model(self, data: Interactions, l2: float, path: Sequence[float] | None = None) -> Any:
+        """The EASE model of the item-item term, fitted on ``data`` with this fit's recency weights
+        (with ``path``: a generator of one such model per L2 in ``path``, sharing one Gram matrix)."""
         from ncf.baselines.ease import EASE
 
-        return EASE(l2=l2, recency=self.recency_, recency_floor=self.recency_floor).fit(data)
+        ease = EASE(l2=l2, recency=self.recency_, recency_floor=self.recency_floor)
+        return ease.fit(data) if path is None else ease.fit_path(data, path)
 
     def _choose_item_item(
         self, module: torch.nn.Module, fit_data: Interactions, val: Interactions | None
@@ -446,13 +458,10 @@ class NCF(Recommender):
             return float(self.item_item), {}, given_l2
         module.eval()
         grid = ii.GRID if self.item_item == "auto" else (float(self.item_item),)
-        best: tuple[float, dict[str, float], float] | None = None
-        for l2 in (given_l2,) if given_l2 is not None else ii.L2_GRID:
-            ease = self._item_item_model(fit_data, l2)
-            w, table = ii.choose_weight(module.score_block, ease.score_block, fit_data, val, self.metric, grid)
-            if best is None or table[f"{w:.1f}"] > best[1][f"{best[0]:.1f}"]:
-                best = (w, table, l2)
-        return best
+        l2s = (given_l2,) if given_l2 is not None else ii.L2_GRID
+        # one Gram matrix for every L2; each EASE is scored, then dropped, before the next is solved
+        path = self._item_item_model(fit_data, l2s[0], path=l2s)
+        return ii.choose(module.score_block, ((e.l2, e.score_block) for e in path), fit_data, val, self.metric, grid)
 
     def update(
         self,

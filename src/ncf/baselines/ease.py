@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,19 @@ from ncf.baselines._base import _Baseline, check_train, expect_shape, weighted_c
 from ncf.data.interactions import Interactions
 from ncf.errors import ConfigError
 from ncf.params import Float, param
+
+
+def _solve(gram: np.ndarray, l2: float) -> np.ndarray:
+    """``B`` for the Gram matrix ``gram`` (left unchanged) and ``l2``, as float32."""
+    n = len(gram)
+    a = gram.copy()
+    a[np.diag_indices(n)] += l2
+    # The Gram matrix + l2 I is symmetric positive definite: invert it through its Cholesky factor.
+    factor = scipy.linalg.cho_factor(a, overwrite_a=True, check_finite=False)
+    p = scipy.linalg.cho_solve(factor, np.eye(n), overwrite_b=True, check_finite=False)
+    b = p / -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj off the diagonal ...
+    b[np.diag_indices(n)] = 0.0  # ... and 1 - P_jj / P_jj = 0 on it
+    return np.ascontiguousarray(b, dtype=np.float32)
 
 
 # -- EASE ----------------------------------------------------------------------------------
@@ -48,6 +62,11 @@ class EASE(_Baseline):
 
     def fit(self, train: Interactions, validation: Any = None) -> EASE:
         """Solve for ``B`` in closed form; ``validation`` is accepted for interface parity and ignored."""
+        return next(self.fit_path(train, (self.l2,)))
+
+    def fit_path(self, train: Interactions, l2s: Iterable[float]) -> Iterator[EASE]:
+        """A fitted copy of this model for each L2 in ``l2s``, in order, sharing one Gram matrix and
+        one set of profiles (what a search over L2 would otherwise recompute for every value)."""
         self._validate()
         train = check_train(train, "EASE")
         n = train.n_items
@@ -58,20 +77,18 @@ class EASE(_Baseline):
                 "first, or use ItemKNN or an implicit/LightFM factor model"
             )
         t0 = time.perf_counter()
-        weights = self._recency_weights(train)
         x = train.csr
         gram = (x.T @ x).toarray().astype(np.float64)
-        gram[np.diag_indices(n)] += float(self.l2)
-        # The Gram matrix + l2 I is symmetric positive definite: invert it through its Cholesky factor.
-        factor = scipy.linalg.cho_factor(gram, overwrite_a=True, check_finite=False)
-        p = scipy.linalg.cho_solve(factor, np.eye(n), overwrite_b=True, check_finite=False)
-        b = p / -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj off the diagonal ...
-        b[np.diag_indices(n)] = 0.0  # ... and 1 - P_jj / P_jj = 0 on it
-        self.B_ = np.ascontiguousarray(b, dtype=np.float32)
-        self.profiles_ = weighted_csr(train, weights)  # the rows score_block scores
-        self.train_ = train
-        self.fit_seconds_ = time.perf_counter() - t0
-        return self
+        profiles = weighted_csr(train, self._recency_weights(train))  # the rows score_block scores
+        shared = time.perf_counter() - t0
+        for l2 in l2s:
+            t1 = time.perf_counter()
+            model = self if l2 == self.l2 else dataclasses.replace(self, l2=float(l2))
+            model._validate()
+            model.B_ = _solve(gram, float(l2))
+            model.profiles_, model.train_ = profiles, train
+            model.fit_seconds_ = shared + time.perf_counter() - t1
+            yield model
 
     def score_block(self, users: torch.Tensor) -> torch.Tensor:
         # sparse rows @ dense B in scipy: each row is computed on its own, so a user's scores

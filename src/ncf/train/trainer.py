@@ -69,6 +69,10 @@ class TrainConfig:
     lr_scaling: str = "none"  # "none", "sqrt" or "linear": scale learning_rate from lr_reference_batch
     lr_reference_batch: int = 1024  # the batch size learning_rate was tuned at (used by lr_scaling)
     warmup_epochs: float = 0.0  # linear learning-rate warm-up over this many epochs' steps
+    # "linear": the learning rate falls linearly to 0 over decay_epochs (None: over `epochs`);
+    # a refit that trains fewer epochs keeps the horizon, so it sees the same rates epoch by epoch
+    lr_schedule: str = "constant"
+    decay_epochs: int | None = None
     compile: bool = False  # torch.compile the module (autograd path only)
 
 
@@ -150,6 +154,19 @@ class Trainer:
         self.batch_size = max(1, cfg.batch_size // D.context().world)
         self.steps_per_epoch = max(1, math.ceil(source.n_positives * source.rows_per_positive / cfg.batch_size))
         self.warmup_steps = int(cfg.warmup_epochs * self.steps_per_epoch)
+        if cfg.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule == {cfg.lr_schedule!r}, must be 'constant' or 'linear'")
+        horizon = cfg.decay_epochs if cfg.decay_epochs is not None else cfg.epochs
+        self.decay_steps = horizon * self.steps_per_epoch if cfg.lr_schedule == "linear" else 0
+
+    def lr_at(self, step_no: int) -> float:
+        """The learning rate of step ``step_no`` (1-based): warm-up, then the schedule's decay."""
+        lr = self.lr
+        if self.warmup_steps:
+            lr *= min(1.0, step_no / self.warmup_steps)
+        if self.decay_steps:  # linear to 0 at the horizon; the last steps keep a sliver, never 0
+            lr *= max(1.0 - (step_no - 1) / self.decay_steps, 1.0 / self.decay_steps)
+        return lr
 
     def fit(self) -> TrainResult:
         s = self.state
@@ -165,8 +182,8 @@ class Trainer:
             total = torch.zeros((), device=self.device)
             for batch in rows.batches(self.batch_size):
                 step_no += 1
-                if self.warmup_steps:  # linear warm-up of the learning rate
-                    self.step.set_lr(self.lr * min(1.0, step_no / self.warmup_steps))
+                if self.warmup_steps or self.decay_steps:
+                    self.step.set_lr(self.lr_at(step_no))
                 total += self.step(batch) * len(batch)
             self.step.sync()  # a fused step trains working copies; the module gets them back here
             if D.context().active:
