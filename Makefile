@@ -17,8 +17,10 @@ $(CORE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
+	# The build (setup.py) compiles the training step's numba kernels into src/ncf/train/_numba_cache,
+	# so the first fit compiles nothing. The warm-up loads them; it compiles (into __pycache__) only
+	# what the build could not provide, e.g. when pip's isolated build got another numba than .venv.
 	$(BIN)/python -m pip install -q -e .
-	# Compile the training step's numba kernels once now (cached on disk), not in the first fit.
 	$(BIN)/python -c "import ncf.train.kernels as k; k.warmup()"
 	rm -f $(VENV)/.core-* $(VENV)/.installed-* && touch $@
 

@@ -23,8 +23,11 @@ batch; :class:`ncf.train.fused.FusedStep` keeps the matrix products in PyTorch (
 numba is a dependency, but everything works without it: :data:`AVAILABLE` is False when
 it cannot be imported (or ``NCF_NO_NUMBA=1``) and the step uses its pure-PyTorch path,
 which computes the same update (``tests/test_fused.py`` checks both against autograd).
-Kernels compile on first use and are cached on disk (numba ``cache=True``); :func:`warmup`
-compiles them ahead of time. All are serial, so their sums are deterministic.
+The kernels are compiled when the package is built and ship inside it
+(:mod:`ncf.train.kernel_cache`), so a fit loads them; one that does not match this machine
+(another CPU model, Python or numba) compiles on first use and is cached on disk.
+:func:`warmup` loads or compiles every kernel for the trainer's signatures ahead of time. Each
+parallel variant splits disjoint outputs, so every sum is computed serially: deterministic.
 """
 
 from __future__ import annotations
@@ -46,13 +49,24 @@ except ImportError:  # pragma: no cover
     numba = None
     AVAILABLE = False
 
+if AVAILABLE:
+    try:  # numba's cache, plus the kernels compiled when the package was built
+        from ncf.train.kernel_cache import cached_njit
+    except (ImportError, AttributeError):  # pragma: no cover - numba's caching internals moved
 
-def _make_prefetch():  # noqa: ANN202
+        def cached_njit(f, **options):  # noqa: ANN001, ANN003, ANN202
+            try:
+                return numba.njit(cache=True, **options)(f)
+            except RuntimeError:  # no writable cache location: compiled per process
+                return numba.njit(**options)(f)
+
+
+def _prefetch_intrinsic():  # noqa: ANN202
     """``prefetch(row_view, c)``: a software prefetch hint (LLVM ``llvm.prefetch``) for ``&row_view[c]``.
 
     The row updates and gathers read rows at random; fetching the rows a few iterations
     ahead hides part of the memory latency (~20% on a cold-cache row update here). If this
-    numba/llvmlite cannot build the intrinsic, it is a no-op (same results).
+    numba/llvmlite cannot build the intrinsic, :data:`prefetch` is a no-op (same results).
     """
     from llvmlite import ir
     from numba import types
@@ -74,13 +88,26 @@ def _make_prefetch():  # noqa: ANN202
 
         return types.void(arr, i), codegen
 
-    @numba.njit(cache=False)
-    def probe(a):  # noqa: ANN001, ANN202
-        prefetch(a, 0)
+    return prefetch
 
+
+def _jit(f, parallel: bool = False):  # noqa: ANN001, ANN202
+    # error_model="numpy": float division follows IEEE (no ZeroDivisionError branch), which
+    # is what lets LLVM vectorise the Adam loops (~6x faster than numba's Python error model).
+    # Cached on disk with a tier compiled when the package is built (ncf.train.kernel_cache).
+    return cached_njit(f, nogil=True, boundscheck=False, error_model="numpy", parallel=parallel)
+
+
+def _probe_prefetch(a):  # noqa: ANN001, ANN202
+    _prefetch_hint(a, 0)
+
+
+def _choose_prefetch():  # noqa: ANN202
+    """The intrinsic if a kernel that uses it compiles (or loads from the cache), else a no-op.
+    The probe is a cached kernel like the others, so an import compiles nothing."""
     try:
-        probe(np.zeros(1, np.float32))
-        return prefetch
+        _prefetch_probe(np.zeros(1, np.float32))
+        return _prefetch_hint
     except Exception:  # noqa: BLE001 - any build failure: fall back to no hint
 
         @numba.njit
@@ -90,18 +117,13 @@ def _make_prefetch():  # noqa: ANN202
         return no_prefetch
 
 
-prefetch = _make_prefetch() if AVAILABLE else None
+if AVAILABLE:
+    _prefetch_hint = _prefetch_intrinsic()
+    _prefetch_probe = _jit(_probe_prefetch)
+    prefetch = _choose_prefetch()
+else:
+    prefetch = None
 AHEAD = 6  # rows fetched ahead
-
-
-def _jit(f, parallel: bool = False):  # noqa: ANN001, ANN202
-    # error_model="numpy": float division follows IEEE (no ZeroDivisionError branch), which
-    # is what lets LLVM vectorise the Adam loops (~6x faster than numba's Python error model).
-    opts = {"nogil": True, "boundscheck": False, "error_model": "numpy", "parallel": parallel}
-    try:
-        return numba.njit(cache=True, **opts)(f)
-    except RuntimeError:  # no writable cache location (read-only install and home): compile per process
-        return numba.njit(cache=False, **opts)(f)
 
 
 def _njit(f):  # noqa: ANN001, ANN202 - decorator
@@ -459,7 +481,14 @@ PARALLEL_PAIRS = 4096  # per-pair kernels go parallel from this many pairs a ste
 
 
 def warmup() -> bool:
-    """Compile (or load from numba's on-disk cache) the kernels for the trainer's dtypes; False without numba."""
+    """Load (or compile) every kernel for the trainer's signatures; False without numba.
+
+    The signatures must be the trainer's exactly (dtypes, dimensions and layout: a slice
+    ``a[:, :1]`` is layout ``A``, a different kernel from a C-contiguous array), since the
+    package's build compiles what this calls (:mod:`ncf.train.kernel_cache`).
+    ``tests/test_kernel_cache.py`` checks that fits through every path of the step, in an
+    installed copy, load each kernel they call from the build (no cache miss).
+    """
     if not AVAILABLE:
         return False
     f32, i64 = np.float32, np.int64
@@ -494,11 +523,12 @@ def warmup() -> bool:
     for gar in (gather_add_relu, gather_add_relu_parallel):
         gar(a, a, z2, inv, inv, out)
     z = np.zeros(4, f32)
+    gmf, h = np.zeros((4, 1), f32), np.zeros((4, 1), f32)  # C-contiguous, as the step's tensors
     for wts in (z[:0], z):
-        head(out[:, :1], out[:, 1:], z[:2], s, z, wts, False, z.copy(), z[:2].copy(), out[:, 1:].copy())
-        head(out[:, :1], out[:, 1:], z[:2], s, z[:0], wts[:2], True, z.copy(), z[:2].copy(), out[:, 1:].copy())
-    logits(out[:, :1], out[:, 1:], z[:2], s, z.copy())
-    head_backward(z, out[:, :1], out[:, 1:], z[:2], z[:2].copy(), out[:, 1:].copy())
+        head(gmf, h, z[:2], s, z, wts, False, z.copy(), z[:2].copy(), h.copy())
+        head(gmf, h, z[:2], s, z[:0], wts[:2], True, z.copy(), z[:2].copy(), h.copy())
+    logits(gmf, h, z[:2], s, z.copy())
+    head_backward(z, gmf, h, z[:2], z[:2].copy(), h.copy())
     for rg in (relu_grad, relu_grad_parallel):
         rg(out, out.copy())
     for sb in (scatter_backward, scatter_backward_parallel):
