@@ -60,6 +60,19 @@ def test_entry_point_help():
     assert "Traceback" not in r.stderr
 
 
+def test_the_command_exits_fast_with_its_output_and_exit_code(bundle, capsys):
+    # `python -m ncf` (like the `ncf` script) leaves through ncf.cli.run's os._exit: what the
+    # command printed must all arrive, and its exit code must be the process's
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ncf", *args], capture_output=True, text=True, timeout=120)
+
+    ok = cli("recommend", str(bundle), "--all-users", "-k", "5")
+    rc, expected, _ = run(capsys, "recommend", bundle, "--all-users", "-k", "5")
+    assert ok.returncode == rc == 0 and ok.stdout == expected  # every line, flushed before the exit
+    bad = cli("recommend", str(bundle), "--user", "nobody")
+    assert bad.returncode == 2 and bad.stderr.startswith("ncf: error:") and "Traceback" not in bad.stderr
+
+
 def test_train_writes_a_bundle(bundle, capsys):
     assert (bundle / FILENAME).exists()
     m = NCF.load(bundle)

@@ -1,5 +1,3 @@
-import sys
+from ncf.cli import run
 
-from ncf.cli import main
-
-sys.exit(main())
+run()
