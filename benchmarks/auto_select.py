@@ -1,6 +1,7 @@
 """Does ``--model auto`` choose well? Selection on validation vs the best candidate on test.
 
-    OMP_NUM_THREADS=1 python benchmarks/auto_select.py --bench runs/benchmark/results.json [--seeds 0,1,2]
+    OMP_NUM_THREADS=1 python benchmarks/auto_select.py --bench runs/benchmark/results.json [--seeds 0,1,2] \
+        [--candidates default|bench|name,name,...]
 
 For each protocol and seed, the data is binarised and split exactly as ``ncf benchmark`` does;
 :func:`ncf.auto.select_model` then sees only the training part: it carves its validation part
@@ -8,7 +9,9 @@ from it, fits every candidate (the benchmark's tuned params, ``benchmarks/tuned_
 chooses on validation and refits the winner on all of train. The chosen model's test NDCG@10
 is compared with the best test NDCG@10 among the same candidates in the benchmark run of the
 same seed (same params, same split: the benchmark fitted each candidate exactly as the refit
-does). Prints one row per protocol and seed, and the total time of each selection + refit.
+does). ``--candidates default`` (the default) uses what ``ncf train --model auto`` tries
+(:data:`ncf.auto.DEFAULT_CANDIDATES`), ``bench`` every model of the benchmark run. Prints one
+row per protocol and seed, and the total time of each selection + refit.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 
 from ncf import benchmark as B
 from ncf import evaluate
-from ncf.auto import select_model
+from ncf.auto import DEFAULT_CANDIDATES, select_model
 
 
 def main() -> None:
@@ -29,24 +32,37 @@ def main() -> None:
     ap.add_argument("--protocols", default="holdout,leave-one-out")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budget", type=float, default=600.0)
+    ap.add_argument("--candidates", default="default", help="default (auto's), bench (the run's models) or a list")
     args = ap.parse_args()
     bench = json.loads(open(args.bench, encoding="utf-8").read())
+    if args.candidates == "default":
+        candidates = list(DEFAULT_CANDIDATES)
+    elif args.candidates == "bench":
+        candidates = bench["config"]["models"]
+    else:
+        candidates = args.candidates.split(",")
+    missing = sorted(set(candidates) - set(bench["config"]["models"]))
+    if missing:
+        raise SystemExit(f"--candidates {missing} were not in the benchmark run; run it with them")
+    print(f"candidates: {', '.join(candidates)}")
     given = B.load_params(args.params)
     print("| protocol | seed | chosen | its test NDCG@10 | best on test | best's NDCG@10 | ratio | select + refit s |")
     print("|---|---|---|---|---|---|---|---|")
     for protocol in args.protocols.split(","):
-        params = B.protocol_params(given, [protocol], bench["config"]["models"])[protocol]
+        params = B.protocol_params(given, [protocol], candidates)[protocol]
         for seed in (int(s) for s in args.seeds.split(",")):
             data, _ = B._DataCache({}).load("ml-100k", protocol)
             train, test = B.split_for(protocol, data, seed)
             t0 = time.perf_counter()
-            model = select_model(
-                train, budget=args.budget, candidates=bench["config"]["models"], params=params, seed=seed
-            )
+            model = select_model(train, budget=args.budget, candidates=candidates, params=params, seed=seed)
             total = time.perf_counter() - t0
             chosen = next(r["model"] for r in model.leaderboard_ if r.get("chosen"))
             ndcg = evaluate(model, test, k=10)["ndcg@10"]
-            runs = [r for r in bench["runs"] if r["protocol"] == protocol and r["seed"] == seed and r["status"] == "ok"]
+            runs = [
+                r
+                for r in bench["runs"]
+                if r["protocol"] == protocol and r["seed"] == seed and r["status"] == "ok" and r["model"] in candidates
+            ]
             best = max(runs, key=lambda r: r["metrics"]["ndcg@10"])
             print(
                 f"| {protocol} | {seed} | {chosen} | {ndcg:.4f} | {best['model']} | {best['metrics']['ndcg@10']:.4f} "

@@ -855,14 +855,15 @@ def run() -> NoReturn:
     reports, checkpoints are atomic writes). What is left at exit is the interpreter tearing
     down torch, numba and pandas: ~0.4 s of a ~5 s ``ncf train`` on ML-100k here, for nothing
     (benchmarks/RESULTS.md, "ncf train wall time"). So once the standard streams and logging
-    are flushed the process leaves with ``os._exit``; if another thread is still running (none
-    of ours is; a library's might), it takes the normal exit instead, which waits for it.
+    are flushed the process leaves with ``os._exit``. If another thread is still running (none
+    of ours is; a library's might), or a profiler or tracer is attached, it takes the normal exit.
     """
     import logging
     import threading
 
     code = main()
-    if threading.active_count() > 1:
+    # a profiler or tracer (cProfile, coverage) writes its results at the normal exit
+    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
