@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
 import ncf.train.fused
 from ncf import nn as ncf_nn
+from ncf.synthetic import synthetic_interactions
 from ncf.train import kernels
-from ncf.train.fused import CompiledFusedStep, fused_step, supports
+from ncf.train.fused import ROWS, CompiledFusedStep, FusedStep, fused_step, supports
+from ncf.train.sources import UniformNegatives
 from ncf.train.steps import make_optimizers
+from ncf.train.trainer import DivergenceGuard, TrainConfig, Trainer
+from sync_probe import SyncProbe
 
 N_USERS, N_ITEMS, B = 30, 20, 64
 CASES = [("gmf", (8, 6, 4)), ("mlp", (8, 6, 4)), ("mlp", (8,)), ("neumf", (8, 6, 4)), ("neumf", (8,))]
@@ -225,3 +230,90 @@ def test_serial_and_parallel_kernel_variants_have_their_own_cache_entries():
         s, p = getattr(kernels, serial), getattr(kernels, parallel)
         assert not s.targetoptions.get("parallel") and p.targetoptions.get("parallel")
         assert s.py_func.__qualname__ != p.py_func.__qualname__
+
+
+# -- whole-table rows (rows="all"): the accelerator's step without host syncs ------------------
+@pytest.mark.parametrize("kind,layers", CASES)
+@pytest.mark.parametrize("loss,wd", [("bce", 0.0), ("bce", 1e-2), ("bpr", 1e-2)])
+def test_whole_table_rows_give_the_distinct_rows_update(path, kind, layers, loss, wd):
+    """rows="all" (every table row takes part, untouched ones masked out of the lazy Adam update)
+    trains to the same parameters and moments as the distinct-row step, which the tests above
+    check against autograd; rows no batch touched stay bit-identical, moments included."""
+    if path == "kernels":
+        pytest.skip("rows is the PyTorch path's setting; the kernels dedupe themselves")
+    torch.manual_seed(0)
+    ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
+    steps = {rows: FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss, rows=rows) for rows in ROWS[1:]}
+    start_u = steps["all"].U.clone()
+    g = torch.Generator().manual_seed(6)
+    seen = torch.zeros(N_USERS, dtype=torch.bool)
+    for _ in range(5):
+        u, i, y, j = _batch(g, 16)  # 16 of 30 users per batch: some rows are never touched
+        u = u.clamp(max=N_USERS - 3)  # the last three users never are
+        seen[u] = True
+        losses = [fs.step(u, i, y if loss == "bce" else j) for fs in steps.values()]
+        torch.testing.assert_close(losses[0], losses[1], atol=1e-6, rtol=1e-6)
+    a, b = steps["distinct"], steps["all"]
+    for name in ("U", "I", "mU", "vU", "mI", "vI", "flat", "m_flat", "v_flat"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name), atol=1e-6, rtol=1e-5, msg=name)
+    assert not seen.all()
+    assert torch.equal(b.U[~seen], start_u[~seen]) and not b.mU[~seen].any() and not b.vU[~seen].any()
+
+
+def test_rows_setting_is_checked():
+    module = ncf_nn.NeuMF(5, 5, 4, (8, 4))
+    with pytest.raises(ValueError, match="rows == 'some'"):
+        FusedStep(module, lr=0.1, rows="some")
+    fs = FusedStep(module, lr=0.1, rows="all", reduce=lambda flat, blocks: (flat, blocks))
+    with pytest.raises(ValueError, match="reduce hook"):
+        fs.step(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([1.0, 0.0]))
+
+
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_whole_table_step_calls_no_op_that_waits_for_the_host_on_cuda(path, loss):
+    """What the CUDA step runs by default for big batches: none of the ops that sync on CUDA
+    (sync_probe.SyncProbe records them on CPU); the distinct-row step needs some (so the probe sees them)."""
+    if path == "kernels":
+        pytest.skip("the PyTorch path only")
+    torch.manual_seed(0)
+    ref = ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True)
+    u, i, y, j = _batch(torch.Generator().manual_seed(7))
+    w = torch.rand(len(u))
+    found = {}
+    for rows in ("all", "distinct"):
+        fs = FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=1e-2, loss=loss, rows=rows)
+        with SyncProbe() as probe:
+            for _ in range(3):
+                fs.step(u, i, y if loss == "bce" else j, w)
+            fs.set_lr(0.005)
+            fs.step(u, i, y if loss == "bce" else j)
+        found[rows] = probe.syncs
+    assert found["all"] == []
+    assert "aten::nonzero" in found["distinct"]
+
+
+def test_trainer_epoch_loop_waits_for_the_host_per_epoch_not_per_step(path):
+    """The whole loop of Trainer.fit on the accelerator's code path (sampling, shuffling and
+    batching in torch ops, the whole-table step, warm-up and linear decay of the rate): the ops
+    that sync on CUDA are the same for 2 steps an epoch as for 15 (the epoch's loss read once,
+    the divergence check, the sampler's chunks), so none is per step."""
+    if path == "kernels":
+        pytest.skip("the PyTorch path only (the kernels are the CPU's)")
+    data = synthetic_interactions((40, 30, 300), seed=0)
+    found = []
+    for batch in (800, 100):
+        torch.manual_seed(0)
+        module = ncf_nn.build("neumf", 40, 30, 4, (8, 6, 4), 0.0, True)
+        cfg = TrainConfig(epochs=2, batch_size=batch, negatives=4, warmup_epochs=0.5, lr_schedule="linear")
+        source = UniformNegatives(data, 4, "bce", torch.device("cpu"))
+        step = FusedStep(module, lr=0.01, weight_decay=1e-2, rows="all")
+        trainer = Trainer(
+            module, source, step, cfg, gen=torch.Generator().manual_seed(0), callbacks=[DivergenceGuard()]
+        )
+        assert trainer.steps_per_epoch == -(-1500 // batch)  # 300 positives x (1 + 4) rows
+        with SyncProbe() as probe:
+            res = trainer.fit()
+        assert len(res.history) == 2 and all(np.isfinite(h["loss"]) for h in res.history)
+        found.append(sorted(probe.syncs))
+    assert found[0] == found[1]
+    assert found[0].count("aten::_local_scalar_dense") >= 2  # the per-epoch loss read is seen

@@ -13,7 +13,10 @@ indexing) and memory traffic. This step computes the same loss, gradients and up
   item and only the sum of the halves is gathered per pair (the largest layer's per-pair
   cost disappears; its backward merges per row before the matrix products);
 * the row update reads and writes only the touched rows, so its cost scales with the
-  batch, not the catalogue; the dense layers live in one flat buffer (Adam = 7 ops).
+  batch, not the catalogue; the dense layers live in one flat buffer (Adam = 7 ops);
+* on an accelerator, where finding the distinct rows makes the host wait for the device
+  (their number depends on the data), a big batch instead works on whole tables
+  (``rows="all"``): the same update, no host sync in the step.
 
 ``tests/test_fused.py`` checks loss, gradients and parameters against the autograd path.
 Dropout and losses other than BCE and BPR use the autograd path (see :func:`supports`).
@@ -34,12 +37,20 @@ from torch import nn
 
 from ncf import nn as ncf_nn
 from ncf.train import kernels
-from ncf.train.optim import row_adam_update, unique_rows
+from ncf.train.optim import row_adam_update, row_counts, unique_rows
 from ncf.train.sources import Batch
 
-__all__ = ["CompiledFusedStep", "FusedStep", "fused_step", "supports"]
+__all__ = ["ALL_ROWS_FACTOR", "ROWS", "CompiledFusedStep", "FusedStep", "fused_step", "supports"]
 
 _EMPTY = np.zeros(0, np.float32)  # "no labels / no sample weights" for the compiled head
+
+#: ``rows="auto"`` on an accelerator works on whole tables (no host sync) while a table has at
+#: most this many rows per batch row; above, the batch's distinct rows are gathered (one sync
+#: per table and step) so that a small batch does not pay for a huge table. A first guess (the
+#: bound of :func:`ncf.train.optim.unique_rows`' counting branch), not yet timed on a GPU:
+#: benchmarks/gpu_bench.py times both modes per batch size.
+ALL_ROWS_FACTOR = 16
+ROWS = ("auto", "distinct", "all")
 
 
 def supports(module: nn.Module, loss: str) -> bool:
@@ -91,6 +102,17 @@ class FusedStep:
     L2 coefficient on the embedding rows a batch touches divided by the batch size (as
     in the autograd path), ``loss`` "bce" or "bpr".
 
+    ``rows`` says how a step finds the embedding rows it touches (the PyTorch path; the
+    compiled one dedupes in its kernels). ``"distinct"``: the batch's distinct rows, gathered
+    and updated alone; cheap for any table, but their number depends on the data, so on an
+    accelerator each table costs one host sync per step (``nonzero`` / ``unique``).
+    ``"all"``: every row of the table takes part (a row the batch does not touch gets a zero
+    gradient, and the lazy Adam update leaves it exactly as it was, moments included): the
+    same update with no data-dependent sizes, so no host sync, at a cost per step that grows
+    with the table. ``"auto"`` (default): ``"all"`` on an accelerator when a table has at most
+    :data:`ALL_ROWS_FACTOR` rows per batch row and there is no data-parallel ``reduce``,
+    else ``"distinct"``. CPU results do not depend on it.
+
     This class runs the step in PyTorch ops (any device); :class:`CompiledFusedStep` runs
     the same arithmetic in compiled CPU kernels. :func:`fused_step` picks one.
     """
@@ -107,11 +129,14 @@ class FusedStep:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         reduce: Reduce | None = None,
+        rows: str = "auto",
     ) -> None:
         if not supports(module, loss):
             raise ValueError(f"FusedStep does not support {type(module).__name__} with loss {loss!r}")
+        if rows not in ROWS:
+            raise ValueError(f"rows == {rows!r}, must be one of {', '.join(map(repr, ROWS))}")
         self.module, self.lr, self.weight_decay, self.loss = module, lr, weight_decay, loss
-        self.betas, self.eps, self.reduce = betas, eps, reduce
+        self.betas, self.eps, self.reduce, self.rows = betas, eps, reduce, rows
         m = module
         gmf = (
             (m.user, m.item)
@@ -215,6 +240,31 @@ class FusedStep:
             p.copy_(v)
 
     # -- forward / backward ----------------------------------------------------------------
+    def _all_rows(self, n_rows: int, n_idx: int) -> bool:
+        """Whether this step works on the whole ``n_rows`` table for ``n_idx`` lookups (``rows``)."""
+        if self.rows == "all":
+            if self.reduce is not None:
+                raise ValueError("rows='all' cannot be combined with a data-parallel reduce hook (it takes row ids)")
+            return True
+        if self.rows == "distinct" or self.reduce is not None or self.flat.device.type == "cpu":
+            return False
+        return n_rows <= ALL_ROWS_FACTOR * n_idx
+
+    def _rows(self, idx: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows, each lookup's position among them, the gathered block) for one table.
+
+        ``rows`` are the distinct ids (the block holds those rows), or, in whole-table mode, a
+        boolean mask of the touched rows (the block is the table itself, positions are the ids):
+        :func:`ncf.train.optim.row_adam_update` takes either.
+        """
+        n = table.shape[0]
+        if self._all_rows(n, idx.numel()):
+            inv = idx.reshape(-1).long()
+            touched = torch.zeros(n, dtype=torch.bool, device=table.device).index_fill_(0, inv, True)
+            return touched, inv, table
+        rows, inv = unique_rows(idx, n)
+        return rows, inv, table.index_select(0, rows)
+
     def _pairs(
         self,
         u: torch.Tensor,
@@ -233,9 +283,9 @@ class FusedStep:
         row with one ``index_add_`` before the matrix products. That removes the largest
         layer's per-pair cost (64 x 32 of the 64-32-16-8 tower's 2,688 MACs a pair).
         """
-        rows_u, inv_u = unique_rows(u, self.U.shape[0])
-        rows_i, inv_i = unique_rows(i, self.I.shape[0])
-        pu, qi = self.U.index_select(0, rows_u), self.I.index_select(0, rows_i)  # (nu, d), (ni, d)
+        rows_u, inv_u, pu = self._rows(u, self.U)  # (nu, d): distinct rows, or the whole table
+        rows_i, inv_i, qi = self._rows(i, self.I)  # (ni, d)
+        nu, ni = pu.shape[0], qi.shape[0]
         w, k, half, nh = self.views[0][0], self.k, self.half, self.n_hidden
         ks = k if nh else k + half  # columns used per pair (GMF, plus the raw MLP halves without hidden layers)
         parts = []
@@ -284,8 +334,8 @@ class FusedStep:
                 grads[2 + 2 * j], grads[3 + 2 * j] = da.T @ hs[j - 1], da.sum(0)
                 dh = da @ self.views[2 + 2 * j]
             da = dh.mul_(hs[0] > 0)
-            d_au = torch.zeros(len(rows_u), da.shape[1], dtype=da.dtype, device=da.device).index_add_(0, inv_u, da)
-            d_ai = torch.zeros(len(rows_i), da.shape[1], dtype=da.dtype, device=da.device).index_add_(0, inv_i, da)
+            d_au = torch.zeros(nu, da.shape[1], dtype=da.dtype, device=da.device).index_add_(0, inv_u, da)
+            d_ai = torch.zeros(ni, da.shape[1], dtype=da.dtype, device=da.device).index_add_(0, inv_i, da)
             grads[2] = torch.cat([d_au.T @ pu[:, k:], d_ai.T @ qi[:, k:]], 1)
             grads[3] = d_au.sum(0)
             du[:, k:].copy_(d_au @ w1[:, :half])
@@ -293,8 +343,8 @@ class FusedStep:
         if self.weight_decay > 0:
             # d/dx of weight_decay * sum(x^2) / b over every looked-up row, repeats counted.
             b = batch
-            cu = torch.bincount(inv_u, minlength=len(rows_u)).to(pu.dtype)[:, None]
-            ci = torch.bincount(inv_i, minlength=len(rows_i)).to(qi.dtype)[:, None]
+            cu = row_counts(inv_u, nu, pu.dtype)[:, None]
+            ci = row_counts(inv_i, ni, qi.dtype)[:, None]
             du.addcmul_(pu, cu, value=2 * self.weight_decay / b)
             di.addcmul_(qi, ci, value=2 * self.weight_decay / b)
             loss = loss + self.weight_decay * ((pu.pow(2) * cu).sum() + (qi.pow(2) * ci).sum()) / b
