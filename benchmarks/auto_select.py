@@ -49,7 +49,8 @@ def main() -> None:
     print("| protocol | seed | chosen | its test NDCG@10 | best on test | best's NDCG@10 | ratio | select + refit s |")
     print("|---|---|---|---|---|---|---|---|")
     for protocol in args.protocols.split(","):
-        params = B.protocol_params(given, [protocol], candidates)[protocol]
+        every = B.protocol_params(given, [protocol], bench["config"]["models"])[protocol]
+        params = {name: p for name, p in every.items() if name in candidates}
         for seed in (int(s) for s in args.seeds.split(",")):
             data, _ = B._DataCache({}).load("ml-100k", protocol)
             train, test = B.split_for(protocol, data, seed)
