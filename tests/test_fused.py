@@ -36,6 +36,13 @@ def path(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture
+def torch_path(monkeypatch):
+    """The PyTorch ops only (what CUDA runs): for the settings the compiled kernels do not have."""
+    monkeypatch.setattr(ncf.train.fused.kernels, "AVAILABLE", False)
+    return "torch"
+
+
 def _batch(g: torch.Generator, n: int = B) -> tuple[torch.Tensor, ...]:
     u = torch.randint(0, N_USERS, (n,), generator=g)  # 64 draws of 30 users: duplicates on purpose
     i = torch.randint(0, N_ITEMS, (n,), generator=g)
@@ -235,12 +242,10 @@ def test_serial_and_parallel_kernel_variants_have_their_own_cache_entries():
 # -- whole-table rows (rows="all"): the accelerator's step without host syncs ------------------
 @pytest.mark.parametrize("kind,layers", CASES)
 @pytest.mark.parametrize("loss,wd", [("bce", 0.0), ("bce", 1e-2), ("bpr", 1e-2)])
-def test_whole_table_rows_give_the_distinct_rows_update(path, kind, layers, loss, wd):
+def test_whole_table_rows_give_the_distinct_rows_update(torch_path, kind, layers, loss, wd):
     """rows="all" (every table row takes part, untouched ones masked out of the lazy Adam update)
     trains to the same parameters and moments as the distinct-row step, which the tests above
     check against autograd; rows no batch touched stay bit-identical, moments included."""
-    if path == "kernels":
-        pytest.skip("rows is the PyTorch path's setting; the kernels dedupe themselves")
     torch.manual_seed(0)
     ref = ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True)
     steps = {rows: FusedStep(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss, rows=rows) for rows in ROWS[1:]}
@@ -270,11 +275,9 @@ def test_rows_setting_is_checked():
 
 
 @pytest.mark.parametrize("loss", ["bce", "bpr"])
-def test_whole_table_step_calls_no_op_that_waits_for_the_host_on_cuda(path, loss):
+def test_whole_table_step_calls_no_op_that_waits_for_the_host_on_cuda(torch_path, loss):
     """What the CUDA step runs by default for big batches: none of the ops that sync on CUDA
     (sync_probe.SyncProbe records them on CPU); the distinct-row step needs some (so the probe sees them)."""
-    if path == "kernels":
-        pytest.skip("the PyTorch path only")
     torch.manual_seed(0)
     ref = ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True)
     u, i, y, j = _batch(torch.Generator().manual_seed(7))
@@ -292,13 +295,11 @@ def test_whole_table_step_calls_no_op_that_waits_for_the_host_on_cuda(path, loss
     assert "aten::nonzero" in found["distinct"]
 
 
-def test_trainer_epoch_loop_waits_for_the_host_per_epoch_not_per_step(path):
+def test_trainer_epoch_loop_waits_for_the_host_per_epoch_not_per_step(torch_path):
     """The whole loop of Trainer.fit on the accelerator's code path (sampling, shuffling and
     batching in torch ops, the whole-table step, warm-up and linear decay of the rate): the ops
     that sync on CUDA are the same for 2 steps an epoch as for 15 (the epoch's loss read once,
     the divergence check, the sampler's chunks), so none is per step."""
-    if path == "kernels":
-        pytest.skip("the PyTorch path only (the kernels are the CPU's)")
     data = synthetic_interactions((40, 30, 300), seed=0)
     found = []
     for batch in (800, 100):
