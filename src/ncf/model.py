@@ -431,13 +431,15 @@ class NCF(Recommender):
             self.validation_metrics_[f"val_{self.metric}"] = ii_table[f"{ii_weight:.1f}"]
         return self
 
-    def _item_item_model(self, data: Interactions, l2: float, path: Sequence[float] | None = None) -> Any:
-        """The EASE model of the item-item term, fitted on ``data`` with this fit's recency weights
-        (with ``path``: a generator of one such model per L2 in ``path``, sharing one Gram matrix)."""
+    def _item_item_ease(self, l2: float) -> Any:
+        """The (unfitted) EASE model of the item-item term, with this fit's recency weights."""
         from ncf.baselines.ease import EASE
 
-        ease = EASE(l2=l2, recency=self.recency_, recency_floor=self.recency_floor)
-        return ease.fit(data) if path is None else ease.fit_path(data, path)
+        return EASE(l2=l2, recency=self.recency_, recency_floor=self.recency_floor)
+
+    def _item_item_model(self, data: Interactions, l2: float) -> Any:
+        """The EASE model of the item-item term, fitted on ``data``."""
+        return self._item_item_ease(l2).fit(data)
 
     def _choose_item_item(
         self, module: torch.nn.Module, fit_data: Interactions, val: Interactions | None
@@ -460,7 +462,7 @@ class NCF(Recommender):
         grid = ii.GRID if self.item_item == "auto" else (float(self.item_item),)
         l2s = (given_l2,) if given_l2 is not None else ii.L2_GRID
         # one Gram matrix for every L2; each EASE is scored, then dropped, before the next is solved
-        path = self._item_item_model(fit_data, l2s[0], path=l2s)
+        path = self._item_item_ease(l2s[0]).fit_path(fit_data, l2s)
         return ii.choose(module.score_block, ((e.l2, e.score_block) for e in path), fit_data, val, self.metric, grid)
 
     def update(
