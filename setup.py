@@ -7,7 +7,8 @@ every kernel into ``ncf/train/_numba_cache``: in the build tree for a wheel (``p
 ``pip wheel``), beside the sources for ``pip install -e .``. See ``src/ncf/train/kernel_cache.py``.
 
 numba comes from ``[build-system] requires``, so pip's isolated build has it; its version is the
-one the install resolves too, and an entry made by another numba is ignored, never an error. If
+one the install resolves too, and an entry made by another numba is ignored, never an error (scipy
+is there too: the step's kernels call BLAS through numba's ``np.dot``, which needs it to compile). If
 the compile cannot run (no numba, an odd platform), the build goes on without shipped kernels:
 they then compile on the first fit, as before.
 """

@@ -21,11 +21,11 @@ from ncf import NCF
 from ncf.data.ids import IdMap
 from ncf.data.interactions import Interactions
 
-#: The kernels the step calls from Python (the rest are compiled into these).
+#: The kernels the step calls from Python (the rest are compiled into these). ``row_adam_both`` and
+#: ``flat_adam`` are called from Python only with a data-parallel ``reduce`` hook between the
+#: gradients and the update (else ``step_backward`` updates), which these single-process fits do not have.
 TOP_LEVEL = (
-    "prepare gather_add_relu gather_add_relu_parallel head logits head_backward relu_grad relu_grad_parallel "
-    "scatter_backward scatter_backward_parallel add_l2 row_adam_both row_adam_both_parallel flat_adam "
-    "negatives_from_ranks assemble_bce"
+    "step_forward step_forward_parallel step_backward step_backward_parallel negatives_from_ranks assemble_bce"
 ).split()
 
 #: (torch threads, NCF parameters): together every kernel and variant above.

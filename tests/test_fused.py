@@ -51,8 +51,8 @@ def _batch(g: torch.Generator, n: int = B) -> tuple[torch.Tensor, ...]:
     return u, i, y, j
 
 
-# Batches from kernels.PARALLEL_PAIRS pairs take the big-batch route (PyTorch's loss, parallel kernels).
-SIZES = [B, kernels.PARALLEL_PAIRS]
+# Batches from kernels.TORCH_LOSS_PAIRS pairs take the big-batch route (PyTorch's loss between the kernels).
+SIZES = [B, kernels.TORCH_LOSS_PAIRS]
 
 
 def _autograd_loss(m: torch.nn.Module, u, i, y, j, loss: str, wd: float) -> torch.Tensor:
@@ -170,6 +170,35 @@ def test_weighted_gradients_match_autograd(kind, layers, loss, wd, n):
         torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
 
 
+@pytest.mark.parametrize("loss", ["bce", "bpr"])
+def test_tables_much_larger_than_the_batch_match_autograd(loss):
+    """Tables of more than kernels.SORT_SCAN x batch rows: the distinct rows come in order of first
+    appearance instead of table order (no scan of the table); the gradients are the same."""
+    torch.manual_seed(0)
+    n_users, n_items = 5000, 4000  # > 16 x 128 rows (BPR: 2 x 64 pairs), ids drawn from a corner: rows repeat
+    ref = ncf_nn.build("neumf", n_users, n_items, 4, (8, 6, 4), 0.0, True)
+    fs = fused_step(copy.deepcopy(ref), lr=0.01, weight_decay=1e-2, loss=loss)
+    g = torch.Generator().manual_seed(6)
+    u, i, j = (torch.randint(n - 40, n, (B,), generator=g) for n in (n_users, n_items, n_items))
+    y = (torch.rand(B, generator=g) < 0.3).float()
+    _autograd_loss(ref, u, i, y, j, loss, 1e-2).backward()
+    captured = {}
+
+    def capture(flat, blocks):
+        captured["flat"], captured["blocks"] = flat, blocks
+        return flat, blocks
+
+    fs.reduce = capture
+    fs.step(u, i, y if loss == "bce" else j)
+    torch.testing.assert_close(
+        captured["flat"], torch.cat([p.grad.reshape(-1) for p in fs.dense_params_of(ref)]), atol=1e-7, rtol=1e-5
+    )
+    for (rows, grads), tables in zip(captured["blocks"], fs.tables_of(ref)):
+        dense = torch.cat([t.grad.to_dense() for t in tables], dim=1)
+        torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
+        assert len(rows) == len(set(rows.tolist())) == int(dense.abs().sum(1).gt(0).sum())
+
+
 @pytest.mark.parametrize("kind,layers", CASES)
 def test_path_in_use(path, kind, layers):
     fs = fused_step(ncf_nn.build(kind, N_USERS, N_ITEMS, 4, layers, 0.0, True), lr=0.01)
@@ -192,10 +221,10 @@ def test_out_of_range_ids_raise_instead_of_corrupting(path, bad):
     fs.step(u, i, y)  # the step still works afterwards (the kernels' scratch space was left clean)
 
 
-@pytest.mark.parametrize("batch", [B, kernels.PARALLEL_PAIRS])
+@pytest.mark.parametrize("batch", [B, kernels.TORCH_LOSS_PAIRS])
 def test_one_and_two_threads_give_identical_updates(batch):
-    """With two threads the user and item sides run at once (disjoint outputs), and from
-    PARALLEL_PAIRS pairs the per-pair kernels split their rows: the results are bit-identical."""
+    """With two threads the kernels' two halves (of the batch, of each side's distinct rows) run at
+    once; the halves are fixed and their partial sums added in a fixed order: bit-identical results."""
     torch.manual_seed(0)
     ref = ncf_nn.build("neumf", N_USERS, N_ITEMS, 4, (8, 6, 4), 0.0, True)
     before = torch.get_num_threads()
@@ -228,10 +257,9 @@ def test_serial_and_parallel_kernel_variants_have_their_own_cache_entries():
     if not kernels.AVAILABLE:
         pytest.skip("numba not available")
     pairs = [
+        ("step_forward", "step_forward_parallel"),
+        ("step_backward", "step_backward_parallel"),
         ("row_adam_both", "row_adam_both_parallel"),
-        ("scatter_backward", "scatter_backward_parallel"),
-        ("gather_add_relu", "gather_add_relu_parallel"),
-        ("relu_grad", "relu_grad_parallel"),
     ]
     for serial, parallel in pairs:
         s, p = getattr(kernels, serial), getattr(kernels, parallel)

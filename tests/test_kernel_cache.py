@@ -53,7 +53,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp / "site"
     cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", target, src]
     subprocess.run(cmd, check=True, timeout=600)
-    assert list((target / "ncf" / "train" / "_numba_cache").glob("kernels.prepare-*.nbc")), "the build compiled nothing"
+    assert list((target / "ncf" / "train" / "_numba_cache").glob("kernels._step_forward-*.nbc")), (
+        "the build compiled nothing"
+    )
     yield target
     _set_writable(target, True)
 

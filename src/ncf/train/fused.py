@@ -42,7 +42,8 @@ from ncf.train.sources import Batch
 
 __all__ = ["ALL_ROWS_FACTOR", "ROWS", "CompiledFusedStep", "FusedStep", "fused_step", "supports"]
 
-_EMPTY = np.zeros(0, np.float32)  # "no labels / no sample weights" for the compiled head
+_EMPTY = np.zeros(0, np.float32)  # "no labels / no sample weights" for the compiled step
+_NO_ADAM = np.zeros(8, np.float32)  # the compiled step's Adam scalars when it does not update
 
 #: ``rows="auto"`` on an accelerator works on whole tables (no host sync) while a table has at
 #: most this many rows per batch row; above, the batch's distinct rows are gathered (one sync
@@ -166,25 +167,10 @@ class FusedStep:
         self.U = torch.cat([t.detach() for t in self.user_tables], 1).contiguous()
         self.I = torch.cat([t.detach() for t in self.item_tables], 1).contiguous()
         self.flat = torch.cat([p.detach().reshape(-1) for p in self.dense_params])
-        # The compiled path writes the dense gradients into one flat buffer of the same layout.
-        self._g_flat = torch.zeros_like(self.flat)
-        self.views, self._gviews, off = [], [], 0
+        self.views, off = [], 0
         for p in self.dense_params:
             self.views.append(self.flat[off : off + p.numel()].view(p.shape))
-            self._gviews.append(self._g_flat[off : off + p.numel()].view(p.shape))
             off += p.numel()
-        # numpy views for the compiled path (CPU only): output weights and bias, the flat
-        # gradient, and the first hidden layer's bias and its gradient.
-        self._np: dict[str, np.ndarray] = {}
-        if self.flat.device.type == "cpu":
-            self._np = {
-                "w": self.views[0][0].numpy(),
-                "b": self.views[1].numpy(),
-                "g": self._g_flat.numpy(),
-                "b1": self.views[3].numpy() if self.n_hidden else _EMPTY,
-                "gb1": self._gviews[3].numpy() if self.n_hidden else _EMPTY,
-            }
-        self._bufs: dict[int, dict[str, Any]] = {}
 
     def dense_params_of(self, module: nn.Module) -> list[torch.Tensor]:
         """``module``'s dense parameters in this step's flat-buffer order (for tests and tools)."""
@@ -404,15 +390,39 @@ class FusedStep:
 
 
 class CompiledFusedStep(FusedStep):
-    """:class:`FusedStep` with the indexing, loss and updates in compiled kernels (CPU float32,
-    numba: :mod:`ncf.train.kernels`); the same arithmetic, checked against it in tests."""
+    """:class:`FusedStep` in compiled kernels (CPU float32, numba: :mod:`ncf.train.kernels`): the
+    same arithmetic, checked against it in tests.
+
+    A step is two kernel calls (:func:`~ncf.train.kernels.step_forward`,
+    :func:`~ncf.train.kernels.step_backward`, which also updates unless a ``reduce`` hook comes
+    between), on buffers kept per batch size. The matrix products run inside the kernels (BLAS
+    via numba), so with two or more torch threads the kernels' two halves (of the batch, of
+    each side's distinct rows) run on two threads, and no product is split by a thread team
+    of its own: on the ML-1M shape at batch 1024 the step went from ~1.6 to ~4 M samples/s on
+    two cores (``benchmarks/RESULTS.md``).
+    """
 
     native = True
 
     def __init__(self, module: nn.Module, **kw: Any) -> None:
         super().__init__(module, **kw)
-        self._pos_u = np.full(self.U.shape[0], -1, np.int64)  # dedupe scratch, -1 between calls
-        self._pos_i = np.full(self.I.shape[0], -1, np.int64)
+        # dedupe scratch, one entry per table row, -1 between calls
+        self._pos = (np.full(self.U.shape[0], -1, np.int64), np.full(self.I.shape[0], -1, np.int64))
+        self._row_m = tuple(t.numpy() for t in (self.mU, self.vU, self.mI, self.vI))  # Adam moments, in place
+        self._flat_m = (self.m_flat.numpy(), self.v_flat.numpy())
+
+    @torch.no_grad()
+    def _read_module(self) -> None:
+        super()._read_module()
+        self._g_flat = torch.zeros_like(self.flat)  # the kernels write the dense gradient here
+        # numpy views of the working copies, and where each hidden layer sits in the flat
+        # buffer: (weight offset, bias offset, out, in); the output layer is at offset 0.
+        self._np = {"U": self.U.numpy(), "I": self.I.numpy(), "flat": self.flat.numpy(), "g": self._g_flat.numpy()}
+        offs = np.cumsum([0] + [p.numel() for p in self.dense_params])
+        hidden = range(2, len(self.dense_params), 2)
+        self._lay = np.array([[offs[j], offs[j + 1], *self.dense_params[j].shape] for j in hidden], np.int64)
+        self._lay = self._lay.reshape(-1, 4)
+        self._bufs: dict[int, dict[str, Any]] = {}
 
     @torch.no_grad()
     def step(
@@ -420,158 +430,85 @@ class CompiledFusedStep(FusedStep):
     ) -> torch.Tensor:
         return self._step_native(u, i, y_or_j, w)
 
-    def _update(self, g: torch.Tensor, blocks: list[Block]) -> None:
-        """:meth:`FusedStep._update`'s arithmetic in the compiled kernels, in place, float32 scalars."""
-        self.t += 1
+    def _adam_scalars(self) -> np.ndarray:
+        """Step ``self.t``'s Adam scalars, float32: (row step size, b1, 1 - b1, b2, 1 - b2, eps,
+        dense step size, sqrt(1 - b2**t)); see :func:`ncf.train.kernels.row_adam` / ``flat_adam``."""
         t, lr, (b1, b2), eps = self.t, self.lr, self.betas, self.eps
-        f = np.float32
-        kernels.flat_adam(
-            self.flat.numpy(),
-            self.m_flat.numpy(),
-            self.v_flat.numpy(),
-            g.contiguous().numpy(),
-            f(lr / (1 - b1**t)),
-            f(1 - b1),
-            f(b2),
-            f(1 - b2),
-            f((1 - b2**t) ** 0.5),
-            f(eps),
-        )
+        bc2 = (1 - b2**t) ** 0.5
+        return np.array([lr * bc2 / (1 - b1**t), b1, 1 - b1, b2, 1 - b2, eps, lr / (1 - b1**t), bc2], np.float32)
+
+    def _update(self, g: torch.Tensor, blocks: list[Block]) -> None:
+        """:meth:`FusedStep._update`'s arithmetic in the compiled kernels, in place, float32 scalars
+        (the step fuses it into its last kernel unless a ``reduce`` hook comes between)."""
+        self.t += 1
+        step_size, b1, c1, b2, c2, eps, lr_t, bc2 = self._adam_scalars()
+        mU, vU, mI, vI = self._row_m
+        kernels.flat_adam(self._np["flat"], *self._flat_m, g.contiguous().numpy(), lr_t, c1, b2, c2, bc2, eps)
         (ru, gu), (ri, gi) = blocks
         both = kernels.row_adam_both_parallel if torch.get_num_threads() > 1 else kernels.row_adam_both
         both(
-            self.U.numpy(),
-            self.mU.numpy(),
-            self.vU.numpy(),
-            ru.numpy(),
-            gu.contiguous().numpy(),
-            self.I.numpy(),
-            self.mI.numpy(),
-            self.vI.numpy(),
-            ri.numpy(),
-            gi.contiguous().numpy(),
-            f(lr * (1 - b2**t) ** 0.5 / (1 - b1**t)),
-            f(b1),
-            f(1 - b1),
-            f(b2),
-            f(1 - b2),
-            f(eps),
-        )
+            self._np["U"], mU, vU, ru.numpy(), gu.contiguous().numpy(),
+            self._np["I"], mI, vI, ri.numpy(), gi.contiguous().numpy(),
+            step_size, b1, c1, b2, c2, eps,
+        )  # fmt: skip
 
     def _buffers(self, n_pairs: int) -> dict[str, Any]:
-        """Per-batch-size scratch (ids, gathered rows, GMF features), reused across steps."""
+        """The kernels' scratch for ``n_pairs`` pairs (:func:`ncf.train.kernels.step_buffers`), kept
+        per batch size (an epoch has one full and one short last batch); per side, as many rows as
+        the batch or the table can have."""
         buf = self._bufs.get(n_pairs)
         if buf is None:
-            if len(self._bufs) > 3:  # an epoch has one full and one short last batch
+            if len(self._bufs) > 3:
                 self._bufs.clear()
-            i64, k = np.int64, self.k
-            buf = {name: np.empty(n_pairs, i64) for name in ("rows_u", "inv_u", "cnt_u", "rows_i", "inv_i", "cnt_i")}
-            buf["pu"] = torch.empty(n_pairs, self.U.shape[1])
-            buf["qi"] = torch.empty(n_pairs, self.I.shape[1])
-            buf["gmf"] = torch.empty(n_pairs, k)
+            cap = min(n_pairs, max(self.U.shape[0], self.I.shape[0]))
+            widths = [int(p.shape[0]) for p in self.dense_params[2::2]]
+            buf = kernels.step_buffers(n_pairs, cap, self.k, self.half, widths, self.flat.numel())
+            buf["z_t"], buf["g_t"], buf["rows_t"] = (torch.from_numpy(buf[n]) for n in ("z", "g", "rows"))
             self._bufs[n_pairs] = buf
         return buf
 
     def _step_native(
         self, u: torch.Tensor, i: torch.Tensor, y_or_j: torch.Tensor, w: torch.Tensor | None
     ) -> torch.Tensor:
-        """:meth:`step` with the indexing, loss and updates in compiled kernels; the same update."""
-        b, bpr = u.numel(), self.loss == "bpr"
+        """:meth:`step` in the compiled kernels; the same update."""
+        b, bpr, wd = u.numel(), self.loss == "bpr", self.weight_decay
         uu, ii = (torch.cat([u, u]), torch.cat([i, y_or_j])) if bpr else (u, i)
         n_pairs = uu.numel()
-        buf = self._buffers(n_pairs)
-        k, half, nh, wd = self.k, self.half, self.n_hidden, self.weight_decay
-        nu, ni, l2 = kernels.prepare(
-            uu.numpy(),
-            ii.numpy(),
-            self._pos_u,
-            self._pos_i,
-            self.U.numpy(),
-            self.I.numpy(),
-            k,
-            buf["rows_u"],
-            buf["inv_u"],
-            buf["cnt_u"],
-            buf["rows_i"],
-            buf["inv_i"],
-            buf["cnt_i"],
-            buf["pu"].numpy(),
-            buf["qi"].numpy(),
-            buf["gmf"].numpy(),
-            wd > 0,
-        )
+        buf, st = self._buffers(n_pairs), self._np
+        two = torch.get_num_threads() > 1  # the kernels' halves and sides on two threads
+        forward = kernels.step_forward_parallel if two else kernels.step_forward
+        backward = kernels.step_backward_parallel if two else kernels.step_backward
+        k, lay, ns, l2s = self.k, self._lay, buf["ns"], buf["l2s"]
+        forward(uu.numpy(), ii.numpy(), *self._pos, st["U"], st["I"], k, st["flat"], lay, 0, wd > 0, *buf["forward"])
+        nu, ni = int(ns[0]), int(ns[1])
         if nu < 0 or ni < 0:
             what, n = ("user", self.U.shape[0]) if nu < 0 else ("item", self.I.shape[0])
             raise IndexError(f"a training batch has a {what} index outside [0, {n})")
-        inv_u, inv_i = buf["inv_u"], buf["inv_i"]
-        # With two torch threads the per-pair kernels of big batches run on two (the row updates always do).
-        par = torch.get_num_threads() > 1 and n_pairs >= kernels.PARALLEL_PAIRS
-        gather_add_relu = kernels.gather_add_relu_parallel if par else kernels.gather_add_relu
-        relu_grad = kernels.relu_grad_parallel if par else kernels.relu_grad
-        scatter_backward = kernels.scatter_backward_parallel if par else kernels.scatter_backward
-        pu, qi, gmf = buf["pu"][:nu], buf["qi"][:ni], buf["gmf"]
-        views, gviews = self.views, self._gviews
-        hs: list[torch.Tensor] = []
-        if nh:
-            w1 = views[2]
-            a_u = pu[:, k:] @ w1[:, :half].T  # first layer once per distinct user
-            a_i = qi[:, k:] @ w1[:, half:].T  # and item
-            h = torch.empty(n_pairs, a_u.shape[1])
-            gather_add_relu(a_u.numpy(), a_i.numpy(), self._np["b1"], inv_u, inv_i, h.numpy())
-            hs.append(h)
-            for j in range(1, nh):
-                h = torch.addmm(views[3 + 2 * j], h, views[2 + 2 * j].T).relu_()
-                hs.append(h)
-        h_last = hs[-1] if hs else torch.empty(n_pairs, 0)
-        w_out, g_np = self._np["w"], self._np["g"]
-        da, gw, bias = torch.empty_like(h_last), g_np[: len(w_out)], np.float32(self._np["b"][0])
-        if n_pairs < kernels.PARALLEL_PAIRS:  # small batch: output layer, loss and backward in one kernel
-            dz = torch.empty(n_pairs)
+        loss_here = n_pairs < kernels.TORCH_LOSS_PAIRS  # else PyTorch's vectorised exp / log1p
+        if loss_here:
             y = _EMPTY if bpr else y_or_j.contiguous().numpy()
-            w_np = _EMPTY if w is None else w.contiguous().numpy()
-            loss, gb = kernels.head(gmf.numpy(), h_last.numpy(), w_out, bias, y, w_np, bpr, dz.numpy(), gw, da.numpy())
-            loss = torch.scalar_tensor(loss)
-        else:  # big batch: PyTorch's vectorised exp / log1p for the loss
-            z = torch.empty(n_pairs)
-            kernels.logits(gmf.numpy(), h_last.numpy(), w_out, bias, z.numpy())
-            loss, dz = loss_and_grad(self.loss, z, None if bpr else y_or_j, w)
-            dz = dz.contiguous()
-            gb = kernels.head_backward(dz.numpy(), gmf.numpy(), h_last.numpy(), w_out, gw, da.numpy())
-        g_np[len(w_out)] = 0.0 if bpr else gb  # BPR: the output bias cancels (see step)
-        for j in range(nh - 1, 0, -1):
-            torch.mm(da.T, hs[j - 1], out=gviews[2 + 2 * j])
-            torch.sum(da, 0, out=gviews[3 + 2 * j])
-            da = da @ views[2 + 2 * j]
-            relu_grad(da.numpy(), hs[j - 1].numpy())
-        du, di = torch.empty(nu, self.U.shape[1]), torch.empty(ni, self.I.shape[1])  # the row-gradient blocks
-        d_au, d_ai = np.empty((nu, da.shape[1]), np.float32), np.empty((ni, da.shape[1]), np.float32)
-        scatter_backward(
-            dz.numpy(),
-            w_out[:k],
-            da.numpy(),
-            pu.numpy(),
-            qi.numpy(),
-            inv_u,
-            inv_i,
-            k,
-            du.numpy(),
-            di.numpy(),
-            d_au,
-            d_ai,
-            self._np["gb1"],
-        )
-        if nh:
-            t_au, t_ai = torch.from_numpy(d_au), torch.from_numpy(d_ai)
-            torch.cat([t_au.T @ pu[:, k:], t_ai.T @ qi[:, k:]], 1, out=gviews[2])
-            torch.mm(t_au, w1[:, :half], out=du[:, k:])
-            torch.mm(t_ai, w1[:, half:], out=di[:, k:])
-        rows_u, rows_i = buf["rows_u"][:nu], buf["rows_i"][:ni]
-        if wd > 0:
-            loss = loss + wd * l2 / b
-            wdc = np.float32(2 * wd / b)  # d/dx of wd * sum(x^2) / b over every looked-up row
-            kernels.add_l2(du.numpy(), pu.numpy(), buf["cnt_u"][:nu], wdc)
-            kernels.add_l2(di.numpy(), qi.numpy(), buf["cnt_i"][:ni], wdc)
-        return self._finish(loss, self._g_flat, [(torch.from_numpy(rows_u), du), (torch.from_numpy(rows_i), di)])
+            wts = _EMPTY if w is None else w.contiguous().numpy()
+            dz = buf["dz"]
+        else:
+            loss, dz_t = loss_and_grad(self.loss, buf["z_t"], None if bpr else y_or_j, w)
+            y, wts, dz = _EMPTY, _EMPTY, dz_t.contiguous().numpy()
+        fuse = self.reduce is None  # the update in the kernel, else after the hook
+        if fuse:
+            self.t += 1
+        total = backward(
+            loss_here, y, wts, bpr, dz, np.float32(2 * wd / b), k, st["flat"], lay, 0, st["g"],
+            fuse, st["U"], st["I"], self._row_m, self._flat_m, self._adam_scalars() if fuse else _NO_ADAM,
+            *buf["backward"],
+        )  # fmt: skip
+        if loss_here:
+            loss = torch.scalar_tensor(total / b)  # BCE: b pairs; BPR: b positive-negative pairs
+        if wd > 0:  # d/dx of wd * sum(x^2) / b over every looked-up row is in the row gradients
+            loss = loss + wd * float(l2s.sum()) / b
+        if not fuse:
+            g, r = buf["g_t"], buf["rows_t"]
+            flat_grad, blocks = self.reduce(self._g_flat, [(r[0, :nu], g[0, :nu]), (r[1, :ni], g[1, :ni])])
+            self._update(flat_grad, blocks)
+        return loss
 
 
 def fused_step(module: nn.Module, **kw: Any) -> FusedStep:

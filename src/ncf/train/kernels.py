@@ -1,24 +1,33 @@
-"""Compiled CPU kernels (numba) for the fused training step's indexing, loss and updates.
+"""Compiled CPU kernels (numba) for the fused training step, and the epoch builder's lookups.
 
-Why: on a CPU the NCF step is small, and PyTorch's row-indexing ops are slow at this
-size (``index_add_`` of 1k x 40 floats 35-90 us, ``index_copy_`` ~60 us, a ``unique`` or
-``bincount`` dedupe ~90 us a side) while a 1k-sample step needs dozens of them, each with
-its own dispatch and temporaries. These kernels do that work in a few passes over the
-batch; :class:`ncf.train.fused.FusedStep` keeps the matrix products in PyTorch (MKL):
+Why: on a CPU the NCF step is small (a few MFLOP a 1k-sample batch), so PyTorch's per-op
+cost dominates it: row indexing (``index_add_`` of 1k x 40 floats 35-90 us, a ``unique``
+dedupe ~90 us a side), ~10 us of dispatch per matrix product, and with two threads MKL's own
+team splitting products too small to share (a 1k x 16 @ 16 x 8 product took 16 us on one
+thread, more on two). The step here is two kernel calls, the update included:
 
-* :func:`prepare` - distinct user and item rows (first-appearance order), each pair's
-  position among them and each row's count, the rows gathered, the GMF features per pair,
-  and the L2 term;
-* :func:`gather_add_relu` - the MLP's first hidden layer per pair from its per-row halves;
-* :func:`logits` / :func:`head_backward` - the output layer, and its backward with the
-  last hidden layer's (the loss between them is PyTorch's, vectorised);
-* :func:`relu_grad` - a ReLU's backward in place;
-* :func:`scatter_backward` - per-pair gradients merged per distinct row;
-* :func:`add_l2` - the L2 term of each looked-up row;
-* :func:`row_adam` / :func:`flat_adam` - lazy Adam on the touched rows and Adam on the flat buffer of dense parameters, in place: the arithmetic of
-  :func:`ncf.train.optim.row_adam_update` and ``torch.optim.Adam``;
+* :func:`step_forward` - per side (users, items): the distinct rows (in table order when the
+  table is small next to the batch) and each pair's position among them; per half of each
+  side's distinct rows: the rows gathered and the MLP's first layer once per row; per half of
+  the batch: the GMF features, the first hidden layer per pair from the per-row halves, the
+  other hidden layers, the logits;
+* :func:`step_backward` - per half of the batch: the loss and its gradient (unless PyTorch's
+  vectorised ``exp`` / ``log1p`` computed them, for big batches), the output layer's and the
+  hidden layers' gradients; per half of each side's distinct rows: the per-pair gradients merged
+  per row, the first layer's backward, the L2 term and the rows' lazy Adam update; then the
+  dense gradient, the halves' partial sums added in a fixed order, and its Adam update;
+* :func:`row_adam` / :func:`flat_adam` (:func:`row_adam_both`) - lazy Adam on the touched rows
+  and Adam on the flat buffer of dense parameters, in place: the arithmetic of
+  :func:`ncf.train.optim.row_adam_update` and ``torch.optim.Adam`` (called from Python when a
+  data-parallel ``reduce`` hook comes between the gradients and the update);
 * :func:`negatives_from_ranks` - the negative sampler's lookup (:mod:`ncf.sampling`), per user;
 * :func:`assemble_bce` - a shuffled BCE epoch in one pass, for :class:`ncf.train.sources.UniformNegatives`.
+
+The matrix products go to the BLAS numba calls for ``np.dot`` (scipy's: OpenBLAS in its
+wheels), cut into products of at most :data:`CHUNK_MACS` multiply-adds, which OpenBLAS runs on
+the calling thread: the halves run on the step's two threads and OpenBLAS's own thread pool
+never competes with them. Two threads at most: the step uses the parallel variants when torch
+has more than one thread, and splits everything in two.
 
 numba is a dependency, but everything works without it: :data:`AVAILABLE` is False when
 it cannot be imported (or ``NCF_NO_NUMBA=1``) and the step uses its pure-PyTorch path,
@@ -26,8 +35,9 @@ which computes the same update (``tests/test_fused.py`` checks both against auto
 The kernels are compiled when the package is built and ship inside it
 (:mod:`ncf.train.kernel_cache`), so a fit loads them; one that does not match this machine
 (another CPU model, Python or numba) compiles on first use and is cached on disk.
-:func:`warmup` loads or compiles every kernel for the trainer's signatures ahead of time. Each
-parallel variant splits disjoint outputs, so every sum is computed serially: deterministic.
+:func:`warmup` loads or compiles every kernel for the trainer's signatures ahead of time.
+The halves are fixed, whatever the thread count, and their partial results are added in a
+fixed order: one and two threads give bit-identical updates.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ import types
 
 import numpy as np
 
-__all__ = ["AVAILABLE", "warmup"]
+__all__ = ["AVAILABLE", "step_buffers", "warmup"]
 
 try:  # pragma: no cover - exercised by whichever environment runs the tests
     if os.environ.get("NCF_NO_NUMBA") == "1":
@@ -64,9 +74,9 @@ if AVAILABLE:
 def _prefetch_intrinsic():  # noqa: ANN202
     """``prefetch(row_view, c)``: a software prefetch hint (LLVM ``llvm.prefetch``) for ``&row_view[c]``.
 
-    The row updates and gathers read rows at random; fetching the rows a few iterations
-    ahead hides part of the memory latency (~20% on a cold-cache row update here). If this
-    numba/llvmlite cannot build the intrinsic, :data:`prefetch` is a no-op (same results).
+    The row updates and gathers read rows at random; hinting the rows :data:`AHEAD` iterations
+    ahead hides part of the memory latency (:func:`_prefetch_row`). If this numba/llvmlite
+    cannot build the intrinsic, :data:`prefetch` is a no-op (same results).
     """
     from llvmlite import ir
     from numba import types
@@ -94,8 +104,16 @@ def _prefetch_intrinsic():  # noqa: ANN202
 def _jit(f, parallel: bool = False):  # noqa: ANN001, ANN202
     # error_model="numpy": float division follows IEEE (no ZeroDivisionError branch), which
     # is what lets LLVM vectorise the Adam loops (~6x faster than numba's Python error model).
+    # parallel: only the explicit prange loops (no fusion of the step's consecutive loops, whose
+    # second reads what the first wrote, and no automatic parallel array expressions).
     # Cached on disk with a tier compiled when the package is built (ncf.train.kernel_cache).
-    return cached_njit(f, nogil=True, boundscheck=False, error_model="numpy", parallel=parallel)
+    par = {"prange": True, "fusion": False, "comprehension": False, "reduction": False}
+    par.update({"inplace_binop": False, "setitem": False, "numpy": False, "stencil": False})
+    return cached_njit(f, nogil=True, boundscheck=False, error_model="numpy", parallel=par if parallel else False)
+
+
+def _njit(f):  # noqa: ANN001, ANN202 - decorator
+    return _jit(f) if AVAILABLE else f
 
 
 def _probe_prefetch(a):  # noqa: ANN001, ANN202
@@ -123,79 +141,421 @@ if AVAILABLE:
     prefetch = _choose_prefetch()
 else:
     prefetch = None
-AHEAD = 6  # rows fetched ahead
+AHEAD = 8  # rows fetched ahead
 
 
-def _njit(f):  # noqa: ANN001, ANN202 - decorator
-    return _jit(f) if AVAILABLE else f
+@_njit
+def _prefetch_row(row):  # noqa: ANN001, ANN202
+    """Hint a row's first, middle and last element (a 40-float row spans 3 cache lines).
+
+    Three hints and no loop: a loop of hints (every 16 floats, for each of the 3 Adam arrays)
+    made :func:`row_adam` ~4x slower on the ML-1M tables (87 vs 17 us for 950 rows). These three
+    per array, :data:`AHEAD` rows ahead: :func:`row_adam` 1,257 -> 583 us for 14,400 of 138k rows
+    (ML-20M's users, cold), 15 -> 12 us for 900 of ML-1M's 6,040 (the gather: ~-20% on ML-20M).
+    """
+    d = row.shape[0]
+    prefetch(row, 0)
+    prefetch(row, d // 2)
+    prefetch(row, d - 1)
+
+
+#: Rows come out in table order (one scan of the table's scratch) when the table has <= 16 x batch rows.
+SORT_SCAN = 16
+#: Multiply-adds per BLAS call at most: OpenBLAS runs a product up to 4 x 65,536 on the calling thread
+#: (its GEMM_MULTITHREAD_THRESHOLD), above that on its own thread pool, which would fight the step's threads.
+CHUNK_MACS = 262_144
+#: From this many pairs a step the loss is PyTorch's (vectorised exp / log1p; numba's are scalar libm calls).
+TORCH_LOSS_PAIRS = 4096
 
 
 @_njit
 def _dedupe(idx, pos, rows, inv, counts):  # noqa: ANN001, ANN202
+    """Distinct rows of ``idx`` (``rows[:n]``), each entry's position among them (``inv``) and
+    each row's count; returns n, or -1 if an id is outside ``[0, len(pos))``. ``pos`` is
+    scratch, one entry per table row, all -1 on entry and on return.
+
+    The rows come out in ascending order when the table is small next to the batch (one scan
+    over ``pos``), else in order of first appearance: in table order the gathers and row
+    updates walk memory forwards, which the hardware prefetcher follows.
+    """
     n = 0
     n_rows = pos.shape[0]
-    bad = False
-    for j in range(idx.shape[0]):
+    b = idx.shape[0]
+    for j in range(b):
         r = idx[j]
         if r < 0 or r >= n_rows:
-            bad = True
-            break
-        p = pos[r]
-        if p < 0:
-            p = n
+            for q in range(n):  # leave the scratch clean
+                pos[rows[q]] = -1
+            return -1
+        if pos[r] < 0:
             pos[r] = n
             rows[n] = r
-            counts[n] = 0
             n += 1
+    if n_rows <= SORT_SCAN * b:  # renumber in table order
+        q = 0
+        for r in range(n_rows):
+            if pos[r] >= 0:
+                pos[r] = q
+                rows[q] = r
+                q += 1
+    for q in range(n):
+        counts[q] = 0
+    for j in range(b):
+        p = pos[idx[j]]
         inv[j] = p
         counts[p] += 1
     for q in range(n):  # leave the scratch clean (all -1) for the next call
         pos[rows[q]] = -1
-    return -1 if bad else n
+    return n
 
 
 @_njit
-def _gather(table, rows, n, out, counts, want_l2):  # noqa: ANN001, ANN202
-    d = table.shape[1]
+def _dot(a, b, out):  # noqa: ANN001, ANN202
+    """``out = a @ b``, ``a``'s rows cut so each BLAS call has at most :data:`CHUNK_MACS` multiply-adds."""
+    n, m = a.shape
+    p = b.shape[1]
+    step = max(1, CHUNK_MACS // max(1, m * p))
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        np.dot(a[s:e], b, out[s:e])
+
+
+@_njit
+def _dot_tn(a, b, out):  # noqa: ANN001, ANN202
+    """``out = a.T @ b`` (a sum over rows), in row chunks of at most :data:`CHUNK_MACS` multiply-adds."""
+    n, m = a.shape
+    p = b.shape[1]
+    step = max(1, CHUNK_MACS // max(1, m * p))
+    out[:, :] = 0.0
+    tmp = np.empty((m, p), np.float32)
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        np.dot(a[s:e].T, b[s:e], tmp)
+        for r in range(m):
+            for c in range(p):
+                out[r, c] += tmp[r, c]
+
+
+@_njit
+def _layer(flat, lay, ell):  # noqa: ANN001, ANN202
+    """Hidden layer ``ell``'s (weight (out, in), bias) views into the flat parameter buffer."""
+    w_off, b_off, n_out, n_in = lay[ell, 0], lay[ell, 1], lay[ell, 2], lay[ell, 3]
+    return flat[w_off : w_off + n_out * n_in].reshape((n_out, n_in)), flat[b_off : b_off + n_out]
+
+
+@_njit
+def _acts(buf, lay, ell, n_pairs):  # noqa: ANN001, ANN202
+    """Layer ``ell``'s per-pair block ``(n_pairs, width)`` of an activation buffer (layers one after another)."""
+    off = 0
+    for q in range(ell):
+        off += n_pairs * lay[q, 2]
+    return buf[off : off + n_pairs * lay[ell, 2]].reshape((n_pairs, lay[ell, 2]))
+
+
+@_njit
+def _rows_forward(side, r0, r1, users, items, k, lay, rows, cnt, pg, pm, w1t, a, want_l2):  # noqa: ANN001, ANN202
+    """Distinct rows ``r0:r1`` of one side (0: users, 1: items): gathered (GMF columns into
+    ``pg[side]``, MLP columns into ``pm[side]``), and the first layer's half for this side,
+    ``a[side] = pm[side] @ w1t[side]`` (``w1t[side]``: ``W1[:, side * half:(side + 1) * half].T``).
+    Returns the L2 sum of these rows over the batch (repeats counted; 0 unless ``want_l2``)."""
+    table = users if side == 0 else items
+    rows, cnt, pg, pm, w1t, a = rows[side], cnt[side], pg[side], pm[side], w1t[side], a[side]
+    half = pm.shape[1]
     l2 = 0.0
-    for q in range(n):
-        if q + AHEAD < n:
-            ahead = table[rows[q + AHEAD]]
-            for c in range(0, d, 16):
-                prefetch(ahead, c)
+    for q in range(r0, r1):
+        if q + AHEAD < r1:
+            _prefetch_row(table[rows[q + AHEAD]])
         r = rows[q]
         s = 0.0
-        for c in range(d):
+        for c in range(k):
             x = table[r, c]
-            out[q, c] = x
+            pg[q, c] = x
+            s += x * x
+        for c in range(half):
+            x = table[r, k + c]
+            pm[q, c] = x
             s += x * x
         if want_l2:
-            l2 += s * counts[q]
+            l2 += s * cnt[q]
+    if lay.shape[0] > 0:
+        _dot(pm[r0:r1], w1t, a[r0:r1])
     return l2
 
 
 @_njit
-def prepare(u, i, pos_u, pos_i, users, items, k, rows_u, inv_u, cnt_u, rows_i, inv_i, cnt_i, pu, qi, gmf, want_l2):  # noqa: ANN001, ANN201
-    """Dedupe and gather a batch of (user, item) pairs.
-
-    Writes the distinct rows (``rows_*[:n]``), each pair's position among them
-    (``inv_*``), each row's count (``cnt_*[:n]``), the gathered rows (``pu[:nu]``,
-    ``qi[:ni]``) and the GMF features ``gmf[j] = pu[inv_u[j], :k] * qi[inv_i[j], :k]``.
-    ``pos_u`` / ``pos_i`` are scratch arrays, one entry per table row, all -1 on entry
-    and on return. Returns ``(nu, ni, l2)`` with ``l2`` the sum over looked-up rows of
-    their squared norm (repeats counted; 0 unless ``want_l2``); ``nu`` (``ni``) is -1 if a
-    user (item) id is outside its table.
-    """
-    nu = _dedupe(u, pos_u, rows_u, inv_u, cnt_u)
-    ni = _dedupe(i, pos_i, rows_i, inv_i, cnt_i)
-    if nu < 0 or ni < 0:
-        return nu, ni, 0.0
-    l2 = _gather(users, rows_u, nu, pu, cnt_u, want_l2) + _gather(items, rows_i, ni, qi, cnt_i, want_l2)
-    for j in range(gmf.shape[0]):
+def _pairs_forward(j0, j1, inv_u, inv_i, pg_u, pg_i, a_u, a_i, k, flat, lay, out_off, hbuf, gmf, z):  # noqa: ANN001, ANN202
+    """Pairs ``j0:j1``: GMF features, the hidden layers (the first from the per-row halves), logits ``z``."""
+    n_pairs, nh = z.shape[0], lay.shape[0]
+    for j in range(j0, j1):
         a, b = inv_u[j], inv_i[j]
         for c in range(k):
-            gmf[j, c] = pu[a, c] * qi[b, c]
-    return nu, ni, l2
+            gmf[j, c] = pg_u[a, c] * pg_i[b, c]
+    width = 0
+    if nh > 0:
+        _, b1 = _layer(flat, lay, 0)
+        h = _acts(hbuf, lay, 0, n_pairs)
+        width = h.shape[1]
+        for j in range(j0, j1):
+            a, b = inv_u[j], inv_i[j]
+            for c in range(width):
+                v = a_u[a, c] + a_i[b, c] + b1[c]
+                h[j, c] = 0.0 if v <= 0 else v  # relu (NaN stays NaN, as torch's)
+        for ell in range(1, nh):
+            w, bias = _layer(flat, lay, ell)
+            prev, h = h, _acts(hbuf, lay, ell, n_pairs)
+            width = h.shape[1]
+            _dot(prev[j0:j1], w.T, h[j0:j1])
+            for j in range(j0, j1):
+                for c in range(width):
+                    v = h[j, c] + bias[c]
+                    h[j, c] = 0.0 if v <= 0 else v
+    w_out, b_out = flat[out_off : out_off + k + width], flat[out_off + k + width]
+    last = _acts(hbuf, lay, nh - 1, n_pairs) if nh > 0 else np.zeros((n_pairs, 0), np.float32)
+    for j in range(j0, j1):
+        acc = b_out
+        for c in range(k):
+            acc += gmf[j, c] * w_out[c]
+        for c in range(width):
+            acc += last[j, c] * w_out[k + c]
+        z[j] = acc
+
+
+@_njit
+def _loss(j0, j1, z, y, wts, bpr, dz):  # noqa: ANN001, ANN202
+    """Mean-loss terms of pairs ``j0:j1`` (their sum, float64) and ``dz`` = d loss / d logits there.
+
+    "bce" against ``y``; when ``bpr``, pairs ``j`` and ``j + n`` (n = half the pairs) are a
+    positive and its negative: ``-log sigmoid(z[j] - z[j + n])``, counted at ``j < n``. Each term
+    weighted by ``wts`` (per positive) when it is non-empty. Stable forms:
+    ``max(z, 0) - z y + log1p(exp(-|z|))``; float32 ``expf`` / ``log1pf``.
+    """
+    n_pairs = z.shape[0]
+    weighted = wts.shape[0] > 0
+    total = 0.0
+    one, zero = np.float32(1.0), np.float32(0.0)
+    if not bpr:
+        for j in range(j0, j1):
+            x = z[j]
+            t = np.float32(y[j])
+            e = np.exp(-x if x > 0 else x)
+            per = (x if x > 0 else zero) - x * t + np.log1p(e)
+            s = one / (one + e) if x >= 0 else e / (one + e)  # sigmoid(x)
+            g = (s - t) / np.float32(n_pairs)
+            if weighted:
+                per *= wts[j]
+                g *= wts[j]
+            dz[j] = g
+            total += per
+    else:
+        n = n_pairs // 2
+        for j in range(j0, j1):
+            p = j if j < n else j - n
+            d = z[p] - z[n + p]
+            e = np.exp(-d if d > 0 else d)
+            s_neg = e / (one + e) if d >= 0 else one / (one + e)  # sigmoid(-d)
+            g = -s_neg / np.float32(n)
+            if weighted:
+                g *= wts[p]
+            dz[j] = g if j < n else -g
+            if j < n:
+                per = (-d if d < 0 else zero) + np.log1p(e)  # softplus(-d) = -log sigmoid(d)
+                total += per * wts[p] if weighted else per
+    return total
+
+
+@_njit
+def _pairs_backward(j0, j1, k, flat, lay, out_off, hbuf, dabuf, gmf, dz, gpart):  # noqa: ANN001, ANN202
+    """Pairs ``j0:j1`` from ``dz``: their share of every dense gradient but the first layer's weight
+    (into ``gpart``, zeroed here; float64 sums over the pairs), and the first hidden layer's
+    pre-activation gradient per pair (``dabuf``'s layer 0)."""
+    n_pairs, nh = dz.shape[0], lay.shape[0]
+    gpart[:] = 0.0
+    width = lay[nh - 1, 2] if nh > 0 else 0
+    w_out = flat[out_off : out_off + k + width]
+    acc = np.zeros(k + width, np.float64)
+    gb = 0.0
+    if nh > 0:
+        h, da = _acts(hbuf, lay, nh - 1, n_pairs), _acts(dabuf, lay, nh - 1, n_pairs)
+        for j in range(j0, j1):
+            g = dz[j]
+            gb += g
+            for c in range(k):
+                acc[c] += g * gmf[j, c]
+            for c in range(width):
+                hc = h[j, c]
+                acc[k + c] += g * hc
+                da[j, c] = g * w_out[k + c] if hc > 0 else np.float32(0.0)
+    else:
+        for j in range(j0, j1):
+            g = dz[j]
+            gb += g
+            for c in range(k):
+                acc[c] += g * gmf[j, c]
+    for c in range(k + width):
+        gpart[out_off + c] = acc[c]
+    gpart[out_off + k + width] = gb
+    for ell in range(nh - 1, -1, -1):
+        da = _acts(dabuf, lay, ell, n_pairs)
+        n_out = da.shape[1]
+        b_off = lay[ell, 1]
+        sums = np.zeros(n_out, np.float64)
+        for j in range(j0, j1):
+            for c in range(n_out):
+                sums[c] += da[j, c]
+        for c in range(n_out):
+            gpart[b_off + c] = sums[c]
+        if ell == 0:
+            break  # the first layer's weight gradient is per side (step_backward)
+        w, _ = _layer(flat, lay, ell)
+        gw = gpart[lay[ell, 0] : lay[ell, 0] + n_out * w.shape[1]].reshape((n_out, w.shape[1]))
+        prev, dprev = _acts(hbuf, lay, ell - 1, n_pairs), _acts(dabuf, lay, ell - 1, n_pairs)
+        _dot_tn(da[j0:j1], prev[j0:j1], gw)
+        _dot(da[j0:j1], w, dprev[j0:j1])
+        for j in range(j0, j1):
+            for c in range(dprev.shape[1]):
+                if prev[j, c] <= 0:
+                    dprev[j, c] = 0.0
+
+
+@_njit
+def _rows_backward(side, r0, r1, inv, dz, k, flat, lay, out_off, pg, pm, da1, w1t, cnt, wdc, d, g, gm, gw1):  # noqa: ANN001, ANN202
+    """Distinct rows ``r0:r1`` of one side (0: users, 1: items): the per-pair gradients merged per
+    row into ``g[side]`` (GMF columns, then the MLP's; pairs in batch order), through the first
+    layer (``d[side]``: the merged pre-activation gradient; ``gm[side]`` scratch); these rows'
+    share of the first layer's weight gradient (this side's columns) into ``gw1``; plus the L2
+    term ``wdc * count * row`` if ``wdc > 0``."""
+    inv_self, inv_other, pg_other = inv[side], inv[1 - side], pg[1 - side]
+    pg, pm, w1t, cnt, d, g, gm = pg[side], pm[side], w1t[side], cnt[side], d[side], g[side], gm[side]
+    half = pm.shape[1]
+    width = d.shape[1]
+    w_gmf = flat[out_off : out_off + k]
+    for q in range(r0, r1):
+        for c in range(k):
+            g[q, c] = 0.0
+        for c in range(width):
+            d[q, c] = 0.0
+    for j in range(inv_self.shape[0]):
+        a = inv_self[j]
+        if a < r0 or a >= r1:
+            continue
+        b = inv_other[j]
+        gj = dz[j]
+        for c in range(k):
+            g[a, c] += gj * w_gmf[c] * pg_other[b, c]
+        for c in range(width):
+            d[a, c] += da1[j, c]
+    if lay.shape[0] > 0:
+        _dot_tn(d[r0:r1], pm[r0:r1], gw1)
+        _dot(d[r0:r1], w1t.T, gm[r0:r1])
+        for q in range(r0, r1):
+            for c in range(half):
+                g[q, k + c] = gm[q, c]
+    if wdc > 0:
+        for q in range(r0, r1):
+            wq = wdc * np.float32(cnt[q])
+            for c in range(k):
+                g[q, c] += wq * pg[q, c]
+            for c in range(half):
+                g[q, k + c] += wq * pm[q, c]
+
+
+def _step_forward(
+    u, i, pos_u, pos_i, users, items, k, flat, lay, out_off, want_l2,
+    rows, inv, cnt, pg, pm, w1t, a, hbuf, gmf, z, ns, l2s,
+):  # noqa: ANN001, ANN202  # fmt: skip
+    """The forward pass of a batch of (user, item) pairs, to the logits ``z``.
+
+    Per side (two threads in the parallel variant): :func:`_dedupe`; ``ns`` receives each side's
+    number of distinct rows (-1: an id outside its table, and nothing else is computed). Then per
+    half of each side's distinct rows: the gather and the first layer (:func:`_rows_forward`;
+    ``l2s[side, half]`` its L2 sum); per half of the pairs: GMF features, hidden layers, logits.
+    ``rows``, ``inv``, ``cnt``, ``pg``, ``pm``, ``w1t`` and ``a`` have a leading axis of 2 (users,
+    items); ``pos_*`` are the tables' scratch (all -1); ``lay`` the hidden layers' (weight offset,
+    bias offset, out, in) in ``flat``; ``out_off`` the output layer's weight offset (its bias
+    follows it). Halves of the rows, not one side a thread: on ML-20M a batch has ~3x as many
+    distinct users as items.
+    """
+    for side in numba.prange(2):
+        if side == 0:
+            ns[0] = _dedupe(u, pos_u, rows[0], inv[0], cnt[0])
+        else:
+            ns[1] = _dedupe(i, pos_i, rows[1], inv[1], cnt[1])
+    if ns[0] < 0 or ns[1] < 0:
+        return
+    if lay.shape[0] > 0:  # each side's block of the first layer, transposed
+        w1, _ = _layer(flat, lay, 0)
+        half = pm.shape[2]
+        for side in range(2):
+            for c in range(half):
+                for o in range(w1.shape[0]):
+                    w1t[side, c, o] = w1[o, side * half + c]
+    for part in numba.prange(2):
+        for side in range(2):
+            mid = ns[side] // 2
+            r0, r1 = (0, mid) if part == 0 else (mid, ns[side])
+            l2s[side, part] = _rows_forward(side, r0, r1, users, items, k, lay, rows, cnt, pg, pm, w1t, a, want_l2)
+    n_pairs = z.shape[0]
+    mid = n_pairs // 2
+    for part in numba.prange(2):
+        j0, j1 = (0, mid) if part == 0 else (mid, n_pairs)
+        _pairs_forward(j0, j1, inv[0], inv[1], pg[0], pg[1], a[0], a[1], k, flat, lay, out_off, hbuf, gmf, z)
+
+
+def _step_backward(
+    loss_here, y, wts, bpr, dz, wdc, k, flat, lay, out_off, grad, update, users, items, row_moments, flat_moments, adam,
+    rows, inv, ns, cnt, pg, pm, w1t, hbuf, dabuf, gmf, z, d, g, gm, gw1, gpart,
+):  # noqa: ANN001, ANN202  # fmt: skip
+    """The backward pass after :func:`step_forward`: the row gradients ``g`` (per side, the first
+    ``ns[side]`` rows) and the flat dense gradient ``grad``; returns the sum of the loss terms.
+
+    When ``loss_here``, the loss and ``dz`` come from :func:`_loss` (``y`` the BCE labels, ``bpr``,
+    ``wts`` the weights or empty), else ``dz`` holds d loss / d logits already. Per half of the
+    pairs (two threads in the parallel variant) the dense gradients into ``gpart[half]``; per half
+    of each side's distinct rows the row gradients and their share of the first layer's weight
+    gradient (``gw1[side, half]``); then ``grad``, the halves added in a fixed order. The output
+    bias cancels in BPR: its gradient is exactly 0.
+
+    With ``update``, the Adam steps too: each half's rows right after their gradients
+    (:func:`row_adam`; ``row_moments`` = (m, v) of the users, then of the items), then
+    :func:`flat_adam` (``flat_moments``); ``adam`` = (row step size, b1, 1 - b1, b2, 1 - b2,
+    eps, dense step size ``lr / (1 - b1**t)``, ``sqrt(1 - b2**t)``), float32.
+    """
+    n_pairs = z.shape[0]
+    mid = n_pairs // 2
+    losses = np.zeros(2, np.float64)
+    for part in numba.prange(2):
+        j0, j1 = (0, mid) if part == 0 else (mid, n_pairs)
+        if loss_here:
+            losses[part] = _loss(j0, j1, z, y, wts, bpr, dz)
+        _pairs_backward(j0, j1, k, flat, lay, out_off, hbuf, dabuf, gmf, dz, gpart[part])
+    nh = lay.shape[0]
+    da1 = _acts(dabuf, lay, 0, n_pairs) if nh > 0 else np.zeros((n_pairs, 0), np.float32)
+    step_size, b1, c1, b2, c2, eps = adam[0], adam[1], adam[2], adam[3], adam[4], adam[5]
+    for part in numba.prange(2):
+        for side in range(2):
+            mid_r = ns[side] // 2
+            r0, r1 = (0, mid_r) if part == 0 else (mid_r, ns[side])
+            _rows_backward(
+                side, r0, r1, inv, dz, k, flat, lay, out_off, pg, pm, da1, w1t, cnt, wdc, d, g, gm, gw1[side, part]
+            )
+            if update:
+                table = users if side == 0 else items
+                m, v = row_moments[2 * side], row_moments[2 * side + 1]
+                row_adam(table, m, v, rows[side, r0:r1], g[side, r0:r1], step_size, b1, c1, b2, c2, eps)
+    for q in range(grad.shape[0]):
+        grad[q] = gpart[0, q] + gpart[1, q]
+    if nh > 0:  # the first layer's weight: users' columns, then items'
+        w1_off, stride, half = lay[0, 0], lay[0, 3], pm.shape[2]
+        for side in range(2):
+            for o in range(gw1.shape[2]):
+                for c in range(half):
+                    grad[w1_off + o * stride + side * half + c] = gw1[side, 0, o, c] + gw1[side, 1, o, c]
+    if bpr:
+        width = lay[nh - 1, 2] if nh > 0 else 0
+        grad[out_off + k + width] = 0.0
+    if update:
+        flat_adam(flat, flat_moments[0], flat_moments[1], grad, adam[6], c1, b2, c2, adam[7], eps)
+    return losses[0] + losses[1]
 
 
 def _row_adam_both(pU, mU, vU, rU, gU, pI, mI, vI, rI, gI, step_size, b1, c1, b2, c2, eps):  # noqa: ANN001, ANN202
@@ -207,184 +567,22 @@ def _row_adam_both(pU, mU, vU, rU, gU, pI, mI, vI, rI, gI, step_size, b1, c1, b2
             row_adam(pI, mI, vI, rI, gI, step_size, b1, c1, b2, c2, eps)
 
 
-def _gather_add_relu(a_u, a_i, bias, inv_u, inv_i, out):  # noqa: ANN001, ANN202
-    """``out[j] = relu(a_u[inv_u[j]] + a_i[inv_i[j]] + bias)`` (the first hidden layer per pair)."""
-    h = out.shape[1]
-    for j in numba.prange(out.shape[0]):
-        a, b = inv_u[j], inv_i[j]
-        for c in range(h):
-            v = a_u[a, c] + a_i[b, c] + bias[c]
-            out[j, c] = v if v > 0 else 0.0
-
-
-@_njit
-def logits(gmf, h, w, bias, z):  # noqa: ANN001, ANN201
-    """``z = [gmf | h] @ w + bias``: the output layer on the GMF features and the last hidden layer."""
-    k, H = gmf.shape[1], h.shape[1]
-    for j in range(z.shape[0]):
-        acc = bias
-        for c in range(k):
-            acc += gmf[j, c] * w[c]
-        for c in range(H):
-            acc += h[j, c] * w[k + c]
-        z[j] = acc
-
-
-@_njit
-def head_backward(dz, gmf, h, w, gw, da):  # noqa: ANN001, ANN201
-    """The output layer's backward from ``dz`` (d loss / d logits), in one pass.
-
-    Writes ``gw`` (d loss / d w, summed in float64) and ``da = dz * w[k:]`` masked by
-    ``h > 0`` (the last hidden layer's pre-activation gradient); returns d loss / d bias.
-    (The loss itself and ``dz`` come from PyTorch's vectorised ``exp`` / ``log1p``: per
-    element in numba they cost ~0.5 ms an 8k batch, as much as the rest of this kernel.)
-    """
-    k, H = gmf.shape[1], h.shape[1]
-    acc = np.zeros(k + H, np.float64)
-    gb = 0.0
-    zero = np.float32(0.0)
-    for j in range(dz.shape[0]):
-        g = dz[j]
-        gb += g
-        for c in range(k):
-            acc[c] += g * gmf[j, c]
-        for c in range(H):
-            hc = h[j, c]
-            acc[k + c] += g * hc
-            da[j, c] = g * w[k + c] if hc > 0 else zero
-    for c in range(k + H):
-        gw[c] = acc[c]
-    return gb
-
-
-@_njit
-def head(gmf, h, w, bias, y, wts, bpr, dz, gw, da):  # noqa: ANN001, ANN201
-    """Output layer, loss and the first steps of the backward, for features ``[gmf | h]``.
-
-    logits ``z = [gmf | h] @ w + bias``; the loss is the mean BCE-with-logits against
-    ``y`` or, when ``bpr``, the mean ``-log sigmoid(z[:n] - z[n:])`` over the ``n`` pairs;
-    each term weighted by ``wts`` when it is non-empty. Writes ``dz`` (d loss / d z),
-    ``gw`` (d loss / d w) and ``da = dz * w[k:]`` masked by ``h > 0`` (the last hidden
-    layer's pre-activation gradient). Returns ``(loss, d loss / d bias)``; the bias
-    gradient of BPR is exactly 0 (it cancels in the difference). Stable forms throughout:
-    ``max(z, 0) - z y + log1p(exp(-|z|))``; sums in float64. Used for small batches, where
-    one kernel beats PyTorch's per-op dispatch; from :data:`PARALLEL_PAIRS` pairs the step
-    computes the loss with PyTorch's vectorised ``exp`` / ``log1p`` instead (per element here
-    they cost ~0.5 ms an 8k batch) around :func:`logits` and :func:`head_backward`.
-    """
-    B = dz.shape[0]
-    logits(gmf, h, w, bias, dz)  # dz holds the logits until the loss loop overwrites them
-    weighted = wts.shape[0] > 0
-    total = 0.0
-    one, zero = np.float32(1.0), np.float32(0.0)  # float32 transcendental calls (expf, log1pf): ~2x cheaper
-    if not bpr:
-        for j in range(B):
-            x = dz[j]
-            t = np.float32(y[j])
-            e = np.exp(-x if x > 0 else x)
-            per = (x if x > 0 else zero) - x * t + np.log1p(e)
-            s = one / (one + e) if x >= 0 else e / (one + e)  # sigmoid(x)
-            g = (s - t) / np.float32(B)
-            if weighted:
-                per *= wts[j]
-                g *= wts[j]
-            dz[j] = g
-            total += per
-        total /= B
-    else:
-        n = B // 2
-        for j in range(n):
-            d = dz[j] - dz[n + j]
-            e = np.exp(-d if d > 0 else d)
-            per = (-d if d < 0 else zero) + np.log1p(e)  # softplus(-d) = -log sigmoid(d)
-            s_neg = e / (one + e) if d >= 0 else one / (one + e)  # sigmoid(-d)
-            g = -s_neg / np.float32(n)
-            if weighted:
-                per *= wts[j]
-                g *= wts[j]
-            dz[j] = g
-            dz[n + j] = -g
-            total += per
-        total /= n
-    gb = head_backward(dz, gmf, h, w, gw, da)
-    return total, (0.0 if bpr else gb)
-
-
-def _relu_grad(dh, h):  # noqa: ANN001, ANN202
-    """``dh[h <= 0] = 0`` in place (a ReLU's backward, ``h`` its output)."""
-    for j in numba.prange(dh.shape[0]):
-        for c in range(dh.shape[1]):
-            if h[j, c] <= 0:
-                dh[j, c] = 0.0
-
-
-@_njit
-def _scatter_side(dz, wg, da, other, inv_self, inv_other, k, g, d_a, col_sums):  # noqa: ANN001, ANN202
-    """One side of :func:`scatter_backward`: ``g[a, :k] += dz_j * wg * other[b, :k]``, ``d_a[a] += da[j]``
-    for pair j = (a on this side, b on the other); ``col_sums`` (if non-empty) = the column sums of ``da``."""
-    h = da.shape[1]
-    g[:, :k] = 0.0
-    d_a[:] = 0.0
-    acc = np.zeros(h, np.float64)
-    sums = col_sums.shape[0] > 0
-    for j in range(inv_self.shape[0]):
-        a, b = inv_self[j], inv_other[j]
-        gj = dz[j]
-        for c in range(k):
-            g[a, c] += gj * wg[c] * other[b, c]
-        for c in range(h):
-            x = da[j, c]
-            d_a[a, c] += x
-            if sums:
-                acc[c] += x
-    for c in range(col_sums.shape[0]):
-        col_sums[c] = acc[c]
-
-
-def _scatter_backward(dz, wg, da, pu, qi, inv_u, inv_i, k, gu, gi, d_au, d_ai, gb1):  # noqa: ANN001, ANN202
-    """Per-pair gradients merged per distinct row (the outputs are zeroed here first).
-
-    GMF: ``gu[a, :k] += dz_j * wg * qi[b, :k]`` and ``gi[b, :k] += dz_j * wg * pu[a, :k]``
-    (only the first k columns of ``gu`` / ``gi`` are written: they are the full row-gradient
-    blocks, whose MLP columns the caller fills); MLP: ``d_au[a] += da[j]`` and
-    ``d_ai[b] += da[j]``, for pair j = (a, b) in distinct-row positions; ``gb1`` (the
-    first layer's bias gradient) = the column sums of ``da``. The user side and the item
-    side write disjoint outputs: one pass each, on two threads in the parallel variant.
-    """
-    for side in numba.prange(2):
-        if side == 0:
-            _scatter_side(dz, wg, da, qi, inv_u, inv_i, k, gu, d_au, gb1)
-        else:
-            _scatter_side(dz, wg, da, pu, inv_i, inv_u, k, gi, d_ai, gb1[:0])
-
-
-@_njit
-def add_l2(grad, rows_val, counts, wdc):  # noqa: ANN001, ANN201
-    """``grad += wdc * counts[:, None] * rows_val`` in place (the L2 term of each looked-up row, repeats counted)."""
-    for q in range(grad.shape[0]):
-        wq = wdc * np.float32(counts[q])
-        for c in range(grad.shape[1]):
-            grad[q, c] += wq * rows_val[q, c]
-
-
 @_njit
 def row_adam(p, m, v, rows, grad, step_size, b1, c1, b2, c2, eps):  # noqa: ANN001, ANN201
     """Lazy Adam on ``rows`` of ``p`` (distinct), in place, with their merged gradients ``grad``.
 
     The arithmetic of :func:`ncf.train.optim.row_adam_update`, in float32 (float32 scalars,
     ``c1 = 1 - b1``, ``c2 = 1 - b2``). Row views and nothing read before it is written
-    keep the inner loop vectorised (reading ``p`` for an L2 term here made it 2x slower:
-    :func:`add_l2` adds that term first).
+    keep the inner loop vectorised (reading ``p`` for an L2 term here made it 2x slower: the
+    step adds that term to the gradient first); the rows :data:`AHEAD` are hinted (:func:`_prefetch_row`).
     """
     d, n = p.shape[1], rows.shape[0]
     for q in range(n):
         if q + AHEAD < n:
             r2 = rows[q + AHEAD]
-            p2, m2, v2 = p[r2], m[r2], v[r2]
-            for c in range(0, d, 16):
-                prefetch(p2, c)
-                prefetch(m2, c)
-                prefetch(v2, c)
+            _prefetch_row(p[r2])
+            _prefetch_row(m[r2])
+            _prefetch_row(v[r2])
         r = rows[q]
         pr, mr, vr, gr = p[r], m[r], v[r], grad[q]
         for c in range(d):
@@ -453,10 +651,10 @@ def assemble_bce(perm, pos_u, pos_i, neg, out_u, out_i, out_y):  # noqa: ANN001,
 
 
 def _variants(f):  # noqa: ANN001, ANN202
-    """(serial, parallel) compiled variants of a kernel whose outer loop is a ``numba.prange``.
+    """(serial, parallel) compiled variants of a kernel whose loops over sides or halves are ``numba.prange``.
 
-    The parallel one starts a thread team (~20-40 us here), so the step uses it only with
-    two torch threads and, for the per-pair kernels, large batches (:data:`PARALLEL_PAIRS`).
+    The step uses the parallel one with two or more torch threads; both split the work the
+    same way, so they give bit-identical results.
     """
     if not AVAILABLE:
         return f, f
@@ -473,11 +671,50 @@ def _renamed(f, suffix: str):  # noqa: ANN001, ANN202
     return g
 
 
+step_forward, step_forward_parallel = _variants(_step_forward)
+step_backward, step_backward_parallel = _variants(_step_backward)
 row_adam_both, row_adam_both_parallel = _variants(_row_adam_both)
-scatter_backward, scatter_backward_parallel = _variants(_scatter_backward)
-gather_add_relu, gather_add_relu_parallel = _variants(_gather_add_relu)
-relu_grad, relu_grad_parallel = _variants(_relu_grad)
-PARALLEL_PAIRS = 4096  # per-pair kernels go parallel from this many pairs a step
+
+
+#: The scratch arrays :func:`step_forward` and :func:`step_backward` take last, in their order.
+FORWARD_SCRATCH = ("rows", "inv", "cnt", "pg", "pm", "w1t", "a", "h", "gmf", "z", "ns", "l2s")
+BACKWARD_SCRATCH = (
+    "rows",
+    "inv",
+    "ns",
+    "cnt",
+    "pg",
+    "pm",
+    "w1t",
+    "h",
+    "da",
+    "gmf",
+    "z",
+    "d",
+    "g",
+    "gm",
+    "gw1",
+    "gpart",
+)
+
+
+def step_buffers(n_pairs: int, cap: int, k: int, half: int, widths: list[int], n_flat: int) -> dict:
+    """The step's scratch for batches of ``n_pairs`` pairs: at most ``cap`` distinct rows a side,
+    ``k`` GMF factors, MLP halves of ``half``, hidden layers ``widths``, ``n_flat`` dense
+    parameters. ``forward`` / ``backward`` hold the arrays in :data:`FORWARD_SCRATCH` /
+    :data:`BACKWARD_SCRATCH` order (C-contiguous, as :func:`warmup` compiles for)."""
+    h1, acts = (widths[0] if widths else 0), n_pairs * sum(widths)
+    shapes = {
+        "pg": (2, cap, k), "pm": (2, cap, half), "w1t": (2, half, h1), "a": (2, cap, h1), "d": (2, cap, h1),
+        "g": (2, cap, k + half), "gm": (2, cap, half), "h": (acts,), "da": (acts,), "gmf": (n_pairs, k),
+        "z": (n_pairs,), "dz": (n_pairs,), "gw1": (2, 2, h1, half), "gpart": (2, n_flat),
+    }  # fmt: skip
+    buf = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+    i64 = np.int64
+    buf |= {"rows": np.zeros((2, cap), i64), "inv": np.zeros((2, n_pairs), i64), "cnt": np.zeros((2, cap), i64)}
+    buf |= {"ns": np.zeros(2, i64), "l2s": np.zeros((2, 2), np.float64)}
+    buf["forward"], buf["backward"] = (tuple(buf[x] for x in names) for names in (FORWARD_SCRATCH, BACKWARD_SCRATCH))
+    return buf
 
 
 def warmup() -> bool:
@@ -493,51 +730,30 @@ def warmup() -> bool:
         return False
     f32, i64 = np.float32, np.int64
     s = f32(0.1)
-    for idx_dtype in (np.int32, np.int64):
-        idx = np.zeros(4, idx_dtype)
-        pos = np.full(3, -1, i64)
-        r, inv, cnt = (np.zeros(4, i64) for _ in range(3))
-        tab = np.zeros((3, 2), f32)
-        prepare(
-            idx,
-            idx,
-            pos,
-            pos.copy(),
-            tab,
-            tab,
-            1,
-            r,
-            inv,
-            cnt,
-            r.copy(),
-            inv.copy(),
-            cnt.copy(),
-            np.zeros((4, 2), f32),
-            np.zeros((4, 2), f32),
-            np.zeros((4, 1), f32),
-            True,
-        )
-    a = np.zeros((1, 2), f32)
-    out = np.zeros((4, 2), f32)
-    z2 = np.zeros(2, f32)
-    for gar in (gather_add_relu, gather_add_relu_parallel):
-        gar(a, a, z2, inv, inv, out)
-    z = np.zeros(4, f32)
-    gmf, h = np.zeros((4, 1), f32), np.zeros((4, 1), f32)  # C-contiguous, as the step's tensors
-    for wts in (z[:0], z):
-        head(gmf, h, z[:2], s, z, wts, False, z.copy(), z[:2].copy(), h.copy())
-        head(gmf, h, z[:2], s, z[:0], wts[:2], True, z.copy(), z[:2].copy(), h.copy())
-    logits(gmf, h, z[:2], s, z.copy())
-    head_backward(z, gmf, h, z[:2], z[:2].copy(), h.copy())
-    for rg in (relu_grad, relu_grad_parallel):
-        rg(out, out.copy())
-    for sb in (scatter_backward, scatter_backward_parallel):
-        sb(z, z[:1], out, a, a, inv, inv, 1, a[:, :1].copy(), a[:, :1].copy(), a.copy(), a.copy(), z2)
-    add_l2(a.copy(), a, cnt, s)
+    # A NeuMF with 1 GMF factor, MLP halves of 2 and hidden layers 4 -> 2 -> 1 (16 dense
+    # parameters), on 4 pairs of a 3 x 3 table.
+    k, n = 1, 4
+    lay = np.array([[3, 11, 2, 4], [13, 15, 1, 2]], i64)
+    flat, grad, tab = np.zeros(16, f32), np.zeros(16, f32), np.zeros((3, 3), f32)
+    buf = step_buffers(n, 3, k, 2, [2, 1], 16)
+    row_m, flat_m, adam = tuple(tab.copy() for _ in range(4)), (flat.copy(), flat.copy()), np.zeros(8, f32)
+    z = buf["z"]
+    for forward, backward in ((step_forward, step_backward), (step_forward_parallel, step_backward_parallel)):
+        for idx_dtype in (np.int32, np.int64):
+            idx, pos = np.zeros(n, idx_dtype), np.full(3, -1, i64)
+            forward(idx, idx, pos, pos.copy(), tab, tab, k, flat, lay, 0, True, *buf["forward"])
+        for loss_here, bpr in ((True, False), (True, True), (False, False)):
+            y = z[:0] if bpr or not loss_here else z
+            for wts in (z[:0], z):
+                for update in (False, True):
+                    backward(
+                        loss_here, y, wts, bpr, buf["dz"], s, k, flat, lay, 0, grad, update, tab, tab.copy(), row_m,
+                        flat_m, adam, *buf["backward"],
+                    )  # fmt: skip
+    side = (tab, tab.copy(), tab.copy(), buf["rows"][0, :1], buf["g"][0, :1])
     for both in (row_adam_both, row_adam_both_parallel):
-        both(tab, tab.copy(), tab.copy(), r[:1], a, tab, tab.copy(), tab.copy(), r[:1], a, s, s, s, s, s, s)
-    f = np.zeros(3, f32)
-    flat_adam(f, f.copy(), f.copy(), f.copy(), s, s, s, s, s, s)
+        both(*side, *side, s, s, s, s, s, s)
+    flat_adam(flat, flat.copy(), flat.copy(), grad, s, s, s, s, s, s)
     negatives_from_ranks(np.zeros(1, i64), np.zeros((1, 2), i64), np.zeros(1, i64), np.array([0, 1], i64), 2)
     i32 = np.int32
     assemble_bce(
