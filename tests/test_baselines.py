@@ -162,6 +162,28 @@ def test_ease_matches_the_closed_form():
     np.testing.assert_allclose(model.score(uu, ii), (TINY_X @ b).ravel(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("l2", [1e-3, 50.0])
+def test_ease_solves_in_the_precision_its_conditioning_needs(l2):
+    # 30 users x 60 items: the Gram matrix has rank <= 30, so its smallest eigenvalues are L2 itself.
+    # L2 = 1e-3 bounds the condition number at ~2e5, past FLOAT32_MAX_COND: solved in float64
+    # (float32 would be off by far more than the tolerance); L2 = 50 (bound ~4) in float32.
+    from ncf.baselines.ease import FLOAT32_MAX_COND, _solve
+
+    x = (np.random.default_rng(0).random((30, 60)) < 0.3).astype(np.float64)
+    gram = x.T @ x
+    p = np.linalg.inv(gram + l2 * np.eye(60))
+    exact = -p / np.diag(p)[None, :]
+    np.fill_diagonal(exact, 0.0)
+    bound = (np.abs(gram).sum(1).max() + l2) / l2
+    assert (bound > FLOAT32_MAX_COND) == (l2 < 1)
+    # the tolerance, relative to the largest entry: the float32 output's rounding (6e-8) for the
+    # float64 solve; for float32, a backward-stable solve's error, ~ condition x epsilon (1.2e-7),
+    # with a factor 10 for the constant (measured: 7.7e-7 at a bound of ~4)
+    tol = 1e-6 if l2 < 1 else 10 * bound * 1.2e-7
+    got = _solve(gram, l2)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=tol * np.abs(exact).max())
+
+
 def test_ease_path_equals_separate_fits():
     path = list(EASE(l2=0.7).fit_path(tiny(), (0.7, 3.0)))
     for model, l2 in zip(path, (0.7, 3.0)):

@@ -297,12 +297,14 @@ def test_full_ranks_match_brute_force_on_both_paths(monkeypatch, direct_max):
     assert len(expected) > 100 and ranks.tolist() == expected
 
 
+@pytest.mark.parametrize("levels", [6, 200])
 @pytest.mark.parametrize("seed", range(4))
-def test_cutoff_ranks_agree_with_full_ranks_below_the_cutoff(seed):
-    # Integer scores in a small range: many ties, also at each row's cut-off score.
+def test_cutoff_ranks_agree_with_full_ranks_below_the_cutoff(seed, levels):
+    # Integer scores in a small range: many ties, also at each row's cut-off score and among the
+    # top k above it (ranked from the top k alone); 200 levels: few ties, most ranks from the top k.
     rng = np.random.default_rng(seed)
     n_users, n_items, k = 30, 40, 5
-    scores = torch.as_tensor(rng.integers(0, 6, (n_users, n_items)).astype(np.float32))
+    scores = torch.as_tensor(rng.integers(0, levels, (n_users, n_items)).astype(np.float32))
     test = sp_random_csr(rng, n_users, n_items, 0.15)
     seen = sp_random_csr(rng, n_users, n_items, 0.2)
     seen = (seen - seen.multiply(test)).tocsr()  # test items are never seen items

@@ -905,12 +905,13 @@ TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
         {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
     ],
     "neumf": [
-        {},  # the defaults (they have changed since this grid ran: see RESULTS, "How the defaults were chosen")
+        {},  # the defaults, then one step either side of factors, negatives and weight decay
         {"factors": 16},
         {"factors": 64},
-        {"negatives": 8},
-        {"weight_decay": 1e-5},
+        {"negatives": 4},
+        {"negatives": 16},
         {"weight_decay": 1e-3},
+        {"weight_decay": 0.1},
     ],
 }
 

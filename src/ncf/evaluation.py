@@ -61,6 +61,27 @@ def _ranks_direct(
     return above
 
 
+def _ranks_in_top(
+    scores: torch.Tensor,
+    best: tuple[torch.Tensor, torch.Tensor],
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    pos: torch.Tensor,
+    item_ar: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`_ranks_direct`'s ranks for held-out items scored above their row's ``k``-th best
+    value, from the row's top ``k`` (``best``: values and indices) alone: every item scored at or
+    above such an item is among them, so comparing with ``k`` entries instead of every item gives
+    the same count. Items tied with the ``k``-th value (the top ``k`` may hold only some of a tie)
+    take the direct path."""
+    vals, idx = best[0][rows], best[1][rows]
+    above = (vals > pos[:, None]).sum(1) + ((vals == pos[:, None]) & (idx < cols[:, None])).sum(1)
+    at_kth = torch.nonzero(pos == vals[:, -1]).squeeze(1)
+    if len(at_kth):
+        above[at_kth] = _ranks_direct(scores, rows[at_kth], cols[at_kth], pos[at_kth], item_ar)
+    return above
+
+
 def _ranks_sorted(
     scores: torch.Tensor,
     rows: torch.Tensor,
@@ -128,14 +149,14 @@ def full_ranking_ranks(
         top = topk_rows(scores, min(coverage_k, n_items)) if coverage_k else None  # what recommend() returns
         if cutoff is not None and cutoff < n_items:
             # below the row's cutoff-th best score, at least `cutoff` items rank above: clip there
-            kth = top[0] if top is not None and top[0].shape[1] == cutoff else torch.topk(scores, cutoff, dim=1)[0]
-            kth = kth[:, -1]
+            best = top if top is not None and top[0].shape[1] == cutoff else torch.topk(scores, cutoff, dim=1)
+            kth = best[0][:, -1]
             # the clipped ones get distinct placeholder ranks past every real one (n_items + their slot)
             slot = np.arange(len(sub.indices)) - np.repeat(sub.indptr[:-1], np.diff(sub.indptr))
             above = torch.as_tensor(n_items + slot, device=cols.device)
             near = torch.nonzero(pos >= kth[rows]).squeeze(1)
             if len(near):
-                above[near] = _ranks_direct(scores, rows[near], cols[near], pos[near], item_ar)
+                above[near] = _ranks_in_top(scores, best, rows[near], cols[near], pos[near], item_ar)
         elif max_pos <= DIRECT_MAX_POSITIVES:
             above = _ranks_direct(scores, rows, cols, pos, item_ar)
         else:
