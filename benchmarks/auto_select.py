@@ -1,7 +1,7 @@
 """Does ``--model auto`` choose well? Selection on validation vs the best candidate on test.
 
     OMP_NUM_THREADS=1 python benchmarks/auto_select.py --bench runs/benchmark/results.json [--seeds 0,1,2] \
-        [--candidates default|bench|name,name,...]
+        [--candidates default|bench|name,name,...] [--folds N]
 
 For each protocol and seed, the data is binarised and split exactly as ``ncf benchmark`` does;
 :func:`ncf.auto.select_model` then sees only the training part: it carves its validation part
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--protocols", default="holdout,leave-one-out")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--budget", type=float, default=600.0)
+    ap.add_argument("--folds", type=int, default=1, help="validation parts per candidate (select_model's folds)")
     ap.add_argument("--candidates", default="default", help="default (auto's), bench (the run's models) or a list")
     args = ap.parse_args()
     bench = json.loads(open(args.bench, encoding="utf-8").read())
@@ -55,7 +56,9 @@ def main() -> None:
             data, _ = B._DataCache({}).load("ml-100k", protocol)
             train, test = B.split_for(protocol, data, seed)
             t0 = time.perf_counter()
-            model = select_model(train, budget=args.budget, candidates=candidates, params=params, seed=seed)
+            model = select_model(
+                train, budget=args.budget, candidates=candidates, params=params, seed=seed, folds=args.folds
+            )
             total = time.perf_counter() - t0
             chosen = next(r["model"] for r in model.leaderboard_ if r.get("chosen"))
             ndcg = evaluate(model, test, k=10)["ndcg@10"]

@@ -36,6 +36,47 @@ def test_auto_chooses_the_best_on_validation_and_keeps_the_leaderboard(data, tmp
     assert again.bundle_extra_["leaderboard"] == board
 
 
+@pytest.mark.parametrize("by", ["timestamp", "random"])
+def test_auto_folds_score_each_candidate_on_several_parts_and_choose_on_the_mean(data, by):
+    from ncf.auto import _validation_parts
+
+    train, _ = split.leave_one_out(data, by=by, seed=0)
+    parts = _validation_parts(train, 3, seed=0)
+    keys = [set(zip(v.user_idx.tolist(), v.item_idx.tolist(), strict=True)) for _, v in parts]
+    assert all(len(k) > 0 for k in keys) and len({frozenset(k) for k in keys}) == 3  # three different parts
+    if by == "timestamp":  # rolling back in time: each fold validates before the previous one, on its inner part
+        for j in range(1, 3):
+            (inner, val), (prev_inner, later) = parts[j], parts[j - 1]
+            assert len(inner) + len(val) == len(prev_inner)  # carved from the previous fold's inner part
+            last = {u: t for u, t in zip(later.user_idx, later.timestamps, strict=True)}
+            assert all(t <= last[u] for u, t in zip(val.user_idx, val.timestamps, strict=True))
+    model = select_model(train, budget=60, candidates=["popularity", "ease"], seed=0, folds=3)
+    for row in model.leaderboard_:
+        per_fold = row["val_ndcg@10_folds"]
+        assert len(per_fold) == 3 and row["val_ndcg@10"] == pytest.approx(sum(per_fold) / 3, abs=1e-6)
+    board = {r["model"]: r["val_ndcg@10"] for r in model.leaderboard_}
+    assert [r["model"] for r in model.leaderboard_ if r.get("chosen")] == [max(board, key=board.get)]
+    # one fold is the single validation part of before: the same score as folds=1
+    one = select_model(train, budget=60, candidates=["ease"], seed=0)
+    assert one.leaderboard_[0]["val_ndcg@10"] == model.leaderboard_[1]["val_ndcg@10_folds"][0]
+    with pytest.raises(ConfigError, match=r"folds == 0, must be >= 1"):
+        select_model(train, budget=60, folds=0)
+    with pytest.raises(ConfigError, match=r"folds == 11"):
+        select_model(train, budget=60, folds=11)
+
+
+def test_auto_folds_past_what_a_time_rule_can_carve_say_how_many_it_can(data):
+    from ncf.auto import _validation_parts
+    from ncf.errors import DataError
+
+    small = split.leave_one_out(data, by="timestamp", seed=0)[0]
+    small = small._subset(np.isin(small.user_idx, np.arange(3)))  # three users, ~20 interactions each
+    n = min(np.bincount(small.user_idx)[:3])
+    with pytest.raises(DataError, match=r"folds == 40: train holds only \d+ validation part\(s\).*use folds <= \d+"):
+        _validation_parts(small, 40, seed=0)
+    assert n < 40
+
+
 def test_auto_skips_what_cannot_fit_and_refuses_a_budget_too_small(data):
     train, _ = split.leave_one_out(data, by="timestamp", seed=0)
     with pytest.raises(ConfigError, match=r"budget == 1e-09 s fits none of the candidates.*larger budget"):
@@ -69,6 +110,9 @@ def test_cli_trains_a_baseline_and_refuses_bad_names_and_flags(tmp_path, capsys)
     assert len(err.splitlines()) == 1 and "ease does not take ['factors']" in err and "l2" in err
     assert main(["train", "--data", "ml-100k", "--model", "auto", "--out", str(tmp_path / "x")]) == 2
     assert "--budget" in capsys.readouterr().err
+    assert main(["train", "--data", "ml-100k", "--folds", "3", "--budget", "9", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--budget, --folds: for --model auto only, not --model neumf") and len(err.splitlines()) == 1
     with pytest.raises(SystemExit) as e:  # argparse lists the known models
         main(["train", "--data", "ml-100k", "--model", "svd", "--out", str(tmp_path / "x")])
     assert e.value.code == 2 and "choose from" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -134,6 +134,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _check_outputs(args, "out", ("tensorboard", "checkpoint_dir"))
     _check_test_args(args)
+    auto_only = [
+        f
+        for f, on in (
+            ("--budget", args.budget is not None),
+            ("--candidates", args.candidates),
+            ("--folds", args.folds != 1),
+        )
+        if on
+    ]
+    if auto_only and args.model != "auto":
+        raise ConfigError(f"{', '.join(auto_only)}: for --model auto only, not --model {args.model}")
 
     # Under torchrun (WORLD_SIZE > 1) join the process group: every rank trains on its
     # shard; rank 0 alone prints, saves and evaluates.
@@ -251,7 +262,12 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
         from ncf.benchmark import load_params
 
         model = select_model(
-            data, budget=args.budget, candidates=cands, params=load_params(args.params), seed=seed or 0
+            data,
+            budget=args.budget,
+            candidates=cands,
+            params=load_params(args.params),
+            seed=seed or 0,
+            folds=args.folds,
         )
         for row in model.leaderboard_:
             score = next(
@@ -611,6 +627,13 @@ def _add_train(sub: Any) -> None:
         "--candidates",
         default=None,
         help="--model auto: comma-separated model names (default: every known model that fits the budget)",
+    )
+    t.add_argument(
+        "--folds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--model auto: validation parts each candidate is scored on, the mean decides (1-10, default 1)",
     )
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
