@@ -94,6 +94,19 @@ def test_bce_updates_match_autograd_rowadam_adam(kind, layers, wd):
     assert all(not torch.equal(v, start[k]) for k, v in mod.state_dict().items())  # every tensor was trained
 
 
+def _step_capturing(fs, *batch):
+    """One step of ``fs`` on ``batch``: ((the dense gradient, the tables' row blocks) it reduced, the loss)."""
+    captured = []
+
+    def capture(flat, blocks):
+        captured.append((flat, blocks))
+        return flat, blocks
+
+    fs.reduce = capture
+    loss = fs.step(*batch)
+    return captured[-1], loss
+
+
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("kind,layers", CASES)
 @pytest.mark.parametrize("loss,wd", [("bce", 0.0), ("bpr", 0.0), ("bpr", 1e-2)])
@@ -106,17 +119,10 @@ def test_gradients_match_autograd(kind, layers, loss, wd, n):
     fs = fused_step(copy.deepcopy(ref), lr=0.01, weight_decay=wd, loss=loss)
     u, i, y, j = _batch(torch.Generator().manual_seed(2), n)
     _autograd_loss(ref, u, i, y, j, loss, wd).backward()
-    captured = {}
-
-    def capture(flat, blocks):
-        captured["flat"], captured["blocks"] = flat, blocks
-        return flat, blocks
-
-    fs.reduce = capture
-    fs.step(u, i, y if loss == "bce" else j)
+    (flat, blocks), _ = _step_capturing(fs, u, i, y if loss == "bce" else j)
     expected_dense = torch.cat([p.grad.reshape(-1) for p in fs.dense_params_of(ref)])
-    torch.testing.assert_close(captured["flat"], expected_dense, atol=1e-7, rtol=1e-5)
-    for (rows, grads), tables in zip(captured["blocks"], fs.tables_of(ref)):
+    torch.testing.assert_close(flat, expected_dense, atol=1e-7, rtol=1e-5)
+    for (rows, grads), tables in zip(blocks, fs.tables_of(ref)):
         dense = torch.cat([t.grad.to_dense() for t in tables], dim=1)
         torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
         untouched = torch.ones(len(dense), dtype=torch.bool)
@@ -152,20 +158,13 @@ def test_weighted_gradients_match_autograd(kind, layers, loss, wd, n):
         per, l2 = -f.logsigmoid(sp - sn), l2p + l2n
     expected = (per * w).mean() + wd * l2 / n
     expected.backward()
-    captured = {}
-
-    def capture(flat, blocks):
-        captured["flat"], captured["blocks"] = flat, blocks
-        return flat, blocks
-
-    fs.reduce = capture
-    got = fs.step(u, i, y if loss == "bce" else j, w)
+    (flat, blocks), got = _step_capturing(fs, u, i, y if loss == "bce" else j, w)
     torch.testing.assert_close(got, expected.detach(), atol=1e-6, rtol=1e-6)
     expected_dense = torch.cat([p.grad.reshape(-1) for p in fs.dense_params_of(ref)])
     if loss == "bpr":
         expected_dense[fs.dense_params[0].numel()] = 0.0  # the output bias cancels in BPR (zeroed exactly)
-    torch.testing.assert_close(captured["flat"], expected_dense, atol=1e-7, rtol=1e-5)
-    for (rows, grads), tables in zip(captured["blocks"], fs.tables_of(ref)):
+    torch.testing.assert_close(flat, expected_dense, atol=1e-7, rtol=1e-5)
+    for (rows, grads), tables in zip(blocks, fs.tables_of(ref)):
         dense = torch.cat([t.grad.to_dense() for t in tables], dim=1)
         torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
 
@@ -182,18 +181,11 @@ def test_tables_much_larger_than_the_batch_match_autograd(loss):
     u, i, j = (torch.randint(n - 40, n, (B,), generator=g) for n in (n_users, n_items, n_items))
     y = (torch.rand(B, generator=g) < 0.3).float()
     _autograd_loss(ref, u, i, y, j, loss, 1e-2).backward()
-    captured = {}
-
-    def capture(flat, blocks):
-        captured["flat"], captured["blocks"] = flat, blocks
-        return flat, blocks
-
-    fs.reduce = capture
-    fs.step(u, i, y if loss == "bce" else j)
+    (flat, blocks), _ = _step_capturing(fs, u, i, y if loss == "bce" else j)
     torch.testing.assert_close(
-        captured["flat"], torch.cat([p.grad.reshape(-1) for p in fs.dense_params_of(ref)]), atol=1e-7, rtol=1e-5
+        flat, torch.cat([p.grad.reshape(-1) for p in fs.dense_params_of(ref)]), atol=1e-7, rtol=1e-5
     )
-    for (rows, grads), tables in zip(captured["blocks"], fs.tables_of(ref)):
+    for (rows, grads), tables in zip(blocks, fs.tables_of(ref)):
         dense = torch.cat([t.grad.to_dense() for t in tables], dim=1)
         torch.testing.assert_close(grads, dense[rows], atol=1e-7, rtol=1e-5)
         assert len(rows) == len(set(rows.tolist())) == int(dense.abs().sum(1).gt(0).sum())
