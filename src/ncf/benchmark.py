@@ -913,6 +913,25 @@ TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
         {"weight_decay": 1e-3},
         {"weight_decay": 0.1},
     ],
+    # GMF and MLP: the same steps around their defaults (MLP: a narrower and a wider tower for factors)
+    "gmf": [
+        {},
+        {"factors": 16},
+        {"factors": 64},
+        {"negatives": 4},
+        {"negatives": 16},
+        {"weight_decay": 1e-3},
+        {"weight_decay": 0.1},
+    ],
+    "mlp": [
+        {},
+        {"layers": [32, 16, 8]},
+        {"layers": [128, 64, 32, 16]},
+        {"negatives": 4},
+        {"negatives": 16},
+        {"weight_decay": 1e-3},
+        {"weight_decay": 0.1},
+    ],
 }
 
 
