@@ -905,15 +905,17 @@ TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
         {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
     ],
     "neumf": [
-        {},  # the defaults, then one step either side of factors, negatives and weight decay
+        {},  # the defaults, then one step either side of factors, MLP width, negatives and weight decay
         {"factors": 16},
         {"factors": 64},
+        {"layers": [32, 16, 8]},
+        {"layers": [128, 64, 32, 16]},
         {"negatives": 4},
         {"negatives": 16},
         {"weight_decay": 1e-3},
         {"weight_decay": 0.1},
     ],
-    # GMF and MLP: the same steps around their defaults (MLP: a narrower and a wider tower for factors)
+    # GMF and MLP: the same steps around their defaults (MLP's width steps are NeuMF's)
     "gmf": [
         {},
         {"factors": 16},
