@@ -65,6 +65,19 @@ def test_auto_folds_score_each_candidate_on_several_parts_and_choose_on_the_mean
         select_model(train, budget=60, folds=11)
 
 
+def test_cli_auto_with_folds_prints_each_fold_and_keeps_them(tmp_path, capsys):
+    out = tmp_path / "a"
+    argv = ["train", "--data", "ml-100k", "--model", "auto", "--budget", "60", "--folds", "2"]
+    assert main([*argv, "--candidates", "popularity,ease", "--seed", "0", "--quiet", "--out", str(out)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "val_ndcg@10=" in ln]
+    board = load_model(out).bundle_extra_["leaderboard"]
+    assert len(lines) == len(board) == 2
+    for line, row in zip(lines, board, strict=True):
+        mean, folds = row["val_ndcg@10"], row["val_ndcg@10_folds"]
+        assert len(folds) == 2 and mean == pytest.approx(sum(folds) / 2)
+        assert f"val_ndcg@10={mean:.4f}" in line and f"(folds: {folds[0]:.4f}, {folds[1]:.4f})" in line
+
+
 def test_auto_folds_past_what_a_time_rule_can_carve_say_how_many_it_can(data):
     from ncf.auto import _validation_parts
     from ncf.errors import DataError

@@ -271,7 +271,12 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
         )
         for row in model.leaderboard_:
             score = next(
-                (f"{k}={v:.4f}  fit {row['fit_seconds']:.1f}s" for k, v in row.items() if k.startswith("val_")),
+                (
+                    f"{k}={v:.4f}  fit {row['fit_seconds']:.1f}s"
+                    + (f"  (folds: {', '.join(f'{x:.4f}' for x in row[k + '_folds'])})" if k + "_folds" in row else "")
+                    for k, v in row.items()
+                    if k.startswith("val_") and not k.endswith("_folds")
+                ),
                 row["status"],
             )
             print(f"  {'*' if row.get('chosen') else ' '} {row['model']:<13} {score}")
@@ -336,7 +341,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(
                 f"chosen by --model auto on validation: {chosen[0] if chosen else '?'}; leaderboard: "
                 + "; ".join(
-                    f"{r['model']} {next((f'{v:.4f}' for k, v in r.items() if k.startswith('val_')), r['status'])}"
+                    f"{r['model']} {next((f'{v:.4f}' for k, v in r.items() if k.startswith('val_') and not k.endswith('_folds')), r['status'])}"
                     for r in board
                 )
             )
