@@ -84,26 +84,25 @@ def main() -> None:
     head += " wall / tuned WARP wall | fit / tuned WARP fit |"
     print("\n" + head + "\n" + "|---" * 9 + "|")
     for protocol in ("holdout", "leave-one-out"):
-
-        def of(recipe: str, key: str, protocol: str = protocol) -> float:
-            vals = [r[key] for r in rows if r["protocol"] == protocol and r["recipe"] == recipe and r[key] is not None]
-            return sum(vals) / len(vals) if vals else float("nan")
-
         for name in recipes:
-            rs = [r for r in rows if r["protocol"] == protocol and r["recipe"] == name]
 
-            def mean(key: str, rs: list = rs) -> float:
-                vals = [r[key] for r in rs if r[key] is not None]
+            def of(recipe: str, key: str, protocol: str = protocol) -> float:
+                """Mean of ``key`` over ``recipe``'s rows of this protocol (NaN when it was not run)."""
+                vals = [
+                    r[key] for r in rows if (r["protocol"], r["recipe"]) == (protocol, recipe) and r[key] is not None
+                ]
                 return sum(vals) / len(vals) if vals else float("nan")
 
             ratios = [
-                mean("wall_s") / of("lightfm-warp", "wall_s"),
-                mean("wall_s") / of("lightfm-warp-tuned", "wall_s"),
-                mean("fit_s") / of("lightfm-warp-tuned", "fit_s"),
+                of(name, "wall_s") / of("lightfm-warp", "wall_s"),
+                of(name, "wall_s") / of("lightfm-warp-tuned", "wall_s"),
+                of(name, "fit_s") / of("lightfm-warp-tuned", "fit_s"),
             ]
             print(
-                f"| {protocol} | {name} | {mean('wall_s'):.1f} | {mean('fit_s'):.1f} | {mean('val_ndcg@10'):.4f} "
-                f"| {mean('test_ndcg@10'):.4f} | " + " | ".join(f"{x:.2f}" for x in ratios) + " |"
+                f"| {protocol} | {name} | {of(name, 'wall_s'):.1f} | {of(name, 'fit_s'):.1f} "
+                f"| {of(name, 'val_ndcg@10'):.4f} | {of(name, 'test_ndcg@10'):.4f} | "
+                + " | ".join(f"{x:.2f}" for x in ratios)
+                + " |"
             )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")

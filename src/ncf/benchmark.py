@@ -872,6 +872,20 @@ def plot_chart(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 # -- tuning (an equal budget per model, validation data only; benchmarks/tune.py runs it) --------
+#: The NCF grids' steps around the defaults (factors 32, layers 64-32-16-8, negatives 8, weight decay 0.01).
+_NCF_STEPS: dict[str, tuple[Any, Any]] = {
+    "factors": (16, 64),
+    "layers": ((32, 16, 8), (128, 64, 32, 16)),
+    "negatives": (4, 16),
+    "weight_decay": (1e-3, 0.1),
+}
+
+
+def _steps(*knobs: str) -> list[dict[str, Any]]:
+    """The defaults (``{}``), then each of ``knobs`` one step down and one up, the others at their defaults."""
+    return [{}] + [{k: list(v) if isinstance(v, tuple) else v} for k in knobs for v in _NCF_STEPS[k]]
+
+
 def _grid(**axes: list[Any]) -> list[dict[str, Any]]:
     """The full product of ``axes``, first axis varying slowest."""
     out: list[dict[str, Any]] = [{}]
@@ -904,36 +918,10 @@ TUNING_GRIDS: dict[str, list[dict[str, Any]]] = {
         {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-5, "user_alpha": 1e-5},
         {"no_components": 64, "learning_rate": 0.05, "epochs": 50, "item_alpha": 1e-4, "user_alpha": 1e-4},
     ],
-    "neumf": [
-        {},  # the defaults, then one step either side of factors, MLP width, negatives and weight decay
-        {"factors": 16},
-        {"factors": 64},
-        {"layers": [32, 16, 8]},
-        {"layers": [128, 64, 32, 16]},
-        {"negatives": 4},
-        {"negatives": 16},
-        {"weight_decay": 1e-3},
-        {"weight_decay": 0.1},
-    ],
-    # GMF and MLP: the same steps around their defaults (MLP's width steps are NeuMF's)
-    "gmf": [
-        {},
-        {"factors": 16},
-        {"factors": 64},
-        {"negatives": 4},
-        {"negatives": 16},
-        {"weight_decay": 1e-3},
-        {"weight_decay": 0.1},
-    ],
-    "mlp": [
-        {},
-        {"layers": [32, 16, 8]},
-        {"layers": [128, 64, 32, 16]},
-        {"negatives": 4},
-        {"negatives": 16},
-        {"weight_decay": 1e-3},
-        {"weight_decay": 0.1},
-    ],
+    # NCF models: the defaults, then one step either side of each knob the model has
+    "neumf": _steps("factors", "layers", "negatives", "weight_decay"),
+    "gmf": _steps("factors", "negatives", "weight_decay"),
+    "mlp": _steps("layers", "negatives", "weight_decay"),
 }
 
 
