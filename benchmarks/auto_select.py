@@ -1,12 +1,14 @@
 """Does ``--model auto`` choose well? Selection on validation vs the best candidate on test.
 
     OMP_NUM_THREADS=1 python benchmarks/auto_select.py --bench runs/benchmark/results.json [--seeds 0,1,2] \
-        [--candidates default|bench|name,name,...] [--folds N]
+        [--candidates default|bench|name,name,...] [--folds N] [--no-blend]
 
 For each protocol and seed, the data is binarised and split exactly as ``ncf benchmark`` does;
 :func:`ncf.auto.select_model` then sees only the training part: it carves its validation part
 from it, fits every candidate (the benchmark's tuned params, ``benchmarks/tuned_params.json``),
-chooses on validation and refits the winner on all of train. The chosen model's test NDCG@10
+chooses on validation (a single candidate, or a blend of the best three when it validates
+better by more than one standard error; ``--no-blend``: single candidates only) and refits the
+winner on all of train. The chosen model's test NDCG@10
 is compared with the best test NDCG@10 among the same candidates in the benchmark run of the
 same seed (same params, same split: the benchmark fitted each candidate exactly as the refit
 does). ``--candidates default`` (the default) uses what ``ncf train --model auto`` tries
@@ -34,6 +36,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=600.0)
     ap.add_argument("--folds", type=int, default=1, help="validation parts per candidate (select_model's folds)")
     ap.add_argument("--candidates", default="default", help="default (auto's), bench (the run's models) or a list")
+    ap.add_argument("--no-blend", action="store_true", help="choose among single models only (select_model's blend)")
     args = ap.parse_args()
     bench = json.loads(open(args.bench, encoding="utf-8").read())
     if args.candidates == "default":
@@ -57,10 +60,19 @@ def main() -> None:
             train, test = B.split_for(protocol, data, seed)
             t0 = time.perf_counter()
             model = select_model(
-                train, budget=args.budget, candidates=candidates, params=params, seed=seed, folds=args.folds
+                train,
+                budget=args.budget,
+                candidates=candidates,
+                params=params,
+                seed=seed,
+                folds=args.folds,
+                blend=not args.no_blend,
             )
             total = time.perf_counter() - t0
-            chosen = next(r["model"] for r in model.leaderboard_ if r.get("chosen"))
+            row = next(r for r in model.leaderboard_ if r.get("chosen"))
+            chosen = row["model"]
+            if chosen == "blend":
+                chosen += " " + "+".join(f"{n} {w:.1f}" for n, w in row["params"]["components"].items())
             ndcg = evaluate(model, test, k=10)["ndcg@10"]
             runs = [
                 r
@@ -77,6 +89,7 @@ def main() -> None:
                 "  leaderboard: "
                 + "; ".join(
                     f"{r['model']} {r.get('val_ndcg@10', float('nan')):.4f} ({r.get('fit_seconds', 0):.1f}s)"
+                    + (f" [{r['status']}]" if r["model"] == "blend" else "")
                     for r in model.leaderboard_
                 ),
                 flush=True,

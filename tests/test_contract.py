@@ -40,19 +40,24 @@ import ncf
 from checkerboard import BASELINE_SPECS, IPG, ITEM0, N_ITEMS, N_USERS, NCF_SPECS, TEST, TRAIN, UPG, USER0
 from ncf import NCF
 from ncf.baselines import BASELINES, make_baseline
+from ncf.blend import Blend
 from ncf.data.interactions import Interactions
 from ncf.data.io import load_interactions
 from ncf.errors import BundleError, ConfigError, DataError, NotFittedError, UnknownIdError
 from ncf.loading import load_model
 from ncf.params import Bool, Choice, Constraint, Either, Float, Int, IntList, Metric, declared
+from ncf.registry import make_model
 
 USER_IDS = USER0 + np.arange(N_USERS)
 ALL_ITEMS = ITEM0 + np.arange(N_ITEMS)
 SEEN = {USER0 + u: set((ITEM0 + TRAIN.item_idx[TRAIN.user_idx == u]).tolist()) for u in range(N_USERS)}
 
-SPECS = [*NCF_SPECS, *BASELINE_SPECS]
+#: A blend (ncf.blend) of two deterministic models that need no optional library: it joins the contract
+#: like any model; its own mechanics (weights, auto's choice, hostile bundles) are in test_blend.py.
+BLEND_SPEC = (("ease", 0.6), ("item-knn", 0.4))
+SPECS = [*NCF_SPECS, *BASELINE_SPECS, "blend"]
 SEEDED = [*NCF_SPECS, *(n for n, (p, _) in BASELINE_SPECS.items() if "seed" in p)]
-NO_ITEM_VECTORS = {"popularity"}  # similar_items needs item embeddings
+NO_ITEM_VECTORS = {"popularity", "blend"}  # similar_items needs item embeddings (a blend has no one item space)
 
 every_model = pytest.mark.parametrize("name", SPECS)
 
@@ -64,6 +69,8 @@ def make(name: str, **overrides: Any) -> Any:
     """A fresh, unfitted model (skipped when its optional library is missing)."""
     if name in NCF_SPECS:
         return NCF(**{**NCF_SPECS[name], **overrides})
+    if name == "blend":
+        return Blend([(n, make(n, **overrides)) for n, _ in BLEND_SPEC], [w for _, w in BLEND_SPEC])
     params, needs = BASELINE_SPECS[name]
     if needs:
         pytest.importorskip(needs)
@@ -328,6 +335,14 @@ def test_a_bad_hyper_parameter_raises_config_error_naming_it(name, param):
 def test_get_params_round_trips_through_the_constructor(name):
     model = make(name)
     params = model.get_params()
+    if name == "blend":  # its parameters are its components': each one's name, weight and parameters
+        again = Blend(
+            [(c["model"], make_model(c["model"], c["params"])) for c in params["components"]],
+            [c["weight"] for c in params["components"]],
+        )
+        assert [c["model"] for c in params["components"]] == [n for n, _ in BLEND_SPEC]
+        assert again.get_params() == params and fitted(name).get_params() == params
+        return
     assert [f.name for f in declared(model)] and set(params) == {f.name for f in declared(model)}
     again = type(model)(**params)
     assert again.get_params() == params
@@ -392,7 +407,7 @@ def test_same_seed_same_model(name):
 
 # -- fold-in: histories of users the model was not trained on ------------------------------------
 HISTORIES = [list(ITEM0 + TRAIN.item_idx[TRAIN.user_idx == u]) for u in range(N_USERS)]
-EXACT_FOLD_IN = {"popularity", "ease", "item-knn"}  # score a profile exactly as a training user's row
+EXACT_FOLD_IN = {"popularity", "ease", "item-knn", "blend"}  # score a profile exactly as a training user's row
 
 
 @every_model

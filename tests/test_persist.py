@@ -450,3 +450,45 @@ def test_any_flipped_bytes_are_refused_or_harmless(int_model, tmp_path_factory, 
         assert "\n" not in str(e)
         return
     np.testing.assert_array_equal(all_scores(loaded)[0], all_scores(int_model)[0])
+
+
+def test_ncf_keeps_its_recency_so_a_loaded_model_folds_in_as_the_trained_one(tmp_path):
+    """Fold-in weighs a history by the fitted half-life (recency="auto" resolves to one on a time
+    split); a loaded NCF model used to lose it and fold histories in unweighted. It is saved as a
+    weight now (under the checksum); a bundle from before falls back to the recorded metadata."""
+    import json
+
+    import numpy as np
+
+    from cli_helpers import rewrite
+    from ncf import NCF, split
+    from ncf.data.interactions import Interactions
+    from ncf.errors import BundleError
+    from ncf.loading import load_model
+    from ncf.synthetic import synthetic_interactions
+
+    base = synthetic_interactions((60, 40, 900), seed=2)
+    ts = np.random.default_rng(0).permutation(len(base)).astype(np.float64)
+    data = Interactions.from_indices(base.user_map, base.item_map, base.user_idx, base.item_idx, ts)
+    train, _ = split.leave_one_out(data, by="timestamp", seed=0)
+    model = NCF(model="neumf", factors=4, layers=(8, 4), epochs=1, seed=0, device="cpu").fit(train, validation=None)
+    assert model.recency_ is not None
+    hist = list(train.item_map.raw(train.csr[0].indices))
+    stamps = list(range(len(hist)))
+    want = model.recommend_history(hist, k=5, timestamps=stamps)
+    model.save(tmp_path / "m")
+    for old in (False, True):  # as saved now, then as a bundle from before (no tensor; the metadata's value)
+        if old:
+            rewrite(tmp_path / "m", tensors=lambda t: t.pop("weights.recency_half_life"))
+        loaded = load_model(tmp_path / "m")
+        assert loaded.recency_ == model.recency_
+        got = loaded.recommend_history(hist, k=5, timestamps=stamps)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+
+    def bad(md):
+        md["extra"] = json.dumps({**json.loads(md["extra"]), "recency": -1.0})
+
+    rewrite(tmp_path / "m", meta=bad)
+    with pytest.raises(BundleError, match="recency half-life -1.0 is invalid"):
+        load_model(tmp_path / "m")

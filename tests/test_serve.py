@@ -676,3 +676,30 @@ def test_cli_serve_subprocess_sighup_and_errors(bundles, tmp_path, capsys):
         assert cli_main(["serve", *args]) == 2
         line = capsys.readouterr().err
         assert needle in line and line.count("\n") == 1 and "Traceback" not in line, line
+
+
+def test_a_blend_bundle_serves_like_any_model(tmp_path):
+    """A blend (ncf.blend; what --model auto ships when a blend validates clearly better) is one
+    bundle: GET /v1/model shows its components and weights, and recommendations, histories and
+    explanations match the library's."""
+    from ncf.baselines import EASE
+    from ncf.blend import Blend
+    from serve_helpers import int_data, tiny_ncf
+
+    data = int_data()
+    blend = Blend([("neumf", tiny_ncf(data)), ("ease", EASE(l2=10.0).fit(data))], [0.7, 0.3])
+    blend.leaderboard_ = [{"model": "blend", "status": "ok", "chosen": True}]
+    blend.save(tmp_path / "b")
+    c = TestClient(create_app(tmp_path / "b"))
+    info = c.get("/v1/model").json()
+    assert info["model_class"] == "Blend" and info["blend"]["components"] == {"neumf": 0.7, "ease": 0.3}
+    assert info["fold_in"] and not info["similar_items"] and info["leaderboard"] == blend.leaderboard_
+    assert [x["model"] for x in info["params"]["components"]] == ["neumf", "ease"]
+    got = c.get("/v1/users/7/recommendations?k=4&explain=true").json()["items"]
+    ids, _ = blend.recommend(7, k=4)
+    assert [it["id"] for it in got] == ids.tolist()
+    _check_because(got, set(blend.train_.item_map.raw(blend.train_.csr[blend.user_map_.index([7])[0]].indices)))
+    h = c.post("/v1/recommendations", json={"histories": [{"items": [101, 102, 103], "timestamps": [3, 1, 2]}], "k": 5})
+    hist_ids, _ = blend.recommend_history([101, 102, 103], k=5, timestamps=[3, 1, 2])
+    assert [it["id"] for it in h.json()["histories"][0]["items"]] == hist_ids.tolist()
+    err(c.get("/v1/items/101/similar"), 501, "not_supported")

@@ -140,6 +140,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             ("--budget", args.budget is not None),
             ("--candidates", args.candidates),
             ("--folds", args.folds != 1),
+            ("--no-blend", args.no_blend),
         )
         if on
     ]
@@ -268,6 +269,7 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
             params=load_params(args.params),
             seed=seed or 0,
             folds=args.folds,
+            blend=not args.no_blend,
         )
         for row in model.leaderboard_:
             score = next(
@@ -279,8 +281,11 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
                 ),
                 row["status"],
             )
+            if row["model"] == "blend":
+                score += f"  {_components(row)}\n      {row['status']}"
             print(f"  {'*' if row.get('chosen') else ' '} {row['model']:<13} {score}")
-        chosen = next(r["model"] for r in model.leaderboard_ if r.get("chosen"))
+        top = next(r for r in model.leaderboard_ if r.get("chosen"))
+        chosen = top["model"] + (f" ({_components(top)})" if top["model"] == "blend" else "")
         print(f"chose {chosen} on validation; refit on all of train; {time.perf_counter() - t0:.1f}s in all")
     else:
         from ncf.registry import make_model
@@ -290,6 +295,11 @@ def _train_other(args: argparse.Namespace, data: Any, test: Any, flags: dict[str
     print(f"saved to {model.save(args.out)}")
     _report_test(model, test, args.k)
     return 0
+
+
+def _components(row: dict[str, Any]) -> str:
+    """A blend row's components and weights, e.g. ``neumf 0.5, ease 0.2, implicit-als 0.3``."""
+    return ", ".join(f"{n} {w:.1f}" for n, w in row["params"]["components"].items())
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -639,6 +649,12 @@ def _add_train(sub: Any) -> None:
         default=1,
         metavar="N",
         help="--model auto: validation parts each candidate is scored on, the mean decides (1-10, default 1)",
+    )
+    t.add_argument(
+        "--no-blend",
+        action="store_true",
+        help="--model auto: choose among single models only (default: a blend of the best three is shipped "
+        "when it beats the best one on validation by more than one standard error)",
     )
     t.add_argument("--no-validation", action="store_true", help="train exactly --epochs epochs, no early stopping")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")

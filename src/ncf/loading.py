@@ -36,7 +36,25 @@ LOADERS: dict[str, str] = {
     "ImplicitALS": "ncf.baselines.implicit_models:ImplicitALS",
     "ImplicitBPR": "ncf.baselines.implicit_models:ImplicitBPR",
     "LightFM": "ncf.baselines.lightfm_model:LightFMModel",
+    "Blend": "ncf.blend:Blend",
 }
+
+
+def _class(target: str) -> Any:
+    module_name, attr = target.split(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def component_class(path: str | os.PathLike[str], model_class: Any, j: int) -> Any:
+    """The class of a blend's component ``j`` (any loadable class but a blend). Raises BundleError."""
+    target = LOADERS.get(model_class) if isinstance(model_class, str) and model_class != "Blend" else None
+    if target is None:
+        known = ", ".join(sorted(k for k in LOADERS if k != "Blend"))
+        raise BundleError(
+            f"{path}: blend component {j} names model class {str(model_class)[:80]!r}, which a blend cannot hold "
+            f"(known: {known}); the file is corrupt or was written by a newer ncf"
+        )
+    return _class(target)
 
 
 def bundle_model_class(path: str | os.PathLike[str]) -> str:
@@ -66,9 +84,7 @@ def load_model(path: str | os.PathLike[str], **kwargs: Any) -> Recommender:
             f"{path} holds a model of class {cls_name!r}, which this ncf cannot load (known classes: {known}); "
             "it may have been written by a newer ncf"
         )
-    module_name, attr = target.split(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    return cls.load(path, **kwargs)
+    return _class(target).load(path, **kwargs)
 
 
 def upgrade_bundle(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> tuple[Path, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -36,9 +37,10 @@ from ncf.params import (
 )
 from ncf.train.trainer import TrainConfig, TrainResult, UserCallback, train_module
 from ncf.update import DEFAULT_OLD_RATIO, update_history, update_ncf
-from ncf.weighting import resolve_recency
+from ncf.weighting import RECENCY_TENSOR, resolve_recency
 
 if TYPE_CHECKING:
+    from ncf.persist import Bundle
     from ncf.train.checkpoint import Checkpoint
 
 MODELS = ("gmf", "mlp", "neumf")
@@ -642,6 +644,10 @@ class NCF(Recommender):
         """Save config, id maps, seen interactions and weights to ``path`` (a folder); atomic."""
         from ncf.persist import save_bundle
 
+        return save_bundle(path, **self.bundle_parts(), train=self.train_)
+
+    def bundle_parts(self) -> dict[str, Any]:
+        """What :func:`ncf.persist.save_bundle` writes besides the data: model class, config, weights, extra."""
         self.check_fitted()
         extra = {
             "created": self.created_,
@@ -656,6 +662,8 @@ class NCF(Recommender):
             **({"updates": h} if (h := update_history(self)) else {}),
         }
         weights = dict(self.module_.state_dict())
+        if getattr(self, "recency_", None) is not None:  # how fold-in weighs a history, as training did
+            weights[RECENCY_TENSOR] = torch.tensor([float(self.recency_)], dtype=torch.float64)
         if self.item_item_ > 0:
             ease = self.item_item_model_
             weights[ITEM_ITEM_WEIGHT] = torch.tensor(float(self.item_item_), dtype=torch.float64)
@@ -663,21 +671,25 @@ class NCF(Recommender):
             weights[ITEM_ITEM_L2] = torch.tensor(float(ease.l2), dtype=torch.float64)
             if ease.recency_ is not None:
                 weights[ITEM_ITEM_RECENCY] = torch.tensor(float(ease.recency_), dtype=torch.float64)
-        return save_bundle(
-            path,
-            model_class="NCF",
-            config={**self.get_params(), "model": self.kind_},
-            weights=weights,
-            train=self.train_,
-            extra=extra,
-        )
+        return {
+            "model_class": "NCF",
+            "config": {**self.get_params(), "model": self.kind_},
+            "weights": weights,
+            "extra": extra,
+        }
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = "cpu") -> NCF:
         """Load a bundle saved by :meth:`save`; runs no code from the files."""
-        from ncf.persist import check_weights, load_bundle
+        from ncf.persist import load_bundle
 
-        b = load_bundle(path)  # the metadata is checked against the schema (types) there
+        return cls.from_bundle(load_bundle(path), device=device)  # the metadata is checked (types) there
+
+    @classmethod
+    def from_bundle(cls, b: Bundle, *, device: str | torch.device | None = "cpu") -> NCF:
+        """Build from a loaded, checksum-verified :class:`ncf.persist.Bundle` (or a blend's component of one)."""
+        from ncf.persist import check_weights
+
         if b.model_class != "NCF":
             raise BundleError(f"{b.path} holds a {b.model_class} model, not NCF; load it with ncf.load_model()")
         names = {f.name for f in declared(cls)}
@@ -712,6 +724,8 @@ class NCF(Recommender):
             expected[ITEM_ITEM_L2] = ((), torch.float64)
             if ITEM_ITEM_RECENCY in weights:
                 expected[ITEM_ITEM_RECENCY] = ((), torch.float64)
+        if RECENCY_TENSOR in weights:
+            expected[RECENCY_TENSOR] = ((1,), torch.float64)
         check_weights(b.path, weights, expected, f" and id maps ({n_users} users, {n_items} items)")
         if not all(torch.isfinite(t).all() for t in weights.values()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
@@ -732,6 +746,7 @@ class NCF(Recommender):
                 weights.pop(ITEM_ITEM_RECENCY, None),
                 b.train,
             )
+        est.recency_ = _stored_recency(b, weights.pop(RECENCY_TENSOR, None))
         module = est._build(est.model, n_users, n_items)
         module.load_state_dict(weights, strict=True)
         est.module_ = module.to(est.device_).eval()
@@ -788,6 +803,21 @@ class NCF(Recommender):
             f"{k}={v!r}" for k, v in p.items() if k in ("model", "factors", "layers", "negatives", "epochs")
         )
         return f"NCF({shown})"
+
+
+def _stored_recency(b: Bundle, half: torch.Tensor | None) -> float | None:
+    """The half-life a bundle's model was fitted with: its weight tensor, or (bundles from before
+    NCF saved it) the ``recency`` its metadata records, checked like any other field."""
+    value: Any = float(half[0]) if half is not None else b.extra.get("recency")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise BundleError(
+            f"{b.path}: stored recency half-life {value!r} is invalid (must be > 0); the bundle is corrupt"
+        )
+    if b.train.timestamps is None:
+        raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
+    return float(value)
 
 
 def _kind_of(module: torch.nn.Module) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import json
 import math
 import os
@@ -190,7 +191,16 @@ _KINDS: dict[str, Any] = {
 #: Values are then range-checked by the class itself (``_validate``) before anything is built.
 #: The model classes a bundle may name. The config's fields are checked by that class's ``load``
 #: against its declared hyper-parameters (:mod:`ncf.params`: types and ranges, one list per class).
-MODEL_CLASSES: tuple[str, ...] = ("NCF", "Popularity", "EASE", "ItemKNN", "ImplicitALS", "ImplicitBPR", "LightFM")
+MODEL_CLASSES: tuple[str, ...] = (
+    "NCF",
+    "Popularity",
+    "EASE",
+    "ItemKNN",
+    "ImplicitALS",
+    "ImplicitBPR",
+    "LightFM",
+    "Blend",
+)
 
 #: Fields of ``extra`` that loaders read (other fields are kept as they are and never interpreted).
 EXTRA_TYPES: dict[str, str] = {
@@ -344,6 +354,14 @@ class Bundle:
             raise BundleError(
                 f"{path}: the bundle's id maps or interactions are missing or inconsistent ({one_line(e)[:300]})"
             ) from None
+
+    def part(self, prefix: str, model_class: str, config: dict[str, Any], extra: dict[str, Any]) -> Bundle:
+        """One component of a blend bundle: the weights under ``prefix`` (``"c0."``), the stated class,
+        config and extra, and this bundle's data (id maps, interactions), which the components share."""
+        sub = copy.copy(self)
+        sub.model_class, sub.config, sub.extra = model_class, config, extra
+        sub.weights = {k[len(prefix) :]: v for k, v in self.weights.items() if k.startswith(prefix)}
+        return sub
 
 
 def _item_metadata(path: Path, meta: Mapping[str, str]) -> pd.DataFrame | None:

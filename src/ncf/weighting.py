@@ -19,10 +19,13 @@ from ncf.data.interactions import Interactions
 from ncf.errors import DataError
 from ncf.split import rank_from_end
 
-__all__ = ["AUTO_RECENCY_HALF_LIFE", "recency_curve", "recency_weights", "resolve_recency"]
+__all__ = ["AUTO_RECENCY_HALF_LIFE", "RECENCY_TENSOR", "recency_curve", "recency_weights", "resolve_recency"]
 
 #: Half-life (in interactions) that ``recency="auto"`` uses; chosen on ML-100k validation (benchmarks/RESULTS.md).
 AUTO_RECENCY_HALF_LIFE = 5.0
+#: The weight a bundle holds a fitted model's resolved half-life in (absent: recency was off). Saved with
+#: the weights, under the bundle's checksum: it shapes scores (baselines) and fold-in profiles (every model).
+RECENCY_TENSOR = "recency_half_life"
 
 
 def resolve_recency(

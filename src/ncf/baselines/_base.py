@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,10 +17,10 @@ from ncf.errors import BundleError, ConfigError, DataError, ModelDivergedError
 from ncf.foldin import FoldIn, fold_in
 from ncf.params import RECENCY, RECENCY_HELP, Float, declared, param, validate
 from ncf.update import Merged, apply_update, model_recency, update_history
-from ncf.weighting import recency_weights, resolve_recency
+from ncf.weighting import RECENCY_TENSOR, recency_weights, resolve_recency
 
-#: The weight a bundle holds the resolved recency half-life in (absent: recency was off).
-RECENCY_TENSOR = "recency_half_life"
+if TYPE_CHECKING:
+    from ncf.persist import Bundle
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -149,15 +149,17 @@ class _Baseline(Recommender):
         """Save params, id maps, seen interactions and weights to ``path`` (a folder); atomic."""
         from ncf.persist import save_bundle
 
+        return save_bundle(path, **self.bundle_parts(), train=self.train_)
+
+    def bundle_parts(self) -> dict[str, Any]:
+        """What :func:`ncf.persist.save_bundle` writes besides the data: model class, config, weights, extra."""
         self.check_fitted()
-        return save_bundle(
-            path,
-            model_class=self.MODEL_CLASS,
-            config=self.get_params(),
-            weights={**self._weights(), **self._recency_tensor()},
-            train=self.train_,
-            extra=self._extra(),
-        )
+        return {
+            "model_class": self.MODEL_CLASS,
+            "config": self.get_params(),
+            "weights": {**self._weights(), **self._recency_tensor()},
+            "extra": self._extra(),
+        }
 
     def _recency_tensor(self) -> dict[str, torch.Tensor]:
         """The resolved half-life, when recency was on, as a tensor: it shapes every score, so it is
@@ -174,7 +176,11 @@ class _Baseline(Recommender):
         """
         from ncf.persist import load_bundle
 
-        b = load_bundle(path)
+        return cls.from_bundle(load_bundle(path))
+
+    @classmethod
+    def from_bundle(cls, b: Bundle, *, device: Any = None) -> Any:
+        """Build from a loaded, checksum-verified :class:`ncf.persist.Bundle` (or a blend's component of one)."""
         if b.model_class != cls.MODEL_CLASS:
             raise BundleError(
                 f"{b.path} holds a {b.model_class} model, not {cls.MODEL_CLASS}; load it with ncf.load_model()"

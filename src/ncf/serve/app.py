@@ -228,7 +228,8 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int
         "best_epoch": extra.get("best_epoch"),
         "fit_seconds": extra.get("fit_seconds"),
         "leaderboard": extra.get("leaderboard"),  # ncf train --model auto: every candidate, and why it won
-        "blend": extra.get("item_item"),  # an NCF model's item-item term: components, weights, validation table
+        # a blend's components and weights (ncf.blend, --model auto), or an NCF model's item-item term
+        "blend": extra.get("blend") or extra.get("item_item"),
         "format": header.get("format"),
         "format_version": int(header["format_version"]) if header.get("format_version", "").isdigit() else None,
         "ncf_version": header.get("ncf_version"),
@@ -239,7 +240,8 @@ def load_state(path: str | os.PathLike[str], generation: int = 1, cache_top: int
         "item_id_type": model.item_map_.kind,
         "item_metadata": train.item_metadata is not None,
         "similar_items": type(model).item_vectors is not Recommender.item_vectors,
-        "fold_in": type(model).history_scores is not Recommender.history_scores,  # histories and explain
+        # histories and explain (a blend: when its components weigh a history alike)
+        "fold_in": type(model).history_scores is not Recommender.history_scores and getattr(model, "folds_in", True),
         "bundle": str(p),
         "loaded_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
         "generation": generation,
