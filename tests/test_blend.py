@@ -163,17 +163,30 @@ def test_a_weight_outside_every_component_is_refused(blend, tmp_path):
         load_model(tmp_path / "b")
 
 
-def test_fold_in_needs_components_that_weigh_a_history_alike(parts):
+def test_fold_in_weighs_a_history_as_each_component_weighs_its_users(parts):
+    """Components with different recency (EASE half-life 2, item-kNN none): each scores a history
+    weighted its own way, so for these exact models a user's own history and timestamps fold in to
+    exactly the user's scores, and explanations work; profile rows built without the blend's
+    history_profiles (one weighting) are refused when the components differ."""
     train, _ = parts
     a = make_model("ease", {"recency": 2.0}).fit(train)
     b = make_model("item-knn", {"recency": None}).fit(train)
     mixed = Blend([("ease", a), ("item-knn", b)], [0.5, 0.5])
-    assert not mixed.folds_in
+    assert mixed.folds_in
+    users = np.arange(12)
+    hists = [list(train.item_map.raw(train.csr[u].indices)) for u in users]
+    stamps = [
+        list(train.timestamps[train.user_idx == u][np.argsort(train.item_idx[train.user_idx == u])]) for u in users
+    ]
+    got = mixed.recommend_history(hists, k=5, timestamps=stamps)
+    want = mixed.recommend(train.user_map.raw(users), k=5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5)
+    u0 = train.user_map.raw(0)
+    assert mixed.explain(u0, want[0][0][:2], n=2) and len(mixed.explain(hists[0], want[0][0][0], n=2)) <= 2
+    plain = a.history_profiles(hists[:2], timestamps=stamps[:2])[0]  # EASE's weighting only
     with pytest.raises(ConfigError, match=r"weigh a history differently \(ease: half-life 2, item-knn: none\)"):
-        mixed.recommend_history(list(train.item_map.ids[:3]), k=3)
-    mixed.recommend(train.user_map.ids[:2], k=3)  # scoring training users needs no common weighting
-    alike = Blend([("ease", a), ("item-knn", make_model("item-knn", {"recency": 2.0}).fit(train))], [0.5, 0.5])
-    assert alike.folds_in and alike.recency_ == 2.0
+        mixed.history_scores(plain)
 
 
 def test_update_is_all_or_none(blend, parts):

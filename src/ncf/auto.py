@@ -217,10 +217,10 @@ class _Mix:
         if len(self.names) == 1:
             why = "not chosen: the best weights on validation give the best candidate alone"
         elif self.adopted:
-            why = f"ok: beats {self.best} by {gain:+.4f} on validation, more than one standard error ({self.se:.4f})"
+            why = f"ok: beats {self.best} by {gain:+.5f} on validation, more than one standard error ({self.se:.5f})"
         else:
             why = (
-                f"not chosen: beats {self.best} by {gain:+.4f} on validation, within one standard error ({self.se:.4f})"
+                f"not chosen: beats {self.best} by {gain:+.5f} on validation, within one standard error ({self.se:.5f})"
             )
         return {
             "model": "blend",
@@ -243,7 +243,7 @@ class _BlendPool:
     def __init__(self, parts: list[tuple[Interactions, Interactions]], metric: str, top: int) -> None:
         self.parts, self.top = parts, top
         self.base, self.k, _ = parse_metric(metric)
-        self.kept: list[tuple[float, str, list[torch.Tensor]]] = []
+        self.kept: list[tuple[float, str, list[torch.Tensor]]] = []  # the best ``top``: (score, name, z per fold)
         self.users: list[np.ndarray] = []
         self.sampled = False
         for j, (inner, val) in enumerate(parts):
@@ -285,6 +285,7 @@ class _BlendPool:
         return out
 
     def choose(self) -> _Mix | None:
+        """The blend of the kept candidates that validates best (on the grid), with the rule's inputs."""
         n = len(self.kept)
         if n == 0:
             return None

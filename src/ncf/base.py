@@ -84,6 +84,34 @@ def _parallel(values: Any, hist: list[list[Any]], one: bool, what: str) -> list[
     return out
 
 
+def profile_rows(profiles: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """Rows of profile rows, with the same rows of any ``variants`` they carry: the profiles weighted
+    by other rules (a blend's components that weigh a history differently, :mod:`ncf.blend`)."""
+    out = profiles[rows]
+    variants = getattr(profiles, "variants", None)
+    if variants is not None:
+        out.variants = {key: v[rows] for key, v in variants.items()}
+    return out
+
+
+def _leave_one_out(prof: sp.csr_matrix) -> sp.csr_matrix:
+    """:meth:`Recommender.explain`'s stacked rows of ONE profile row: row 0 the full profile, row 1 + j
+    the profile without its j-th item (and the same for each of its ``variants``, which share its items)."""
+    hist = prof.indices.astype(np.int64)
+    w = prof.data.astype(np.float32)
+    n_h = len(hist)
+    rows = np.concatenate([np.zeros(n_h, dtype=np.int64), np.repeat(np.arange(1, n_h + 1), n_h - 1)])
+    keep = ~np.eye(n_h, dtype=bool)
+    cols = np.concatenate([hist, np.tile(hist, (n_h, 1))[keep]])
+    vals = np.concatenate([w, np.tile(w, (n_h, 1))[keep]])
+    stacked = sp.csr_matrix((vals, (rows, cols)), shape=(n_h + 1, prof.shape[1]), dtype=np.float32)
+    stacked.sort_indices()
+    variants = getattr(prof, "variants", None)
+    if variants is not None:
+        stacked.variants = {key: _leave_one_out(v) for key, v in variants.items()}
+    return stacked
+
+
 @runtime_checkable
 class Scorer(Protocol):
     """What evaluation, batch recommendation and the service need of a fitted model: index-level scores.
@@ -440,7 +468,7 @@ class Recommender:
         allowed = self._allowed(items, exclude)
 
         def score_fn(rows: torch.Tensor) -> torch.Tensor:
-            return self.history_scores(profiles[rows.cpu().numpy()])
+            return self.history_scores(profile_rows(profiles, rows.cpu().numpy()))
 
         idx, scores = topk(
             score_fn,
@@ -531,16 +559,7 @@ class Recommender:
         else:
             prof, _ = self.history_profiles([list(user_or_history)])
         hist = prof.indices.astype(np.int64)
-        w = prof.data.astype(np.float32)
-        n_h = len(hist)
-        # row 0: the full profile; row 1 + j: the profile without its j-th item
-        rows = np.concatenate([np.zeros(n_h, dtype=np.int64), np.repeat(np.arange(1, n_h + 1), n_h - 1)])
-        keep = ~np.eye(n_h, dtype=bool)
-        cols = np.concatenate([hist, np.tile(hist, (n_h, 1))[keep]])
-        vals = np.concatenate([w, np.tile(w, (n_h, 1))[keep]])
-        stacked = sp.csr_matrix((vals, (rows, cols)), shape=(n_h + 1, self.train_.n_items), dtype=np.float32)
-        stacked.sort_indices()
-        scores = self._explain_scores(stacked).detach().float().cpu()[:, torch.as_tensor(target)]
+        scores = self._explain_scores(_leave_one_out(prof)).detach().float().cpu()[:, torch.as_tensor(target)]
         attr = (scores[0:1] - scores[1:]).numpy().astype(np.float64)  # (n_h, n_targets)
         pos = np.clip(attr, 0.0, None)
         total = pos.sum(0)

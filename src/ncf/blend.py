@@ -10,8 +10,9 @@ comparison (benchmarks/RESULTS.md, "--model auto with a blend").
 
 Everything a single model does, a blend does through its components: ``fit`` and ``update`` fit
 and update each one (all or none: an update that fails leaves the blend as it was); fold-in and
-``explain`` score a history with each component and blend the scores, which needs the components
-to weigh a history alike (the same recency half-life, or none); ``save`` writes one bundle whose
+``explain`` score a history with each component and blend the scores, each component seeing the
+history weighted as it weighs its training users (its own recency half-life: the profiles carry one
+``variant`` per way of weighing, :func:`ncf.base.profile_rows`); ``save`` writes one bundle whose
 tensors are the components' (``weights.c0.*``, ``weights.c1.*``, ...) under one checksum, and
 ``load`` rebuilds each component with its own class's checks. ``similar_items`` and two-stage
 ``recommend(candidates=)`` have no single item space to use and are refused (as for popularity).
@@ -24,10 +25,11 @@ import datetime as _dt
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 
@@ -38,12 +40,19 @@ from ncf.errors import BundleError, ConfigError, DataError
 if TYPE_CHECKING:
     from ncf.persist import Bundle
 
-__all__ = ["MAX_COMPONENTS", "Blend"]
+__all__ = ["MAX_COMPONENTS", "Blend", "weighting"]
 
 #: Most models one blend holds (ncf.auto blends at most its three best candidates).
 MAX_COMPONENTS = 8
 #: How far from 1 the stored weights' sum may be: they are written as float64 and summed in another order.
 WEIGHT_SUM_TOLERANCE = 1e-6
+
+
+def weighting(model: Recommender) -> tuple[float | None, float | None]:
+    """How a fitted model weighs a history's items: its recency half-life and floor, ``(None, None)`` when
+    off. Models that agree on it can be blended and still fold histories in (:meth:`Blend.folds_in`)."""
+    half = getattr(model, "recency_", None)
+    return (None, None) if half is None else (float(half), float(model.recency_floor))
 
 
 def _check_weights(weights: Sequence[float]) -> list[float]:
@@ -167,48 +176,75 @@ class Blend(Recommender):
             return self._combine(parts, standardise)
 
     # -- fold-in and explanations -----------------------------------------------------
-    def _weighting(self) -> tuple[float | None, float]:
-        """The recency half-life and floor every live component weighs a profile with (they must agree)."""
-        seen: dict[str, tuple[float | None, float | None]] = {}
-        for n, m, w in zip(self.names, self.models, self.weights):
-            half = getattr(m, "recency_", None)
+    def _by_weighting(self) -> dict[tuple[float | None, float | None], Recommender]:
+        """One live component per way of weighing a history (:func:`weighting`), in component order."""
+        out: dict[tuple[float | None, float | None], Recommender] = {}
+        for m, w in zip(self.models, self.weights):
             if w > 0:
-                seen[n] = (None, None) if half is None else (float(half), float(m.recency_floor))
+                out.setdefault(weighting(m), m)
+        return out
+
+    def _with_variants(self, build: Callable[[Recommender], tuple[sp.csr_matrix, Any]]) -> tuple[sp.csr_matrix, Any]:
+        """Profiles built by each way of weighing a history the live components use: the first one's,
+        carrying all of them as ``variants`` (see :func:`ncf.base.profile_rows`)."""
+        built = {key: build(m) for key, m in self._by_weighting().items()}
+        first, rest = next(iter(built.values()))
+        out = first.copy()
+        out.variants = {key: p for key, (p, _) in built.items()}
+        return out, rest
+
+    def history_profiles(
+        self,
+        histories: Any,
+        *,
+        timestamps: Any = None,
+        weights: Any = None,
+        names: Sequence[Any] | None = None,
+    ) -> tuple[sp.csr_matrix, list[list[Any]]]:
+        """As :meth:`ncf.base.Recommender.history_profiles`, weighted as each component weighs a history
+        (the components' own recency), so each scores a history exactly as its training users."""
+        self.check_fitted()
+        return self._with_variants(
+            lambda m: m.history_profiles(histories, timestamps=timestamps, weights=weights, names=names)
+        )
+
+    def training_profiles(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        self.check_fitted()
+        return self._with_variants(lambda m: (m.training_profiles(user_idx), None))[0]
+
+    def _parts(self, profiles: sp.csr_matrix) -> list[sp.csr_matrix | None]:
+        """Each component's version of ``profiles`` (None for a zero-weight one)."""
+        variants = getattr(profiles, "variants", None)
+        if variants is None:  # plain profile rows: every live component must weigh a history alike
+            self._weighting()
+            return [profiles if w > 0 else None for w in self.weights]
+        return [variants[weighting(m)] if w > 0 else None for m, w in zip(self.models, self.weights)]
+
+    def _weighting(self) -> tuple[float | None, float | None]:
+        """The one way every live component weighs a history; raises when they differ."""
+        seen = {n: weighting(m) for n, m, w in zip(self.names, self.models, self.weights) if w > 0}
         if len(set(seen.values())) > 1:
             shown = ", ".join(f"{n}: {'none' if h is None else f'half-life {h:g}'}" for n, (h, _) in seen.items())
             raise ConfigError(
-                f"this blend's components weigh a history differently ({shown}), so it cannot fold histories in "
-                "or explain; blend models fitted with the same recency"
+                f"this blend's components weigh a history differently ({shown}); build the profiles with "
+                "the blend's own history_profiles / training_profiles, which weigh them for each component"
             )
-        half, floor = next(iter(seen.values()))
-        return half, 0.1 if floor is None else floor
+        return next(iter(seen.values()))
 
     @property
     def folds_in(self) -> bool:
-        """Whether histories can be scored (and explained): every live component folds in, all weigh alike."""
-        try:
-            self._weighting()
-        except ConfigError:
-            return False
+        """Whether histories can be scored (and explained): every live component can."""
         return all(
             type(m).history_scores is not Recommender.history_scores for m, w in zip(self.models, self.weights) if w > 0
         )
-
-    @property
-    def recency_(self) -> float | None:  # what Recommender.history_profiles / training_profiles weigh with
-        return self._weighting()[0]
-
-    @property
-    def recency_floor(self) -> float:
-        return self._weighting()[1]
 
     def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
         from ncf.item_item import standardise
 
         self.check_fitted()
-        self._weighting()
-        parts = [m.history_scores(profiles) if w > 0 else None for m, w in zip(self.models, self.weights)]
-        return self._combine(parts, standardise)
+        parts = self._parts(profiles)
+        scores = [m.history_scores(p) if p is not None else None for m, p in zip(self.models, parts)]
+        return self._combine(scores, standardise)
 
     def _explain_scores(self, stacked: sp.csr_matrix) -> torch.Tensor:
         """Each component's explain scores standardised by the FULL history's row (row 0), as NCF's
@@ -219,9 +255,9 @@ class Blend(Recommender):
             sd = s[0].std(unbiased=False)
             return (s - s[0].mean()) / (sd if sd > 0 else 1.0)
 
-        self._weighting()
-        parts = [m._explain_scores(stacked) if w > 0 else None for m, w in zip(self.models, self.weights)]
-        return self._combine(parts, fixed_z)
+        parts = self._parts(stacked)
+        scores = [m._explain_scores(p) if p is not None else None for m, p in zip(self.models, parts)]
+        return self._combine(scores, fixed_z)
 
     # -- persistence -----------------------------------------------------------------
     def blend_info(self) -> dict[str, Any]:
