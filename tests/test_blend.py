@@ -136,6 +136,10 @@ def _edit_config(path, fn) -> None:
             "cannot hold",
         ),
         (lambda c: {"components": [{**x, "weight": 0.9} for x in c["components"]]}, "must sum to 1"),
+        (
+            lambda c: {"components": [{**c["components"][0], "model": "svd"}, *c["components"][1:]]},
+            "'svd' is not a model",
+        ),
         (lambda c: {"components": [{**c["components"][0], "code": "x"}, *c["components"][1:]]}, "exactly"),
         (
             lambda c: {
@@ -202,6 +206,9 @@ def test_update_is_all_or_none(blend, parts):
     b.update(test)
     assert len(b.train_) == len(train) + len(test)
     assert all(m.train_.fingerprint() == b.train_.fingerprint() for m in b.models)
+    rec = b.updates_[-1]  # one record for the blend: the merged data, and how each component updated
+    assert rec["data_fingerprint"] == b.train_.fingerprint() and rec["new_interactions"] == len(test)
+    assert rec["how"].startswith("neumf: ") and "; ease: refit" in rec["how"]
 
 
 def test_one_standard_error_rule():

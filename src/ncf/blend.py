@@ -129,14 +129,20 @@ class Blend(Recommender):
         All or none: the components are updated as copies and swapped in together, so an update that
         fails (bad data, divergence) leaves the blend as it was.
         """
+        from ncf.update import update_history
+
         self.check_fitted()
+        t0 = time.perf_counter()
+        before = update_history(self)
         fresh = [copy.deepcopy(m) for m in self.models]
         for m in fresh:
             m.update(new_interactions, epochs)
         first = fresh[0].train_
-        for m in fresh[1:]:  # each merged the same new rows into its own copy: make them one object again
+        for m in fresh[1:]:  # each merged the same new rows into its own copy: one data set, checked
             if m.train_.shape != first.shape or m.train_.fingerprint() != first.fingerprint():
                 raise DataError("the blend's components disagree on the updated data; the blend is unchanged")
+        how = "; ".join(f"{n}: {m.updates_[-1]['how']}" for n, m in zip(self.names, fresh))
+        self.updates_ = [*before, {**fresh[0].updates_[-1], "seconds": time.perf_counter() - t0, "how": how}]
         self.models = fresh
         self._adopt_train()
         return self
@@ -249,11 +255,7 @@ class Blend(Recommender):
     def _explain_scores(self, stacked: sp.csr_matrix) -> torch.Tensor:
         """Each component's explain scores standardised by the FULL history's row (row 0), as NCF's
         item-item term does (:meth:`ncf.NCF._explain_scores`): row 0 is exactly the blend's score."""
-
-        def fixed_z(s: torch.Tensor) -> torch.Tensor:
-            s = s.double()
-            sd = s[0].std(unbiased=False)
-            return (s - s[0].mean()) / (sd if sd > 0 else 1.0)
+        from ncf.item_item import standardise_by_first_row as fixed_z
 
         parts = self._parts(stacked)
         scores = [m._explain_scores(p) if p is not None else None for m, p in zip(self.models, parts)]
@@ -267,6 +269,7 @@ class Blend(Recommender):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """One bundle (one safetensors file, one checksum) holding every component; atomic."""
         from ncf.persist import save_bundle
+        from ncf.update import update_history
 
         self.check_fitted()
         comps, weights = [], {}
@@ -282,6 +285,7 @@ class Blend(Recommender):
             "blend": self.blend_info(),
             "components": [c.pop("extra") for c in comps],
             **({"leaderboard": self.leaderboard_} if self.leaderboard_ else {}),
+            **({"updates": h} if (h := update_history(self)) else {}),
         }
         return save_bundle(
             path,
@@ -303,6 +307,7 @@ class Blend(Recommender):
     def from_bundle(cls, b: Bundle, *, device: Any = "cpu") -> Blend:
         from ncf.loading import component_class
         from ncf.persist import EXTRA_TYPES, _check_kinds
+        from ncf.registry import known_models
 
         if b.model_class != cls.MODEL_CLASS:
             raise BundleError(f"{b.path} holds a {b.model_class} model, not a Blend; load it with ncf.load_model()")
@@ -327,8 +332,11 @@ class Blend(Recommender):
                     "the file is corrupt or was edited"
                 )
             _check_kinds(b.path, f"component {j}'s extra", extras[j], EXTRA_TYPES)
-            if not isinstance(c["model"], str):
-                raise BundleError(f"{b.path}: blend component {j}'s model name is not text; the file is corrupt")
+            if not isinstance(c["model"], str) or c["model"] not in known_models():
+                raise BundleError(
+                    f"{b.path}: blend component {j}'s model name {str(c['model'])[:80]!r} is not a model ncf knows; "
+                    "the file is corrupt or was edited"
+                )
             klass = component_class(b.path, c["model_class"], j)
             sub = b.part(prefixes[j], c["model_class"], c["config"], extras[j])
             try:

@@ -47,6 +47,15 @@ def standardise(scores: torch.Tensor) -> torch.Tensor:
     return ((s - s.mean(dim=1, keepdim=True)) / torch.where(sd > 0, sd, torch.ones_like(sd))).float()
 
 
+def standardise_by_first_row(scores: torch.Tensor) -> torch.Tensor:
+    """Every row by row 0's mean and standard deviation (float64): ``explain``'s stacked rows (row 0 the
+    full history, the others without one item each) stay on the full history's scale, so a part's
+    removal effect is not undone by re-standardising each row (see :meth:`ncf.NCF._explain_scores`)."""
+    s = scores.double()
+    sd = s[0].std(unbiased=False)
+    return (s - s[0].mean()) / (sd if sd > 0 else 1.0)
+
+
 def blend(ncf: torch.Tensor, ease: torch.Tensor, weight: float) -> torch.Tensor:
     """``(1 - weight) * z(ncf) + weight * z(ease)``, row by row."""
     if weight <= 0.0:

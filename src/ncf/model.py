@@ -595,14 +595,10 @@ class NCF(Recommender):
         item's removal moves the score by what it moves each part. Re-standardising each row on
         its own would cancel EASE's removals (a profile one item smaller scales EASE's scores down
         evenly, which standardising undoes), so explanations would say little."""
+        from ncf.item_item import standardise_by_first_row as fixed_z
+
         if self.item_item_ <= 0:
             return self.history_scores(stacked)
-
-        def fixed_z(s: torch.Tensor) -> torch.Tensor:
-            s = s.double()
-            sd = s[0].std(unbiased=False)
-            return (s - s[0].mean()) / (sd if sd > 0 else 1.0)
-
         w = self.item_item_
         ease = fixed_z(self.item_item_model_.history_scores(stacked)).to(self.device_)
         if w >= 1:
