@@ -15,9 +15,18 @@ seed, so a model whose score depends on its training seed is judged on an averag
 draw. On ML-100k one validation part cannot separate the strong candidates: their differences
 are about one standard error of a single split (benchmarks/RESULTS.md, "--model auto with folds").
 
-The result is one ordinary model (an :class:`ncf.NCF` or a baseline) whose ``leaderboard_``
-lists every candidate: its validation metric and fit time, or why it was skipped. Bundles
-keep the leaderboard, and ``ncf evaluate`` and ``GET /v1/model`` show it.
+The blend stage (``blend=True``, the default) then weighs the best three candidates together
+(:class:`ncf.blend.Blend`: per-user standardised scores, weights on a simplex grid of step 0.1,
+scored on the same validation parts) and ships that blend only when it beats the best single
+candidate by more than one standard error of their per-user difference on validation: the
+one-standard-error rule, so a blend is not chosen on a gain that one validation part cannot
+resolve. On ML-100k a blend of NeuMF with EASE and ALS wins that way on the random holdout, where
+the single models are within 1 % of one another (benchmarks/RESULTS.md, "Session 9").
+
+The result is one ordinary model (an :class:`ncf.NCF`, a baseline or a :class:`ncf.blend.Blend`)
+whose ``leaderboard_`` lists every candidate (its validation metric and fit time, or why it was
+skipped) and the blend stage's row. Bundles keep the leaderboard, and ``ncf evaluate`` and
+``GET /v1/model`` show it.
 """
 
 from __future__ import annotations
@@ -113,8 +122,8 @@ def select_model(
 ) -> Recommender:
     """The best of ``candidates`` on validation, refit on all of ``train``; see the module notes.
 
-    ``budget`` (seconds) bounds the candidates' fits on the inner parts; the winner's refit
-    comes on top. ``params`` maps a candidate name to its hyper-parameters. ``folds`` (1-10):
+    ``budget`` (seconds) bounds the candidates' fits on the inner parts; the blend stage (scoring
+    66 weightings of the kept validation scores: ~0.3 s on ML-100k) and the winner's refit come on top. ``params`` maps a candidate name to its hyper-parameters. ``folds`` (1-10):
     validation parts each candidate is scored on (the mean decides). ``blend``: also try a blend of
     the best three (:class:`ncf.blend.Blend`, weights on a 0.1 grid, chosen on the same validation
     parts) and ship it when it beats the best single candidate by more than one standard error of

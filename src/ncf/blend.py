@@ -161,7 +161,9 @@ class Blend(Recommender):
         return self.models[0].score_device()
 
     def bytes_per_user(self) -> int:
-        return max(m.bytes_per_user() for m in self.models) + self.train_.n_items * 4 * 4
+        # every live component's scores are held until they are summed, each standardised in float64
+        live = [m for m, w in zip(self.models, self.weights) if w > 0]
+        return sum(m.bytes_per_user() for m in live) + self.train_.n_items * 4 * (2 + 4 * len(live))
 
     def _combine(self, parts: Sequence[torch.Tensor], z: Any) -> torch.Tensor:
         device = self.score_device()
