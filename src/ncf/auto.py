@@ -209,28 +209,28 @@ class _Mix:
     mean: float  # the blend's validation metric, over the (sampled) validation users of every fold
     best: str  # the best single candidate
     best_mean: float  # its metric on the same users
-    gain: float  # the blend's gain over ``best`` on users its weights were not chosen on (cross-fitted)
-    se: float  # standard error of that per-user gain
+    se: float  # standard error of the per-user difference blend - best
     users: int
     sampled: bool
     folds: list[float] = dataclasses.field(default_factory=list)  # the blend's metric on each fold
 
     @property
     def adopted(self) -> bool:
-        """Shipped only when it beats the best single candidate by more than one standard error of their
-        per-user difference, measured on validation users its weights were not chosen on (the
-        one-standard-error rule: the simpler model unless the richer one is clearly better); a blend of
-        one is the best candidate itself."""
-        return len(self.names) > 1 and self.gain > self.se
+        """Shipped only when it beats the best single candidate by more than one standard error of
+        their per-user difference on validation (the one-standard-error rule: the simpler model
+        unless the richer one is clearly better); a blend of one is the best candidate itself."""
+        return len(self.names) > 1 and self.mean - self.best_mean > self.se
 
     def row(self, metric: str, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        where = f"over {self.best} on validation users its weights were not chosen on"
+        gain = self.mean - self.best_mean
         if len(self.names) == 1:
             why = "not chosen: the best weights on validation give the best candidate alone"
         elif self.adopted:
-            why = f"ok: {self.gain:+.5f} {where}, more than one standard error ({self.se:.5f})"
+            why = f"ok: beats {self.best} by {gain:+.5f} on validation, more than one standard error ({self.se:.5f})"
         else:
-            why = f"not chosen: {self.gain:+.5f} {where}, within one standard error ({self.se:.5f})"
+            why = (
+                f"not chosen: beats {self.best} by {gain:+.5f} on validation, within one standard error ({self.se:.5f})"
+            )
         return {
             "model": "blend",
             "params": {"components": dict(zip(self.names, self.weights))},
@@ -238,7 +238,6 @@ class _Mix:
             f"val_{metric}": self.mean,
             **({f"val_{metric}_folds": self.folds} if len(self.folds) > 1 else {}),
             f"val_{metric}_best_single_same_users": self.best_mean,
-            "cross_fitted_gain": self.gain,
             "standard_error": self.se,
             "validation_users": self.users,
             **({"validation_users_sampled": True} if self.sampled else {}),
@@ -295,47 +294,26 @@ class _BlendPool:
         return out
 
     def choose(self) -> _Mix | None:
-        """The blend of the kept candidates that validates best (on the grid), and its cross-fitted gain.
-
-        The weights are chosen on every validation user. The gain the rule judges is measured on users
-        the weights were not chosen on: the users are split in two halves at random (seeded), the best
-        weights of each half are scored on the other, and the per-user gains of both are pooled. (The
-        best of 66 weightings scored on the users it was chosen on would be optimistic.)
-        """
+        """The blend of the kept candidates that validates best (on the grid), with the rule's inputs."""
         n = len(self.kept)
         if n == 0:
             return None
         steps = round(1 / BLEND_STEP)
         # every weight vector on the grid, the best candidate's largest weights first (ties keep the simpler)
         grid = sorted((c for c in itertools.product(range(steps, -1, -1), repeat=n) if sum(c) == steps), reverse=True)
-        per_fold = [self._per_user([x / steps for x in c]) for c in grid]  # grid[0] is the best candidate alone
-        bounds = np.cumsum([0, *(len(f) for f in per_fold[0])])
-        table = np.stack([np.concatenate(f) for f in per_fold])  # (grid points, users of every fold)
 
-        def score(rows: np.ndarray) -> np.ndarray:  # the mean over folds of each fold's mean, as for a candidate
-            return np.mean([rows[:, a:b].mean(axis=1) for a, b in zip(bounds[:-1], bounds[1:])], axis=0)
+        def mean(folds: list[np.ndarray]) -> float:  # the mean over folds of each fold's mean, as for a candidate
+            return float(np.mean([f.mean() for f in folds]))
 
-        best = int(np.argmax(score(table)))  # the first of equals: the simpler
-        half = np.random.default_rng(0).permutation(table.shape[1]) < table.shape[1] // 2
-        gains = []
-        for chosen_on in (half, ~half) if half.any() and not half.all() else ():  # two users at least
-            w = int(np.argmax(table[:, chosen_on].mean(axis=1)))
-            gains.append(table[w, ~chosen_on] - table[0, ~chosen_on])
-        d = np.concatenate(gains) if gains else np.zeros(0)
+        single = self._per_user([1.0] + [0.0] * (n - 1))
+        best_w, best_pu = grid[0], single
+        for c in grid[1:]:
+            pu = self._per_user([x / steps for x in c])
+            if mean(pu) > mean(best_pu):
+                best_w, best_pu = c, pu
+        d = np.concatenate(best_pu) - np.concatenate(single)  # paired per user (and fold)
         se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("inf")
-        names = [name for (_, name, _), c in zip(self.kept, grid[best]) if c > 0]
-        weights = [c / steps for c in grid[best] if c > 0]
-        folds = [float(f.mean()) for f in per_fold[best]]
-        mean, single = score(table[[best, 0]])
-        return _Mix(
-            names,
-            weights,
-            float(mean),
-            self.kept[0][1],
-            float(single),
-            float(d.mean()),
-            se,
-            len(d),
-            self.sampled,
-            folds,
-        )
+        names = [name for (_, name, _), c in zip(self.kept, best_w) if c > 0]
+        weights = [c / steps for c in best_w if c > 0]
+        folds = [float(f.mean()) for f in best_pu]
+        return _Mix(names, weights, mean(best_pu), self.kept[0][1], mean(single), se, len(d), self.sampled, folds)
