@@ -19,7 +19,7 @@ from ncf.auto import _Mix, select_model
 from ncf.blend import Blend
 from ncf.cli import main
 from ncf.data.interactions import Interactions
-from ncf.errors import BundleError, ConfigError, DataError
+from ncf.errors import BundleError, ConfigError, DataError, NotFittedError
 from ncf.evaluation import evaluate
 from ncf.loading import load_model
 from ncf.registry import make_model
@@ -97,6 +97,18 @@ def test_components_must_be_fitted_on_the_same_data(parts, data):
     with pytest.raises(ConfigError, match="itself a blend"):
         inner = Blend([("ease", make_model("ease"))], [1.0])
         Blend([("blend", inner)], [1.0])
+
+
+def test_a_fit_that_fails_leaves_the_blend_unfitted(parts, data):
+    train, _ = parts
+    b = Blend([("ease", make_model("ease")), ("item-knn", make_model("item-knn", {"recency": 2.0}))], [0.5, 0.5])
+    b.fit(train)
+    untimed = Interactions.from_indices(data.user_map, data.item_map, data.user_idx, data.item_idx)
+    with pytest.raises(DataError, match="timestamps"):  # EASE refits on it, then item-kNN (recency 2) refuses it
+        b.fit(untimed)
+    assert not b.is_fitted
+    with pytest.raises(NotFittedError):
+        b.recommend(train.user_map.ids[:1], k=3)
 
 
 def test_save_load_keeps_components_weights_and_every_score(blend, parts, tmp_path):

@@ -114,8 +114,10 @@ class Blend(Recommender):
         self.train_ = first
 
     def fit(self, train: Interactions) -> Blend:
-        """Fit every component on ``train`` (in order); returns self."""
+        """Fit every component on ``train`` (in order); returns self. If one fails, the blend is left
+        unfitted (never scoring components fitted on different data)."""
         t0 = time.perf_counter()
+        self.__dict__.pop("train_", None)
         for m in self.models:
             m.fit(train)
         self._adopt_train()
