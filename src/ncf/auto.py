@@ -123,8 +123,9 @@ def select_model(
     """The best of ``candidates`` on validation, refit on all of ``train``; see the module notes.
 
     ``budget`` (seconds) bounds the candidates' fits on the inner parts; the blend stage (scoring
-    66 weightings of the kept validation scores: ~0.3 s on ML-100k) and the winner's refit come on top. ``params`` maps a candidate name to its hyper-parameters. ``folds`` (1-10):
-    validation parts each candidate is scored on (the mean decides). ``blend``: also try a blend of
+    66 weightings of the kept validation scores: ~0.3 s on ML-100k) and the winner's refit come on
+    top. ``params`` maps a candidate name to its hyper-parameters. ``folds`` (1-10): validation
+    parts each candidate is scored on (the mean decides). ``blend``: also try a blend of
     the best three (:class:`ncf.blend.Blend`, weights on a 0.1 grid, chosen on the same validation
     parts) and ship it when it beats the best single candidate by more than one standard error of
     their per-user difference. Raises ConfigError when the budget is too small for any candidate.
