@@ -123,7 +123,7 @@ def select_model(
     """The best of ``candidates`` on validation, refit on all of ``train``; see the module notes.
 
     ``budget`` (seconds) bounds the candidates' fits on the inner parts; the blend stage (scoring
-    66 weightings of the kept validation scores: ~0.3 s on ML-100k) and the winner's refit come on
+    66 weightings of the kept validation scores: ~0.5 s on ML-100k) and the winner's refit come on
     top. ``params`` maps a candidate name to its hyper-parameters. ``folds`` (1-10): validation
     parts each candidate is scored on (the mean decides). ``blend``: also try a blend of
     the best three (:class:`ncf.blend.Blend`, weights on a 0.1 grid, chosen on the same validation
