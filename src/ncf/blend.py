@@ -248,22 +248,24 @@ class Blend(Recommender):
             type(m).history_scores is not Recommender.history_scores for m, w in zip(self.models, self.weights) if w > 0
         )
 
+    def _profile_scores(self, profiles: sp.csr_matrix, method: str, z: Any) -> torch.Tensor:
+        """``sum_j w_j z(component_j.method(its version of profiles))``."""
+        parts = self._parts(profiles)
+        scores = [getattr(m, method)(p) if p is not None else None for m, p in zip(self.models, parts)]
+        return self._combine(scores, z)
+
     def history_scores(self, profiles: sp.csr_matrix) -> torch.Tensor:
         from ncf.item_item import standardise
 
         self.check_fitted()
-        parts = self._parts(profiles)
-        scores = [m.history_scores(p) if p is not None else None for m, p in zip(self.models, parts)]
-        return self._combine(scores, standardise)
+        return self._profile_scores(profiles, "history_scores", standardise)
 
     def _explain_scores(self, stacked: sp.csr_matrix) -> torch.Tensor:
         """Each component's explain scores standardised by the FULL history's row (row 0), as NCF's
         item-item term does (:meth:`ncf.NCF._explain_scores`): row 0 is exactly the blend's score."""
-        from ncf.item_item import standardise_by_first_row as fixed_z
+        from ncf.item_item import standardise_by_first_row
 
-        parts = self._parts(stacked)
-        scores = [m._explain_scores(p) if p is not None else None for m, p in zip(self.models, parts)]
-        return self._combine(scores, fixed_z)
+        return self._profile_scores(stacked, "_explain_scores", standardise_by_first_row)
 
     # -- persistence -----------------------------------------------------------------
     def blend_info(self) -> dict[str, Any]:
@@ -276,18 +278,18 @@ class Blend(Recommender):
         from ncf.update import update_history
 
         self.check_fitted()
-        comps, weights = [], {}
+        comps, extras, weights = [], [], {}
         for j, (n, m, w) in enumerate(zip(self.names, self.models, self.weights)):
             parts = m.bundle_parts()
             comps.append({"model": n, "model_class": parts["model_class"], "config": parts["config"], "weight": w})
+            extras.append(parts["extra"])
             weights.update({f"c{j}.{k}": v for k, v in parts["weights"].items()})
-            comps[-1]["extra"] = parts["extra"]
         extra = {
             "created": getattr(self, "created_", None),
             "fit_seconds": getattr(self, "fit_seconds_", None),
             "data_fingerprint": self.train_.fingerprint(),
             "blend": self.blend_info(),
-            "components": [c.pop("extra") for c in comps],
+            "components": extras,
             **({"leaderboard": self.leaderboard_} if self.leaderboard_ else {}),
             **({"updates": h} if (h := update_history(self)) else {}),
         }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -684,7 +683,7 @@ class NCF(Recommender):
     @classmethod
     def from_bundle(cls, b: Bundle, *, device: str | torch.device | None = "cpu") -> NCF:
         """Build from a loaded, checksum-verified :class:`ncf.persist.Bundle` (or a blend's component of one)."""
-        from ncf.persist import check_weights
+        from ncf.persist import check_weights, stored_half_life
 
         if b.model_class != "NCF":
             raise BundleError(f"{b.path} holds a {b.model_class} model, not NCF; load it with ncf.load_model()")
@@ -742,7 +741,7 @@ class NCF(Recommender):
                 weights.pop(ITEM_ITEM_RECENCY, None),
                 b.train,
             )
-        est.recency_ = _stored_recency(b, weights.pop(RECENCY_TENSOR, None))
+        est.recency_ = stored_half_life(b, weights.pop(RECENCY_TENSOR, None), from_metadata=True)
         module = est._build(est.model, n_users, n_items)
         module.load_state_dict(weights, strict=True)
         est.module_ = module.to(est.device_).eval()
@@ -799,21 +798,6 @@ class NCF(Recommender):
             f"{k}={v!r}" for k, v in p.items() if k in ("model", "factors", "layers", "negatives", "epochs")
         )
         return f"NCF({shown})"
-
-
-def _stored_recency(b: Bundle, half: torch.Tensor | None) -> float | None:
-    """The half-life a bundle's model was fitted with: its weight tensor, or (bundles from before
-    NCF saved it) the ``recency`` its metadata records, checked like any other field."""
-    value: Any = float(half[0]) if half is not None else b.extra.get("recency")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise BundleError(
-            f"{b.path}: stored recency half-life {value!r} is invalid (must be > 0); the bundle is corrupt"
-        )
-    if b.train.timestamps is None:
-        raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
-    return float(value)
 
 
 def _kind_of(module: torch.nn.Module) -> str:

@@ -364,6 +364,24 @@ class Bundle:
         return sub
 
 
+def stored_half_life(b: Bundle, half: torch.Tensor | None, *, from_metadata: bool = False) -> float | None:
+    """The recency half-life a bundle's model was fitted with: its ``recency_half_life`` weight (one
+    value), or with ``from_metadata`` (NCF bundles from before it was a weight) the ``recency`` the
+    metadata records; None when recency was off. Checked: a number > 0, and timestamps in the bundle."""
+    if half is not None and tuple(half.shape) != (1,):
+        raise BundleError(f"{b.path}: stored recency half-life {half.tolist()} is invalid; the bundle is corrupt")
+    value: Any = float(half[0]) if half is not None else (b.extra.get("recency") if from_metadata else None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise BundleError(
+            f"{b.path}: stored recency half-life {value!r} is invalid (must be > 0); the bundle is corrupt"
+        )
+    if b.train.timestamps is None:
+        raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
+    return float(value)
+
+
 def _item_metadata(path: Path, meta: Mapping[str, str]) -> pd.DataFrame | None:
     """The stored item metadata (a JSON table: the item id column first), or None."""
     if "item_metadata" not in meta:

@@ -181,6 +181,8 @@ class _Baseline(Recommender):
     @classmethod
     def from_bundle(cls, b: Bundle, *, device: Any = None) -> Any:
         """Build from a loaded, checksum-verified :class:`ncf.persist.Bundle` (or a blend's component of one)."""
+        from ncf.persist import stored_half_life
+
         if b.model_class != cls.MODEL_CLASS:
             raise BundleError(
                 f"{b.path} holds a {b.model_class} model, not {cls.MODEL_CLASS}; load it with ncf.load_model()"
@@ -207,12 +209,7 @@ class _Baseline(Recommender):
             if t.dtype != allowed[name]:
                 raise BundleError(f"{b.path}: weight {name!r} has dtype {t.dtype}, expected {allowed[name]}")
         weights = dict(b.weights)
-        half = weights.pop(RECENCY_TENSOR, None)
-        if half is not None and (half.shape != (1,) or not Float(0.0, open_lo=True).ok(float(half[0]))):
-            raise BundleError(f"{b.path}: stored recency half-life {half.tolist()} is invalid; the bundle is corrupt")
-        if half is not None and b.train.timestamps is None:
-            raise BundleError(f"{b.path}: the model was fitted with recency weights but the bundle has no timestamps")
-        est.recency_ = None if half is None else float(half[0])
+        est.recency_ = stored_half_life(b, weights.pop(RECENCY_TENSOR, None))
         if not all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()):
             raise BundleError(f"{b.path}: weights contain NaN or inf; the bundle is corrupt")
         try:
